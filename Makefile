@@ -1,0 +1,43 @@
+# The two commands: `make run` (the platform) and `make test` (the suite). Everything installs
+# into .venv from requirements/ on first use, and again whenever a requirements file changes.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+WEB_WORKERS ?= 2
+
+.PHONY: run test lint check-migrations clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.base-installed: requirements/base.txt | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -r requirements/base.txt
+	touch $@
+
+$(VENV)/.dev-installed: requirements/base.txt requirements/dev.txt | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -r requirements/dev.txt
+	touch $(VENV)/.base-installed $@
+
+run: $(VENV)/.base-installed
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py ensure_admin
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+	@echo "Platform on http://$(HOST):$(PORT)/  API docs: /api/docs/  ReDoc: /api/redoc/  admin: /admin/"
+	exec $(VENV)/bin/gunicorn config.wsgi --bind $(HOST):$(PORT) --workers $(WEB_WORKERS) \
+		--no-control-socket --error-logfile -
+
+test: $(VENV)/.dev-installed
+	$(VENV)/bin/pytest $(ARGS)
+
+lint: $(VENV)/.dev-installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy .
+	$(PY) manage.py makemigrations --check --dry-run
+
+clean:
+	rm -rf $(VENV) var

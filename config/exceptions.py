@@ -1,0 +1,87 @@
+"""DRF's exception handler, answering every API error in the contract's problem+json shape."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions
+from rest_framework_simplejwt.exceptions import InvalidToken
+
+from config import errors
+from config.problems import problem_response
+
+
+def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> JsonResponse | None:
+    if isinstance(exc, errors.DomainError):
+        return _domain_problem(exc)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    if not isinstance(exc, exceptions.APIException):
+        return None  # uncaught: config.middleware logs it and answers 500
+
+    status = exc.status_code
+    headers: dict[str, str] = {}
+    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(exc.wait)))
+    if status == 401:
+        # The contract names two 401 codes: a token that fails, and anything else (no or bad credentials).
+        headers["WWW-Authenticate"] = 'Bearer realm="api"'
+        code = "token_not_valid" if isinstance(exc, InvalidToken) else "not_authenticated"
+        return problem_response(401, code, _first_message(exc.detail), headers=headers)
+    if isinstance(exc, exceptions.ValidationError):
+        return problem_response(
+            400, "validation_error", "The request is invalid.", errors=_field_errors(exc.detail)
+        )
+    if isinstance(exc, exceptions.ParseError):
+        return problem_response(
+            400, "validation_error", "The request body is not valid JSON.", errors={"body": [str(exc.detail)]}
+        )
+    code = {
+        exceptions.PermissionDenied: "permission_denied",
+        exceptions.NotFound: "not_found",
+        exceptions.MethodNotAllowed: "method_not_allowed",
+        exceptions.Throttled: "throttled",
+    }.get(type(exc))
+    return problem_response(status, code, _first_message(exc.detail), headers=headers)
+
+
+def _domain_problem(exc: errors.DomainError) -> JsonResponse:
+    if isinstance(exc, errors.InvalidValue):
+        return problem_response(
+            400, "validation_error", "The request is invalid.", errors={exc.field: [exc.message]}
+        )
+    status = 404 if isinstance(exc, errors.NotFound) else 409
+    return problem_response(status, exc.code, exc.message)
+
+
+def _first_message(detail: Any) -> str:
+    """Flattens a DRF error detail (string, list or dict) to one human sentence."""
+    if isinstance(detail, dict):
+        for value in detail.values():
+            return _first_message(value)
+        return ""
+    if isinstance(detail, list):
+        return _first_message(detail[0]) if detail else ""
+    return str(detail)
+
+
+def _field_errors(detail: Any) -> dict[str, Any]:
+    """`{"field": ["message", ...]}`, with errors not tied to a field under `non_field_errors`."""
+    if isinstance(detail, dict):
+        return {field: _messages(value) for field, value in detail.items()}
+    return {"non_field_errors": _messages(detail)}
+
+
+def _messages(value: Any) -> Any:
+    if isinstance(value, dict):  # a nested object keeps its own field map
+        return {field: _messages(inner) for field, inner in value.items()}
+    if isinstance(value, list):
+        if any(isinstance(item, dict | list) for item in value):
+            return [_messages(item) for item in value]
+        return [str(item) for item in value]
+    return [str(value)]

@@ -1,0 +1,35 @@
+import django_filters
+from django.db.models import Q, QuerySet
+
+from events.models import Event
+
+
+class EventFilter(django_filters.FilterSet):
+    search = django_filters.CharFilter(
+        method="filter_search", help_text="Words in title, description or location."
+    )
+    date_from = django_filters.DateFilter(field_name="date", lookup_expr="gte")
+    date_to = django_filters.DateFilter(field_name="date", lookup_expr="lte")
+    ordering = django_filters.OrderingFilter(
+        fields=(("date", "date"), ("title", "title")),
+        help_text="date (default), -date, title or -title.",
+    )
+
+    class Meta:
+        model = Event
+        fields: list[str] = []
+
+    def filter_search(self, queryset: QuerySet[Event], name: str, value: str) -> QuerySet[Event]:
+        for word in value.split():
+            queryset = queryset.filter(
+                Q(title__icontains=word) | Q(description__icontains=word) | Q(location__icontains=word)
+            )
+        return queryset
+
+    @property
+    def qs(self) -> QuerySet[Event]:
+        queryset = super().qs
+        # Ties (and the default) go by date, then start time, then id: a stable page order.
+        ordering = list(queryset.query.order_by) or ["date"]
+        start_time = "-time" if ordering[0] == "-date" else "time"
+        return queryset.order_by(*ordering, start_time, "id")

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from config.serializers import StrictModelSerializer, StrictSerializer
+from events.domain import MIN_CAPACITY
+from events.models import Enrollment, Event
+from participants import selectors as participant_selectors
+
+
+class EventSerializer(StrictModelSerializer):
+    capacity = serializers.IntegerField(min_value=MIN_CAPACITY, max_value=2_147_483_647)
+    enrolled_count = serializers.IntegerField(read_only=True)
+    seats_left = serializers.IntegerField(read_only=True)
+    time = serializers.TimeField(input_formats=["%H:%M", "%H:%M:%S"])
+
+    class Meta:
+        model = Event
+        fields = [
+            "id",
+            "title",
+            "description",
+            "date",
+            "time",
+            "location",
+            "capacity",
+            "enrolled_count",
+            "seats_left",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "created_at", "updated_at"]
+
+
+class EnrollmentSerializer(serializers.ModelSerializer):
+    """An enrollment as its POST answers it: ids of both sides."""
+
+    class Meta:
+        model = Enrollment
+        fields = ["id", "event", "participant", "created_at"]
+        read_only_fields = fields
+
+
+class EnrollRequestSerializer(StrictSerializer):
+    """An admin names the participant to enroll; a participant sends no body (enrolls themself)."""
+
+    participant = serializers.PrimaryKeyRelatedField(
+        queryset=participant_selectors.participants(),
+        required=False,
+        help_text="Admins only: whom to enroll.",
+    )
+
+
+class EventParticipantSerializer(serializers.ModelSerializer):
+    """A participant of an event, as admins list them (`id` is the participant's)."""
+
+    id = serializers.IntegerField(source="participant.id", read_only=True)
+    email = serializers.EmailField(source="participant.email", read_only=True)
+    full_name = serializers.CharField(source="participant.full_name", read_only=True)
+    enrolled_at = serializers.DateTimeField(source="created_at", read_only=True)
+
+    class Meta:
+        model = Enrollment
+        fields = ["id", "email", "full_name", "enrolled_at"]
+
+
+class MyEnrollmentSerializer(serializers.ModelSerializer):
+    """One of the signed-in user's enrollments, with its event."""
+
+    event = EventSerializer(read_only=True)
+
+    class Meta:
+        model = Enrollment
+        fields = ["id", "event", "created_at"]

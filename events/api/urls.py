@@ -1,0 +1,33 @@
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from events.api import views
+
+router = SimpleRouter()
+router.register("events", views.EventViewSet, basename="event")
+
+urlpatterns = [
+    *router.urls,
+    path(
+        "events/<int:event_id>/enrollments/", views.EventEnrollmentsView.as_view(), name="event-enrollments"
+    ),
+    path(
+        "events/<int:event_id>/enrollments/me/", views.MyEnrollmentView.as_view(), name="event-enrollment-me"
+    ),
+    path(
+        "events/<int:event_id>/participants/",
+        views.EventParticipantsView.as_view(),
+        name="event-participants",
+    ),
+    path(
+        "events/<int:event_id>/participants/<int:participant_id>/",
+        views.EventParticipantView.as_view(),
+        name="event-participant",
+    ),
+    path("me/enrollments/", views.MyEnrollmentsView.as_view(), name="me-enrollments"),
+    path(
+        "participants/<int:participant_id>/events/",
+        views.ParticipantEventsView.as_view(),
+        name="participant-events",
+    ),
+]

@@ -1,0 +1,147 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, serializers, status, viewsets
+from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from events import cache as event_cache
+from events import selectors, services
+from events.api.filters import EventFilter
+from events.api.serializers import (
+    EnrollmentSerializer,
+    EnrollRequestSerializer,
+    EventParticipantSerializer,
+    EventSerializer,
+    MyEnrollmentSerializer,
+)
+from events.models import Event
+from participants import selectors as participant_selectors
+from participants.domain import Role
+from participants.models import User
+from participants.permissions import IsAdmin, IsAdminOrReadOnly, IsParticipant
+
+
+def _cached(request: Request, build: Any) -> HttpResponse:
+    """Serves a read from the event cache; `build` produces the DRF response on a miss."""
+    body = event_cache.read_through(request.build_absolute_uri(), lambda: JSONRenderer().render(build().data))
+    return HttpResponse(body, content_type="application/json")
+
+
+class EventViewSet(viewsets.ModelViewSet):
+    """Events: every signed-in user reads, admins write. Reads are cached, writes invalidate."""
+
+    permission_classes = [IsAdminOrReadOnly]
+    serializer_class = EventSerializer
+    filterset_class = EventFilter
+    queryset = selectors.events()
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponse:
+        return _cached(request, lambda: super(EventViewSet, self).list(request, *args, **kwargs))
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponse:
+        return _cached(request, lambda: super(EventViewSet, self).retrieve(request, *args, **kwargs))
+
+    def perform_create(self, serializer: serializers.BaseSerializer) -> None:
+        serializer.instance = services.create_event(**serializer.validated_data)
+
+    def perform_update(self, serializer: serializers.BaseSerializer) -> None:
+        instance = serializer.instance
+        assert instance is not None
+        serializer.instance = services.update_event(event_id=instance.pk, **serializer.validated_data)
+
+    def perform_destroy(self, instance: Event) -> None:
+        services.delete_event(event_id=instance.pk)
+
+
+class EventEnrollmentsView(generics.GenericAPIView):
+    """POST: a participant enrolls themself (no body); an admin enrolls `{participant: id}`."""
+
+    permission_classes = [IsAuthenticated]
+    serializer_class = EnrollRequestSerializer
+
+    @extend_schema(request=EnrollRequestSerializer, responses={201: EnrollmentSerializer})
+    def post(self, request: Request, event_id: int) -> Response:
+        data = request.data if request.data is not None else {}
+        serializer = self.get_serializer(data=data)
+        serializer.is_valid(raise_exception=True)
+        named: User | None = serializer.validated_data.get("participant")
+        user: User = request.user  # type: ignore[assignment]
+        if user.role == Role.ADMIN:
+            if named is None:
+                raise serializers.ValidationError(
+                    {"participant": ["Admins must name the participant to enroll."]}
+                )
+            participant_id = named.pk
+        else:
+            if named is not None and named.pk != user.pk:
+                raise PermissionDenied("Participants can only enroll themselves.")
+            participant_id = user.pk
+        enrollment = services.enroll(event_id=event_id, participant_id=participant_id)
+        return Response(EnrollmentSerializer(enrollment).data, status=status.HTTP_201_CREATED)
+
+
+class MyEnrollmentView(APIView):
+    """DELETE: a participant cancels their own enrollment."""
+
+    permission_classes = [IsParticipant]
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, event_id: int) -> Response:
+        services.cancel_enrollment(event_id=event_id, participant_id=request.user.pk)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class EventParticipantsView(generics.ListAPIView):
+    """The event's participants in enrollment order (admins)."""
+
+    permission_classes = [IsAdmin]
+    serializer_class = EventParticipantSerializer
+
+    def get_queryset(self) -> Any:
+        event_id = self.kwargs["event_id"]
+        if not selectors.events().filter(pk=event_id).exists():
+            raise NotFound("No event with this id.")
+        return selectors.event_enrollments(event_id=event_id)
+
+
+class EventParticipantView(APIView):
+    """DELETE: an admin takes a participant off the event, freeing the seat."""
+
+    permission_classes = [IsAdmin]
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, event_id: int, participant_id: int) -> Response:
+        services.remove_participant(event_id=event_id, participant_id=participant_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MyEnrollmentsView(generics.ListAPIView):
+    """The signed-in user's enrollments, each with its event."""
+
+    permission_classes = [IsAuthenticated]
+    serializer_class = MyEnrollmentSerializer
+
+    def get_queryset(self) -> Any:
+        return selectors.participant_enrollments(participant_id=self.request.user.pk)
+
+
+class ParticipantEventsView(generics.ListAPIView):
+    """The events a participant is enrolled in (admins)."""
+
+    permission_classes = [IsAdmin]
+    serializer_class = EventSerializer
+
+    def get_queryset(self) -> Any:
+        participant = get_object_or_404(
+            participant_selectors.participants(), pk=self.kwargs["participant_id"]
+        )
+        return selectors.participant_events(participant_id=participant.pk)

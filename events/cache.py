@@ -1,0 +1,50 @@
+"""Read-through cache of the event API's answers (list and detail), as rendered JSON.
+
+Every write that changes what those answers show calls `invalidate()` after its commit. Rather than
+finding and deleting keys, it replaces a generation token that is part of every key, so all earlier
+answers become unreachable at once. The token is random, never a counter: a counter lost to eviction
+would restart and resurrect old answers. Cache errors never fail a request: with Redis down, reads
+go to the database (django-redis IGNORE_EXCEPTIONS) and TTL bounds what a lost invalidation could
+leave behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable
+
+from django.core.cache import cache
+
+GENERATION_KEY = "events:generation"
+TTL_SECONDS = 60
+
+
+def _generation() -> str:
+    current = cache.get(GENERATION_KEY)
+    if current is None:
+        cache.add(GENERATION_KEY, uuid.uuid4().hex, timeout=None)
+        current = cache.get(GENERATION_KEY) or "uncached"
+    return str(current)
+
+
+def invalidate() -> None:
+    cache.set(GENERATION_KEY, uuid.uuid4().hex, timeout=None)
+
+
+def read_through(identity: str, build: Callable[[], bytes]) -> bytes:
+    """The cached bytes for `identity` (host + full path of the request), built when missing.
+
+    The generation is read before the database: an answer built from data older than a concurrent
+    write is stored under the old generation, where nobody will look for it.
+    """
+    generation = _generation()
+    if generation == "uncached":
+        return build()
+    key = "events:answer:" + generation + ":" + hashlib.sha256(identity.encode()).hexdigest()
+    hit = cache.get(key)
+    if hit is not None:
+        return bytes(hit)
+    body = build()
+    cache.set(key, body, timeout=TTL_SECONDS)
+    return body

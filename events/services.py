@@ -1,0 +1,151 @@
+"""Use cases that change events and enrollments. Each owns its transaction and raises domain errors.
+
+Capacity is enforced by the database: a conditional UPDATE takes a seat only while seats are left
+(under PostgreSQL's Read Committed the condition is re-checked after waiting on a concurrent writer;
+SQLite runs writes as IMMEDIATE transactions, one at a time). The insert of the enrollment follows
+in the same transaction, and the table constraints are the backstop.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from events import cache as event_cache
+from events import domain
+from events.models import Enrollment, Event
+
+EVENT_FIELDS = ("title", "description", "date", "time", "location", "capacity")
+
+
+class EventNotFound(domain.NotFound):
+    message = "No event with this id."
+
+
+def _seats_changed(event_id: int) -> None:
+    """Everything that must follow a committed change of an event or its seats."""
+    event_cache.invalidate()
+
+
+def create_event(
+    *,
+    title: str,
+    date: dt.date,
+    time: dt.time,
+    location: str,
+    capacity: int,
+    description: str = "",
+) -> Event:
+    domain.check_capacity(capacity)
+    with transaction.atomic():
+        event = Event.objects.create(
+            title=title, description=description, date=date, time=time, location=location, capacity=capacity
+        )
+        transaction.on_commit(lambda: _seats_changed(event.pk))
+    return event
+
+
+def update_event(*, event_id: int, **changes: Any) -> Event:
+    unknown = set(changes) - set(EVENT_FIELDS)
+    if unknown:
+        raise TypeError(f"update_event() got unknown fields: {sorted(unknown)}")
+    with transaction.atomic():
+        # The row lock makes the capacity check and concurrent enrollments take turns.
+        event = Event.objects.select_for_update().filter(pk=event_id).first()
+        if event is None:
+            raise EventNotFound()
+        if "capacity" in changes:
+            domain.check_capacity(changes["capacity"], enrolled=event.enrolled_count)
+        for field, value in changes.items():
+            setattr(event, field, value)
+        event.save()
+        transaction.on_commit(lambda: _seats_changed(event_id))
+    return event
+
+
+def delete_event(*, event_id: int) -> None:
+    with transaction.atomic():
+        deleted, _ = Event.objects.filter(pk=event_id).delete()
+        if not deleted:
+            raise EventNotFound()
+        transaction.on_commit(lambda: _seats_changed(event_id))
+
+
+def enroll(*, event_id: int, participant_id: int, now: dt.datetime | None = None) -> Enrollment:
+    """Gives the participant a seat, or raises EventClosed, AlreadyEnrolled or EventFull."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        event = Event.objects.filter(pk=event_id).only("date", "time", "capacity", "enrolled_count").first()
+        if event is None:
+            raise EventNotFound()
+        if domain.is_closed(event.starts_at, now):
+            raise domain.EventClosed()
+        taken = Event.objects.filter(pk=event_id, enrolled_count__lt=F("capacity")).update(
+            enrolled_count=F("enrolled_count") + 1
+        )
+        if not taken:
+            # No seat: tell a duplicate apart from a full event, in the domain's order.
+            already = Enrollment.objects.filter(event_id=event_id, participant_id=participant_id).exists()
+            domain.check_can_enroll(
+                starts_at=event.starts_at,
+                now=now,
+                seats=domain.Seats(
+                    capacity=event.capacity, enrolled=event.capacity
+                ),  # the database found none
+                already_enrolled=already,
+            )
+        try:
+            enrollment = Enrollment.objects.create(
+                event_id=event_id, participant_id=participant_id, created_at=now
+            )
+        except IntegrityError as exc:
+            # The unique (event, participant) constraint: raising rolls the seat back too.
+            raise domain.AlreadyEnrolled() from exc
+        transaction.on_commit(lambda: _seats_changed(event_id))
+    return enrollment
+
+
+def cancel_enrollment(*, event_id: int, participant_id: int, now: dt.datetime | None = None) -> None:
+    """A participant gives their seat back; no longer possible once the event has started."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        event = Event.objects.filter(pk=event_id).only("date", "time").first()
+        if event is None:
+            raise EventNotFound()
+        domain.check_can_cancel(starts_at=event.starts_at, now=now)
+        _release_seat(event_id=event_id, participant_id=participant_id)
+
+
+def remove_participant(*, event_id: int, participant_id: int) -> None:
+    """An admin takes a participant off an event, at any time."""
+    with transaction.atomic():
+        if not Event.objects.filter(pk=event_id).exists():
+            raise EventNotFound()
+        _release_seat(event_id=event_id, participant_id=participant_id)
+
+
+def withdraw_from_all_events(*, participant_id: int) -> list[int]:
+    """Frees every seat the participant holds (before the account is deleted). Returns the event ids."""
+    with transaction.atomic():
+        event_ids = list(
+            Enrollment.objects.select_for_update()
+            .filter(participant_id=participant_id)
+            .values_list("event_id", flat=True)
+        )
+        if event_ids:
+            Enrollment.objects.filter(participant_id=participant_id).delete()
+            Event.objects.filter(pk__in=event_ids).update(enrolled_count=F("enrolled_count") - 1)
+            transaction.on_commit(lambda: [_seats_changed(event_id) for event_id in event_ids])
+    return event_ids
+
+
+def _release_seat(*, event_id: int, participant_id: int) -> None:
+    deleted, _ = Enrollment.objects.filter(event_id=event_id, participant_id=participant_id).delete()
+    if not deleted:
+        raise domain.NotEnrolled()
+    Event.objects.filter(pk=event_id).update(enrolled_count=F("enrolled_count") - 1)
+    transaction.on_commit(lambda: _seats_changed(event_id))

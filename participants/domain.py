@@ -1,0 +1,19 @@
+"""Roles of the platform (standard library only)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    ADMIN = "admin"  # Django staff: manages events, participants and reports; signs in to /admin/
+    PARTICIPANT = "participant"  # enrolls in events
+
+
+def role_of(*, is_staff: bool) -> Role:
+    return Role.ADMIN if is_staff else Role.PARTICIPANT
+
+
+def normalize_email(email: str) -> str:
+    """Emails are sign-in names: compared without case and surrounding spaces."""
+    return email.strip().lower()

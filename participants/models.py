@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.db import models
+from django.db.models.functions import Lower
+
+from participants.domain import Role, normalize_email, role_of
+
+
+class UserManager(BaseUserManager["User"]):
+    use_in_migrations = True
+
+    def get_by_natural_key(self, username: str | None) -> User:
+        return self.get(email=normalize_email(username or ""))
+
+    def create_user(self, email: str, password: str | None = None, **fields: Any) -> User:
+        if not email:
+            raise ValueError("An email is required.")
+        user = self.model(email=normalize_email(email), **fields)
+        user.set_password(password)  # None leaves an unusable password
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, email: str, password: str | None = None, **fields: Any) -> User:
+        fields.update(is_staff=True, is_superuser=True)
+        return self.create_user(email, password, **fields)
+
+    def participants(self) -> models.QuerySet[User]:
+        return self.filter(is_staff=False)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """An account: an admin (staff) or a participant. Signs in with its email."""
+
+    email = models.EmailField(unique=True)
+    full_name = models.CharField(max_length=150)
+    phone = models.CharField(max_length=32, blank=True)
+    is_staff = models.BooleanField(default=False, help_text="Admins manage events and sign in to /admin/.")
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: ClassVar[list[str]] = ["full_name"]
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            # Emails are stored normalized; this keeps two spellings of one address out regardless.
+            models.UniqueConstraint(Lower("email"), name="user_email_ci_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.full_name} <{self.email}>"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.email = normalize_email(self.email)
+        super().save(*args, **kwargs)
+
+    @property
+    def role(self) -> Role:
+        return role_of(is_staff=self.is_staff)
+
+    def get_full_name(self) -> str:
+        return self.full_name
+
+    def get_short_name(self) -> str:
+        return self.full_name.split(" ")[0] if self.full_name else self.email

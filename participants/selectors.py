@@ -1,0 +1,10 @@
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from participants.models import User
+
+
+def participants() -> QuerySet[User]:
+    """Accounts with the participant role (admins are managed in the Django admin)."""
+    return User.objects.participants()

@@ -1,0 +1,74 @@
+"""Use cases on accounts: sign-up, participant management by admins, the admin bootstrap."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from config.errors import InvalidValue, NotFound
+from events import services as event_services
+from participants.domain import normalize_email
+from participants.models import User
+
+PROFILE_FIELDS = ("email", "full_name", "phone")
+
+
+class ParticipantNotFound(NotFound):
+    message = "No participant with this id."
+
+
+class EmailTaken(InvalidValue):
+    def __init__(self) -> None:
+        super().__init__("email", "An account with this email already exists.")
+
+
+def register_participant(*, email: str, password: str, full_name: str, phone: str = "") -> User:
+    """Creates a participant account. The password must already have passed Django's validators."""
+    try:
+        with transaction.atomic():
+            return User.objects.create_user(email, password, full_name=full_name, phone=phone)
+    except IntegrityError as exc:  # the unique email constraint, under a concurrent sign-up
+        raise EmailTaken() from exc
+
+
+def update_account(*, user_id: int, password: str | None = None, **changes: Any) -> User:
+    unknown = set(changes) - set(PROFILE_FIELDS)
+    if unknown:
+        raise TypeError(f"update_account() got unknown fields: {sorted(unknown)}")
+    try:
+        with transaction.atomic():
+            user = User.objects.select_for_update().filter(pk=user_id).first()
+            if user is None:
+                raise ParticipantNotFound()
+            for field, value in changes.items():
+                setattr(user, field, normalize_email(value) if field == "email" else value)
+            if password:
+                user.set_password(password)
+            user.save()
+            return user
+    except IntegrityError as exc:
+        raise EmailTaken() from exc
+
+
+def delete_participant(*, participant_id: int) -> None:
+    """Deletes a participant's account; their enrollments go with it and free their seats."""
+    with transaction.atomic():
+        user = User.objects.participants().select_for_update().filter(pk=participant_id).first()
+        if user is None:
+            raise ParticipantNotFound()
+        event_services.withdraw_from_all_events(participant_id=participant_id)
+        user.delete()
+
+
+def ensure_admin(*, email: str, password: str, full_name: str = "Administrator") -> tuple[User, bool]:
+    """Creates the admin account, or brings an existing one back to admin with this password."""
+    with transaction.atomic():
+        user = User.objects.select_for_update().filter(email=normalize_email(email)).first()
+        created = user is None
+        if user is None:
+            user = User(email=email, full_name=full_name)
+        user.is_staff = user.is_superuser = user.is_active = True
+        user.set_password(password)
+        user.save()
+    return user, created
