@@ -47,7 +47,8 @@ class Event(models.Model):
 
     @property
     def starts_at(self) -> datetime:
-        return timezone.make_aware(datetime.combine(self.date, self.time))
+        # Wall-clock date and time in the platform's zone (settings.TIME_ZONE), whatever zone is active.
+        return timezone.make_aware(datetime.combine(self.date, self.time), timezone.get_default_timezone())
 
 
 class Enrollment(models.Model):

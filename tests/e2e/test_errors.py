@@ -1,0 +1,82 @@
+"""The error shape holds everywhere: unknown routes, wrong methods, crashes; request ids flow."""
+
+import pytest
+
+from events import selectors
+from tests.conftest import assert_problem
+
+pytestmark = pytest.mark.django_db
+
+
+def test_unknown_routes_are_problem_404(participant_api, anon):
+    assert_problem(participant_api.get("/api/v1/no-such-route/"), 404, "not_found")
+    assert_problem(anon.get("/nothing/here"), 404, "not_found")
+
+
+def test_wrong_method_is_405_with_allow(participant_api):
+    response = participant_api.put("/api/v1/auth/token/", {})
+    assert_problem(response, 405, "method_not_allowed")
+    assert "POST" in response["Allow"]
+
+
+def test_request_id_echoed_or_generated(anon):
+    response = anon.get("/health/live", HTTP_X_REQUEST_ID="abc-123")
+    assert response["X-Request-ID"] == "abc-123"
+    generated = anon.get("/health/live")["X-Request-ID"]
+    assert len(generated) == 32
+    # Anything unsafe for logs and headers is replaced.
+    assert anon.get("/health/live", HTTP_X_REQUEST_ID="bad id\nx")["X-Request-ID"] != "bad id\nx"
+
+
+def test_a_crash_is_a_500_problem_without_a_trace(participant_api, monkeypatch, settings, caplog):
+    settings.DEBUG = True  # not even in debug does a client see a trace or an HTML page
+
+    def boom():
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(selectors, "events", boom)
+    monkeypatch.setattr("events.api.views.EventViewSet.get_queryset", lambda self: boom())
+    response = participant_api.get("/api/v1/events/")
+    body = assert_problem(response, 500, "server_error")
+    assert "secret internals" not in response.content.decode()
+    assert "Traceback" not in response.content.decode()
+    assert body["detail"] == "A server error occurred."
+    assert any("secret internals" in str(r.exc_info) for r in caplog.records if r.exc_info)
+
+
+def test_request_log_line_has_no_credentials(participant, anon, caplog):
+    caplog.set_level("INFO", logger="http.request")
+    anon.post("/api/v1/auth/token/", {"email": participant.email, "password": "Str0ng-Passw0rd!"})
+    anon.get("/api/v1/me/?token=sekrit", HTTP_AUTHORIZATION="Bearer sekrit-token")
+    lines = [r for r in caplog.records if r.name == "http.request"]
+    assert len(lines) == 2
+    fields = lines[0].fields
+    assert {"method", "path", "status", "duration_ms", "user_id"} <= set(fields)
+    assert (fields["method"], fields["path"], fields["status"]) == ("POST", "/api/v1/auth/token/", 200)
+    text = caplog.text + "".join(str(r.__dict__) for r in lines)
+    assert "Str0ng-Passw0rd!" not in text
+    assert "sekrit" not in text
+
+
+def test_request_log_line_names_the_user(participant_api, participant, caplog):
+    caplog.set_level("INFO", logger="http.request")
+    participant_api.get("/api/v1/me/")
+    assert [r.fields["user_id"] for r in caplog.records if r.name == "http.request"] == [participant.pk]
+
+
+def test_docs_and_schema_are_served_without_a_cdn(anon):
+    schema = anon.get("/api/schema/")
+    assert schema.status_code == 200
+    assert b"/api/v1/events/" in schema.content
+    for page in ("/api/docs/", "/api/redoc/"):
+        html = anon.get(page).content.decode()
+        assert "/static/drf_spectacular_sidecar/" in html
+        assert "cdn.jsdelivr" not in html and "unpkg.com" not in html
+    asset = anon.get("/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js")
+    assert asset.status_code == 200
+
+
+def test_admin_login_page_stays_html(anon):
+    response = anon.get("/admin/login/")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/html")

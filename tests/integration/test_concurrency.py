@@ -1,0 +1,74 @@
+"""Simultaneous enrollments through real HTTP: each request in its own server thread and connection.
+
+Runs against the configured database: SQLite in the embedded pass, PostgreSQL in the services pass.
+"""
+
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+from rest_framework_simplejwt.tokens import AccessToken
+
+from events import services
+from events.models import Enrollment
+from tests.factories import EventFactory, UserFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def fire_together(requests):
+    """Sends every (method, url, token) request at the same moment; returns (status, code) pairs."""
+    barrier = threading.Barrier(len(requests))
+
+    def send(request):
+        method, url, token = request
+        with httpx.Client(timeout=60) as http:
+            barrier.wait()
+            response = http.request(method, url, headers={"Authorization": f"Bearer {token}"})
+        code = response.json().get("code") if response.status_code >= 400 else None
+        return response.status_code, code
+
+    with ThreadPoolExecutor(max_workers=len(requests)) as pool:
+        return list(pool.map(send, requests))
+
+
+def assert_consistent(event):
+    event.refresh_from_db()
+    rows = Enrollment.objects.filter(event=event).count()
+    assert event.enrolled_count == rows <= event.capacity
+    return rows
+
+
+def test_sixty_simultaneous_enrollments_fill_ten_seats_exactly(live_server):
+    event = EventFactory(capacity=10)
+    users = UserFactory.create_batch(60)
+    url = f"{live_server.url}/api/v1/events/{event.pk}/enrollments/"
+    results = fire_together([("POST", url, str(AccessToken.for_user(u))) for u in users])
+    assert Counter(results) == {(201, None): 10, (409, "event_full"): 50}
+    assert assert_consistent(event) == 10
+
+
+def test_interleaved_cancels_and_enrollments_never_overbook(live_server):
+    event = EventFactory(capacity=10)
+    holders, newcomers = UserFactory.create_batch(10), UserFactory.create_batch(40)
+    for user in holders:
+        services.enroll(event_id=event.pk, participant_id=user.pk)
+    base = f"{live_server.url}/api/v1/events/{event.pk}/enrollments/"
+    requests = [("DELETE", base + "me/", str(AccessToken.for_user(u))) for u in holders]
+    requests += [("POST", base, str(AccessToken.for_user(u))) for u in newcomers]
+    results = Counter(fire_together(requests))
+    assert results[(204, None)] == 10  # every holder could cancel
+    assert set(results) <= {(204, None), (201, None), (409, "event_full")}
+    assert results[(201, None)] <= 10
+    assert assert_consistent(event) == results[(201, None)]
+
+
+def test_the_same_participant_enrolling_twenty_times_at_once_gets_one_seat(live_server):
+    event = EventFactory(capacity=10)
+    token = str(AccessToken.for_user(UserFactory()))
+    url = f"{live_server.url}/api/v1/events/{event.pk}/enrollments/"
+    results = Counter(fire_together([("POST", url, token)] * 20))
+    assert results == {(201, None): 1, (409, "already_enrolled"): 19}
+    assert assert_consistent(event) == 1

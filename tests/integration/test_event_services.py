@@ -1,0 +1,126 @@
+import datetime as dt
+
+import pytest
+
+from config.errors import InvalidValue
+from events import domain, services
+from events.models import Enrollment, Event
+from tests.factories import EventFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def seats(event):
+    event.refresh_from_db()
+    return event.enrolled_count, Enrollment.objects.filter(event=event).count()
+
+
+def test_enroll_takes_a_seat_and_records_when():
+    event, user = EventFactory(capacity=2), UserFactory()
+    enrollment = services.enroll(event_id=event.pk, participant_id=user.pk)
+    assert (enrollment.event_id, enrollment.participant_id) == (event.pk, user.pk)
+    assert seats(event) == (1, 1)
+
+
+def test_enroll_refuses_full_duplicate_closed_and_unknown():
+    event = EventFactory(capacity=1)
+    first, second = UserFactory(), UserFactory()
+    services.enroll(event_id=event.pk, participant_id=first.pk)
+    with pytest.raises(domain.AlreadyEnrolled):
+        services.enroll(event_id=event.pk, participant_id=first.pk)
+    with pytest.raises(domain.EventFull):
+        services.enroll(event_id=event.pk, participant_id=second.pk)
+    with pytest.raises(domain.EventClosed):
+        services.enroll(event_id=event.pk, participant_id=second.pk, now=event.starts_at)
+    with pytest.raises(services.EventNotFound):
+        services.enroll(event_id=987654, participant_id=second.pk)
+    assert seats(event) == (1, 1)
+
+
+def test_duplicate_with_seats_left_rolls_the_seat_back():
+    event, user = EventFactory(capacity=5), UserFactory()
+    services.enroll(event_id=event.pk, participant_id=user.pk)
+    with pytest.raises(domain.AlreadyEnrolled):
+        services.enroll(event_id=event.pk, participant_id=user.pk)
+    assert seats(event) == (1, 1)
+
+
+def test_event_start_uses_the_platform_time_zone(settings):
+    settings.TIME_ZONE = "Europe/Berlin"
+    event = EventFactory(date=dt.date(2031, 6, 1), time=dt.time(10, 0))
+    assert event.starts_at == dt.datetime(2031, 6, 1, 8, 0, tzinfo=dt.UTC)
+    opening = dt.datetime(2031, 6, 1, 8, 0, tzinfo=dt.UTC)
+    services.enroll(event_id=event.pk, participant_id=UserFactory().pk, now=opening - dt.timedelta(seconds=1))
+    with pytest.raises(domain.EventClosed):
+        services.enroll(event_id=event.pk, participant_id=UserFactory().pk, now=opening)
+
+
+def test_cancel_and_remove_free_the_seat():
+    event = EventFactory(capacity=2)
+    a, b = UserFactory(), UserFactory()
+    for user in (a, b):
+        services.enroll(event_id=event.pk, participant_id=user.pk)
+    services.cancel_enrollment(event_id=event.pk, participant_id=a.pk)
+    services.remove_participant(event_id=event.pk, participant_id=b.pk)
+    assert seats(event) == (0, 0)
+    with pytest.raises(domain.NotEnrolled):
+        services.cancel_enrollment(event_id=event.pk, participant_id=a.pk)
+    with pytest.raises(domain.NotEnrolled):
+        services.remove_participant(event_id=event.pk, participant_id=b.pk)
+
+
+def test_participant_cannot_cancel_after_start_but_admin_can_remove():
+    event, user = EventFactory(), UserFactory()
+    services.enroll(event_id=event.pk, participant_id=user.pk)
+    with pytest.raises(domain.EventClosed):
+        services.cancel_enrollment(event_id=event.pk, participant_id=user.pk, now=event.starts_at)
+    services.remove_participant(event_id=event.pk, participant_id=user.pk)
+    assert seats(event) == (0, 0)
+
+
+def test_update_event_capacity_rule():
+    event = EventFactory(capacity=3)
+    for user in UserFactory.create_batch(2):
+        services.enroll(event_id=event.pk, participant_id=user.pk)
+    with pytest.raises(InvalidValue) as err:
+        services.update_event(event_id=event.pk, capacity=1)
+    assert err.value.field == "capacity"
+    updated = services.update_event(event_id=event.pk, capacity=2, title="Smaller room")
+    assert (updated.capacity, updated.title, updated.seats_left) == (2, "Smaller room", 0)
+    with pytest.raises(services.EventNotFound):
+        services.update_event(event_id=987654, title="x")
+    with pytest.raises(TypeError):
+        services.update_event(event_id=event.pk, enrolled_count=0)
+
+
+def test_delete_event_removes_its_enrollments():
+    event, user = EventFactory(), UserFactory()
+    services.enroll(event_id=event.pk, participant_id=user.pk)
+    services.delete_event(event_id=event.pk)
+    assert not Event.objects.exists() and not Enrollment.objects.exists()
+    with pytest.raises(services.EventNotFound):
+        services.delete_event(event_id=event.pk)
+
+
+def test_withdraw_from_all_events():
+    events = EventFactory.create_batch(3)
+    user, other = UserFactory(), UserFactory()
+    for event in events[:2]:
+        services.enroll(event_id=event.pk, participant_id=user.pk)
+        services.enroll(event_id=event.pk, participant_id=other.pk)
+    assert sorted(services.withdraw_from_all_events(participant_id=user.pk)) == sorted(
+        e.pk for e in events[:2]
+    )
+    assert [seats(e) for e in events] == [(1, 1), (1, 1), (0, 0)]
+
+
+def test_database_refuses_overbooking_whatever_the_code_path():
+    from django.db import IntegrityError, transaction
+
+    event = EventFactory(capacity=1)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Event.objects.filter(pk=event.pk).update(enrolled_count=2)
+    user = UserFactory()
+    Enrollment.objects.create(event=event, participant=user)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Enrollment.objects.create(event=event, participant=user)

@@ -1,0 +1,64 @@
+import pytest
+from django.core.management import call_command
+
+from events import services as event_services
+from participants import services
+from participants.models import User
+from tests.factories import EventFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_register_normalizes_email_and_hashes_password():
+    user = services.register_participant(
+        email=" Zoe@Example.COM ", password="Str0ng-Passw0rd!", full_name="Zoe"
+    )
+    assert user.email == "zoe@example.com"
+    assert user.check_password("Str0ng-Passw0rd!")
+    assert user.password != "Str0ng-Passw0rd!"
+    assert user.role == "participant"
+
+
+def test_register_twice_is_email_taken_even_past_the_serializer():
+    services.register_participant(email="a@example.com", password="x", full_name="A")
+    with pytest.raises(services.EmailTaken) as err:
+        services.register_participant(email="A@example.com", password="x", full_name="A")
+    assert err.value.field == "email"
+    assert User.objects.count() == 1
+
+
+def test_delete_participant_frees_seats_and_refuses_admins():
+    event = EventFactory(capacity=1)
+    user = UserFactory()
+    event_services.enroll(event_id=event.pk, participant_id=user.pk)
+    services.delete_participant(participant_id=user.pk)
+    event.refresh_from_db()
+    assert event.enrolled_count == 0
+    admin = UserFactory(is_staff=True)
+    with pytest.raises(services.ParticipantNotFound):
+        services.delete_participant(participant_id=admin.pk)
+
+
+def test_ensure_admin_creates_then_updates(monkeypatch, capsys):
+    monkeypatch.setenv("ADMIN_EMAIL", "Boss@Example.com")
+    monkeypatch.setenv("ADMIN_PASSWORD", "First-Secret-1")
+    call_command("ensure_admin")
+    boss = User.objects.get(email="boss@example.com")
+    assert boss.is_staff and boss.is_superuser and boss.check_password("First-Secret-1")
+    assert boss.role == "admin"
+
+    boss.is_staff = False
+    boss.save()
+    monkeypatch.setenv("ADMIN_PASSWORD", "Second-Secret-2")
+    call_command("ensure_admin")
+    boss.refresh_from_db()
+    assert boss.is_staff and boss.check_password("Second-Secret-2")
+    assert User.objects.count() == 1
+    assert "Second-Secret-2" not in capsys.readouterr().out
+
+
+def test_ensure_admin_without_both_variables_does_nothing(monkeypatch):
+    monkeypatch.setenv("ADMIN_EMAIL", "boss@example.com")
+    monkeypatch.delenv("ADMIN_PASSWORD", raising=False)
+    call_command("ensure_admin")
+    assert not User.objects.exists()

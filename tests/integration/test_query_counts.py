@@ -1,0 +1,43 @@
+"""Reads run a fixed number of queries, whatever the page size."""
+
+import pytest
+
+from tests.conftest import client_for
+from tests.factories import EventFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def crowded():
+    events = EventFactory.create_batch(30, capacity=200)
+    users = UserFactory.create_batch(30)
+    for user in users:
+        for event in events[:5]:
+            client_for(user).post(f"/api/v1/events/{event.pk}/enrollments/")
+    return events, users
+
+
+@pytest.mark.parametrize("page_size", [1, 10, 100])
+def test_event_list_and_detail(participant_api, crowded, page_size, django_assert_num_queries):
+    # auth user + count + page; the cache is cleared between tests (conftest)
+    with django_assert_num_queries(3):
+        response = participant_api.get(f"/api/v1/events/?page_size={page_size}")
+    assert len(response.json()["results"]) == min(page_size, 30)
+    with django_assert_num_queries(2):  # auth user + the event
+        participant_api.get(f"/api/v1/events/{crowded[0][0].pk}/")
+
+
+@pytest.mark.parametrize("page_size", [1, 100])
+def test_enrollment_lists(admin_api, crowded, page_size, django_assert_num_queries):
+    events, users = crowded
+    with django_assert_num_queries(4):  # auth user + event exists + count + page
+        response = admin_api.get(f"/api/v1/events/{events[0].pk}/participants/?page_size={page_size}")
+    assert len(response.json()["results"]) == min(page_size, 30)
+    participant_api = client_for(users[0])
+    with django_assert_num_queries(3):
+        participant_api.get(f"/api/v1/me/enrollments/?page_size={page_size}")
+    with django_assert_num_queries(4):
+        admin_api.get(f"/api/v1/participants/{users[0].pk}/events/?page_size={page_size}")
+    with django_assert_num_queries(3):
+        admin_api.get(f"/api/v1/participants/?page_size={page_size}")
