@@ -67,14 +67,15 @@ class EventAdmin(admin.ModelAdmin):
         obj.pk, obj.enrolled_count = saved.pk, saved.enrolled_count
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
-        for inline_form in formset.deleted_forms:
-            enrollment = inline_form.instance
-            if enrollment.pk is None:
-                continue
+        # The inline only deletes (its rows are read-only); a removal goes through the service.
+        removed = [f.instance for f in formset.deleted_forms if f.instance.pk is not None]
+        for enrollment in removed:
             with contextlib.suppress(DomainError):  # already gone: removed meanwhile by someone else
                 services.remove_participant(
                     event_id=enrollment.event_id, participant_id=enrollment.participant_id
                 )
+        # What formset.save() would have recorded, for the admin's change message.
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], removed
 
     def delete_model(self, request: HttpRequest, obj: Event) -> None:
         services.delete_event(event_id=obj.pk)

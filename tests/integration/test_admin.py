@@ -1,0 +1,128 @@
+"""The Django admin goes through the same services as the API."""
+
+import csv
+import io
+
+import pytest
+from django.test import Client
+
+from events import services
+from events.models import Event
+from participants.models import User
+from tests.factories import AdminFactory, EventFactory, UserFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def browser():
+    client = Client()
+    client.force_login(AdminFactory())
+    return client
+
+
+def test_event_changelist_shows_seats(browser):
+    event = EventFactory(title="Town hall", capacity=3)
+    services.enroll(event_id=event.pk, participant_id=UserFactory().pk)
+    page = browser.get("/admin/events/event/?q=town")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "Town hall" in html
+    assert '<td class="field-seats_left">2</td>' in html
+    assert browser.get(f"/admin/events/event/{event.pk}/change/").status_code == 200
+
+
+def test_add_and_edit_through_the_admin_respect_capacity(browser, participant_api):
+    form = {
+        "title": "Offsite",
+        "description": "",
+        "date": "2031-03-01",
+        "time": "09:00",
+        "location": "Lake",
+        "capacity": "2",
+        "enrollments-TOTAL_FORMS": "0",
+        "enrollments-INITIAL_FORMS": "0",
+    }
+    assert participant_api.get("/api/v1/events/").json()["count"] == 0  # warms the cache
+    response = browser.post("/admin/events/event/add/", form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    event = Event.objects.get(title="Offsite")
+    assert participant_api.get("/api/v1/events/").json()["count"] == 1  # the admin invalidated it
+
+    for user in UserFactory.create_batch(2):
+        services.enroll(event_id=event.pk, participant_id=user.pk)
+    form.update({"capacity": "1", "enrollments-TOTAL_FORMS": "2", "enrollments-INITIAL_FORMS": "2"})
+    for i, enrollment in enumerate(event.enrollments.all()):
+        form[f"enrollments-{i}-id"] = str(enrollment.pk)
+        form[f"enrollments-{i}-event"] = str(event.pk)
+    response = browser.post(f"/admin/events/event/{event.pk}/change/", form)
+    assert response.status_code == 200
+    assert "Capacity cannot be lower than the 2 participants already enrolled" in response.content.decode()
+    event.refresh_from_db()
+    assert event.capacity == 2
+
+
+def test_removing_an_enrollment_inline_frees_the_seat(browser):
+    event = EventFactory(capacity=2)
+    leaving, staying = UserFactory(), UserFactory()
+    for user in (leaving, staying):
+        services.enroll(event_id=event.pk, participant_id=user.pk)
+    form = {
+        "title": event.title,
+        "description": event.description,
+        "date": event.date.isoformat(),
+        "time": "10:30",
+        "location": event.location,
+        "capacity": "2",
+        "enrollments-TOTAL_FORMS": "2",
+        "enrollments-INITIAL_FORMS": "2",
+    }
+    for i, enrollment in enumerate(event.enrollments.order_by("id")):
+        form[f"enrollments-{i}-id"] = str(enrollment.pk)
+        form[f"enrollments-{i}-event"] = str(event.pk)
+    form["enrollments-0-DELETE"] = "on"
+    response = browser.post(f"/admin/events/event/{event.pk}/change/", form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    event.refresh_from_db()
+    assert event.enrolled_count == 1
+    assert list(event.enrollments.values_list("participant_id", flat=True)) == [staying.pk]
+
+
+def test_export_participants_as_csv(browser):
+    first, second = EventFactory(title="=cmd|calc"), EventFactory()
+    ann = UserFactory(full_name="Ann")
+    bob = UserFactory(full_name="Bob")
+    services.enroll(event_id=first.pk, participant_id=ann.pk)
+    services.enroll(event_id=second.pk, participant_id=bob.pk)
+    response = browser.post(
+        "/admin/events/event/",
+        {"action": "export_participants_csv", "_selected_action": [first.pk, second.pk]},
+    )
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/csv"
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert rows[0][:6] == ["event_id", "event_title", "event_date", "participant_id", "full_name", "email"]
+    assert {(r[0], r[4], r[5]) for r in rows[1:]} == {
+        (str(first.pk), "Ann", ann.email),
+        (str(second.pk), "Bob", bob.email),
+    }
+    assert rows[1][1] == "'=cmd|calc"  # formula neutralised
+
+
+def test_deleting_a_participant_in_the_admin_frees_seats(browser):
+    event = EventFactory(capacity=1)
+    user = UserFactory()
+    services.enroll(event_id=event.pk, participant_id=user.pk)
+    response = browser.post(f"/admin/participants/user/{user.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    assert not User.objects.filter(pk=user.pk).exists()
+    event.refresh_from_db()
+    assert event.enrolled_count == 0
+
+
+def test_participants_cannot_use_the_admin(participant):
+    client = Client()
+    client.force_login(participant)
+    response = client.get("/admin/events/event/")
+    assert response.status_code == 302
+    assert "/admin/login/" in response["Location"]

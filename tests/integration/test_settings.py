@@ -1,0 +1,93 @@
+"""The settings module picks its adapters from the environment (checked in fresh processes)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PROBE = """
+import json, django
+from django.conf import settings
+django.setup()
+print(json.dumps({
+    "db": settings.DATABASES["default"]["ENGINE"],
+    "db_options": settings.DATABASES["default"].get("OPTIONS", {}),
+    "cache": settings.CACHES["default"]["BACKEND"],
+    "debug": settings.DEBUG,
+    "email": settings.EMAIL_BACKEND,
+    "email_path": getattr(settings, "EMAIL_FILE_PATH", None),
+    "broker": settings.CELERY_BROKER_URL,
+}))
+"""
+
+
+def run(code_or_args, env, tmp_path):
+    clean = {k: v for k, v in os.environ.items() if k not in {
+        "DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "EMAIL_URL", "SECRET_KEY", "DEBUG",
+    }}
+    clean.update({"DJANGO_SETTINGS_MODULE": "config.settings", "VAR_DIR": str(tmp_path), **env})
+    args = [sys.executable, "-c", code_or_args] if isinstance(code_or_args, str) else [sys.executable, *code_or_args]
+    return subprocess.run(args, cwd=ROOT, env=clean, capture_output=True, text=True, timeout=120, check=False)
+
+
+def probe(env, tmp_path):
+    result = run(PROBE, env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_embedded_default_with_nothing_set(tmp_path):
+    config = probe({}, tmp_path)
+    assert config["db"] == "django.db.backends.sqlite3"
+    assert config["db_options"]["transaction_mode"] == "IMMEDIATE"
+    assert config["cache"].endswith("LocMemCache")
+    assert config["debug"] is True
+    assert config["email"] == "django.core.mail.backends.filebased.EmailBackend"
+    assert config["email_path"] == str(tmp_path / "mail")
+    assert config["broker"] == ""
+
+
+def test_services_by_environment(tmp_path):
+    config = probe(
+        {
+            "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/events",
+            "REDIS_URL": "redis://127.0.0.1:6379/0",
+            "CELERY_BROKER_URL": "amqp://guest:guest@127.0.0.1:5672//",
+            "EMAIL_URL": "smtp://mail.example.com:25",
+            "SECRET_KEY": "x" * 60,
+        },
+        tmp_path,
+    )
+    assert config["db"] == "django.db.backends.postgresql"
+    assert config["cache"] == "django_redis.cache.RedisCache"
+    assert config["email"] == "django.core.mail.backends.smtp.EmailBackend"
+    assert config["broker"].startswith("amqp://")
+    assert config["debug"] is False
+
+
+def test_debug_off_requires_a_secret_key(tmp_path):
+    result = run(PROBE, {"DEBUG": "false"}, tmp_path)
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_deploy_check_is_clean_in_production(tmp_path):
+    env = {"SECRET_KEY": "k3y-" + "abcdefghij" * 6, "ALLOWED_HOSTS": "events.example.com"}
+    result = run(["manage.py", "check", "--deploy", "--fail-level", "WARNING"], env, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_development_key_warns_loudly(tmp_path):
+    result = run(["manage.py", "check"], {}, tmp_path)
+    assert "SECRET_KEY is not set" in result.stderr
+
+
+@pytest.mark.parametrize("module", ["config.wsgi", "config.asgi"])
+def test_server_entry_points_import(module, tmp_path):
+    result = run(f"import {module}; print({module}.application)", {"SECRET_KEY": "y" * 60}, tmp_path)
+    assert result.returncode == 0, result.stderr
