@@ -449,7 +449,7 @@ def measure_enrollment(wrk: str, args: argparse.Namespace, port: int, seed: Seed
     """
     path = f"/api/v1/events/{seed.hot_event_id}/enrollments/"
     url = f"http://{HOST}:{port}{path}"
-    label = f"(b) POST {path} (a new participant per request)"
+    label = f"(b) POST {path} (new user each)"
     warmup_share = seed.pool_size * args.warmup // (args.warmup + args.duration)
     ranges = {"warmup": (1, warmup_share), "run": (warmup_share + 1, seed.pool_size - warmup_share)}
 
@@ -613,17 +613,17 @@ def print_table(
     )
     print(f"Data: {setup['events']} events, {setup['participants']} participants with a token each")
     print()
-    header = (
-        f"{'scenario':<62} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'5xx':>6} {'sock err':>8}"
-    )
+    width = max(len(result.label) for result in results.values())
+    columns = ("req/s", "p50 ms", "p99 ms", "non-2xx", "5xx", "sock err")
+    header = f"{'scenario':<{width}} " + " ".join(f"{column:>8}" for column in columns)
     print(header)
     print("-" * len(header))
     for result in results.values():
         run = result.run
         socket_errors = sum(run.socket_errors.values())
         print(
-            f"{result.label:<62} {run.rps:>8.1f} {run.p50_ms:>8.2f} {run.p99_ms:>8.2f} "
-            f"{run.non_2xx:>8} {run.server_errors:>6} {socket_errors:>8}"
+            f"{result.label:<{width}} {run.rps:>8.1f} {run.p50_ms:>8.2f} {run.p99_ms:>8.2f} "
+            f"{run.non_2xx:>8} {run.server_errors:>8} {socket_errors:>8}"
         )
     unexpected = {
         key: {status: count for status, count in result.run.statuses.items() if not 200 <= status < 300}
@@ -692,14 +692,14 @@ def run_benchmark(args: argparse.Namespace, work_dir: Path) -> int:
     results: dict[str, ScenarioResult] = {}
     with running_server(port, args.workers, log_path):
         results["reference"] = measure_fixed(
-            wrk, args, port, "reference", "(c) reference: GET /health/live (no database)", "/health/live"
+            wrk, args, port, "reference", "(c) reference: GET /health/live", "/health/live"
         )
         results["list"] = measure_fixed(
             wrk,
             args,
             port,
             "list",
-            "(a) GET /api/v1/events/ (authenticated, cached)",
+            "(a) GET /api/v1/events/ (auth, cached)",
             "/api/v1/events/",
             seeded.reader_token,
         )

@@ -26,11 +26,25 @@ print(json.dumps({
 
 
 def run(code_or_args, env, tmp_path):
-    clean = {k: v for k, v in os.environ.items() if k not in {
-        "DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "EMAIL_URL", "SECRET_KEY", "DEBUG",
-    }}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in {
+            "DATABASE_URL",
+            "REDIS_URL",
+            "CELERY_BROKER_URL",
+            "EMAIL_URL",
+            "SECRET_KEY",
+            "DEBUG",
+        }
+    }
     clean.update({"DJANGO_SETTINGS_MODULE": "config.settings", "VAR_DIR": str(tmp_path), **env})
-    args = [sys.executable, "-c", code_or_args] if isinstance(code_or_args, str) else [sys.executable, *code_or_args]
+    args = (
+        [sys.executable, "-c", code_or_args]
+        if isinstance(code_or_args, str)
+        else [sys.executable, *code_or_args]
+    )
     return subprocess.run(args, cwd=ROOT, env=clean, capture_output=True, text=True, timeout=120, check=False)
 
 
