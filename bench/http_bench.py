@@ -256,10 +256,15 @@ def wait_until_live(process: subprocess.Popen[bytes], port: int, log_path: Path,
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise BenchError(f"gunicorn exited with code {process.returncode}:\n{tail(log_path)}")
-        with contextlib.suppress(OSError):
-            if http_get(port, "/health/live")[0] == 200:
-                return
-        time.sleep(0.2)
+        try:
+            status, body = http_get(port, "/health/live")
+        except OSError:  # not listening yet
+            time.sleep(0.2)
+            continue
+        if status == 200:
+            return
+        # Any answer comes from Django itself: an error now will not go away by waiting.
+        raise BenchError(f"/health/live answered {status}: {body[:300]!r}\n{tail(log_path)}")
     raise BenchError(f"gunicorn did not answer /health/live within {timeout:.0f} s:\n{tail(log_path)}")
 
 
@@ -526,26 +531,43 @@ def check_seats(hot_event_id: int, enrollment: ScenarioResult) -> SeatCheck:
 class ServerLog:
     path: str
     lines_by_level: dict[str, int] = field(default_factory=dict)
-    notable: list[str] = field(default_factory=list)  # first distinct lines above INFO
+    # The most frequent distinct messages above INFO, with how often each came: [count, message].
+    notable: list[tuple[int, str]] = field(default_factory=list)
 
 
-_GUNICORN_LEVEL = re.compile(r"^\[[^\]]+\] \[\d+\] \[([A-Z]+)\]")
+_GUNICORN_LINE = re.compile(r"^\[[^\]]+\] \[\d+\] \[([A-Z]+)\] (.*)$")
+_NUMBER = re.compile(r"\d+")
+# The last line of a traceback ("ValueError: ...") or a Python warning ("file:1: UserWarning: ...").
+_EXCEPTION_LINE = re.compile(r"^(\S+: )?[A-Za-z_.]*(Error|Exception|Warning|Exit|Interrupt)\b.*")
+
+
+def classify_log_line(line: str) -> tuple[str, str | None]:
+    """The line's level and, when it is worth showing, its message without timestamp and pid."""
+    with contextlib.suppress(ValueError, AttributeError):
+        record = json.loads(line)  # the app's JSON lines (config.logging)
+        level = str(record.get("level", "OTHER"))
+        message = f"[{level}] {record.get('logger', '')}: {record.get('msg', '')}"
+        if record.get("exc"):
+            message += " | " + str(record["exc"]).strip().splitlines()[-1]
+        return level, message
+    if match := _GUNICORN_LINE.match(line):
+        return match.group(1), f"[{match.group(1)}] {match.group(2)}"
+    # Anything else is a traceback or a warning printed by Python: only its headline is worth showing.
+    return "OTHER", line.strip() if _EXCEPTION_LINE.match(line.strip()) else None
 
 
 def read_server_log(path: Path, keep: int = 10) -> ServerLog:
-    """Counts the log's lines per level (JSON lines of the app, gunicorn's own lines, anything else)."""
+    """Counts the log's lines per level and its distinct messages above INFO."""
     levels: Counter[str] = Counter()
-    notable: list[str] = []
+    messages: Counter[str] = Counter()
     for line in path.read_text(errors="replace").splitlines():
-        level = "OTHER"
-        with contextlib.suppress(ValueError, AttributeError):
-            level = str(json.loads(line).get("level", "OTHER"))
-        if level == "OTHER" and (match := _GUNICORN_LEVEL.match(line)):
-            level = match.group(1)
+        level, message = classify_log_line(line)
         levels[level] += 1
-        shortened = line if len(line) <= 300 else line[:300] + "..."
-        if level not in ("DEBUG", "INFO") and len(notable) < keep and shortened not in notable:
-            notable.append(shortened)
+        if message and level not in ("DEBUG", "INFO"):
+            # Numbers (ids, pids, ports) differ from line to line; grouped without them, the same
+            # problem is counted once instead of filling the list.
+            messages[_NUMBER.sub("N", message)[:300]] += 1
+    notable = [(count, message) for message, count in messages.most_common(keep)]
     return ServerLog(str(path), dict(levels), notable)
 
 
@@ -658,8 +680,8 @@ def print_table(
     print()
     levels = ", ".join(f"{level} {count}" for level, count in sorted(log.lines_by_level.items())) or "empty"
     print(f"Server log ({log.path}): {levels}")
-    for line in log.notable:
-        print(f"  {line}")
+    for count, message in log.notable:
+        print(f"  {count:>6} x {message}")
 
 
 # --- Main -----------------------------------------------------------------------------------------------

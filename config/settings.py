@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "config.outbox",
     "participants",
     "events",
     "notifications",
@@ -130,10 +131,45 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-# --- Task broker ----------------------------------------------------------------------------------
+# --- Task broker (Celery on RabbitMQ) -------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
+# Embedded default: no broker, tasks run in-process right after the commit that asked for them.
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_EAGER_PROPAGATES = False
+CELERY_TASK_ROUTES = {
+    "notifications.*": {"queue": "notifications"},
+    "reports.*": {"queue": "reports"},
+}
+CELERY_TASK_DEFAULT_QUEUE = "notifications"
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True
+# Tasks are idempotent, so a message is acknowledged only once its task has finished, and one whose
+# worker died is delivered again.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Publisher confirms: without them RabbitMQ may drop a message silently under a resource alarm.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
+# Publishing from a web request must fail fast when the broker is away; the outbox relay retries.
+CELERY_BROKER_CONNECTION_TIMEOUT = env.float("BROKER_CONNECTION_TIMEOUT", default=2.0)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_WORKER_SEND_TASK_EVENTS = False
 # How long a health probe waits for the broker before calling it down.
 BROKER_PROBE_TIMEOUT = env.float("BROKER_PROBE_TIMEOUT", default=2.0)
+# After a failed publish from a web process, leave publishing to the relay for this long, so that
+# requests do not each pay a connection timeout during a broker outage.
+OUTBOX_INLINE_BACKOFF_SECONDS = env.float("OUTBOX_INLINE_BACKOFF_SECONDS", default=5.0)
+OUTBOX_RELAY_INTERVAL_SECONDS = env.float("OUTBOX_RELAY_INTERVAL_SECONDS", default=1.0)
+
+# Emails are tried this many times (with exponential backoff from the base delay) before the
+# notification is marked failed.
+NOTIFICATION_MAX_RETRIES = env.int("NOTIFICATION_MAX_RETRIES", default=5)
+NOTIFICATION_RETRY_BASE_SECONDS = env.float("NOTIFICATION_RETRY_BASE_SECONDS", default=10.0)
+
+# Stored report documents (and any other uploaded file) live here unless a storage is configured.
+MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 
 # --- Email (simulated by default) -----------------------------------------------------------------
 EMAIL_DIR = VAR_DIR / "mail"

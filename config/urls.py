@@ -7,6 +7,8 @@ from config import health
 api_v1 = [
     path("", include("participants.api.urls")),
     path("", include("events.api.urls")),
+    path("", include("notifications.api.urls")),
+    path("", include("reports.api.urls")),
 ]
 
 urlpatterns = [

@@ -18,6 +18,8 @@ from django.utils import timezone
 from events import cache as event_cache
 from events import domain
 from events.models import Enrollment, Event
+from notifications import services as notifications
+from notifications.domain import Kind
 
 EVENT_FIELDS = ("title", "description", "date", "time", "location", "capacity")
 
@@ -67,11 +69,22 @@ def update_event(*, event_id: int, **changes: Any) -> Event:
     return event
 
 
-def delete_event(*, event_id: int) -> None:
+def delete_event(*, event_id: int, now: dt.datetime | None = None) -> None:
+    """Deletes the event; if it had not started yet, its participants are told it is cancelled."""
+    now = now or timezone.now()
     with transaction.atomic():
-        deleted, _ = Event.objects.filter(pk=event_id).delete()
-        if not deleted:
+        event = Event.objects.select_for_update().filter(pk=event_id).first()
+        if event is None:
             raise EventNotFound()
+        if not domain.is_closed(event.starts_at, now):
+            participant_ids = Enrollment.objects.filter(event_id=event_id).values_list(
+                "participant_id", flat=True
+            )
+            for participant_id in participant_ids.iterator():
+                notifications.notify_participant(
+                    kind=Kind.EVENT_CANCELLED, participant_id=participant_id, event=event
+                )
+        event.delete()
         transaction.on_commit(lambda: _seats_changed(event_id))
 
 
@@ -79,7 +92,7 @@ def enroll(*, event_id: int, participant_id: int, now: dt.datetime | None = None
     """Gives the participant a seat, or raises EventClosed, AlreadyEnrolled or EventFull."""
     now = now or timezone.now()
     with transaction.atomic():
-        event = Event.objects.filter(pk=event_id).only("date", "time", "capacity", "enrolled_count").first()
+        event = Event.objects.filter(pk=event_id).first()
         if event is None:
             raise EventNotFound()
         if domain.is_closed(event.starts_at, now):
@@ -105,6 +118,9 @@ def enroll(*, event_id: int, participant_id: int, now: dt.datetime | None = None
         except IntegrityError as exc:
             # The unique (event, participant) constraint: raising rolls the seat back too.
             raise domain.AlreadyEnrolled() from exc
+        notifications.notify_participant(
+            kind=Kind.ENROLLMENT_CONFIRMED, participant_id=participant_id, event=event
+        )
         transaction.on_commit(lambda: _seats_changed(event_id))
     return enrollment
 
@@ -113,19 +129,20 @@ def cancel_enrollment(*, event_id: int, participant_id: int, now: dt.datetime | 
     """A participant gives their seat back; no longer possible once the event has started."""
     now = now or timezone.now()
     with transaction.atomic():
-        event = Event.objects.filter(pk=event_id).only("date", "time").first()
+        event = Event.objects.filter(pk=event_id).first()
         if event is None:
             raise EventNotFound()
         domain.check_can_cancel(starts_at=event.starts_at, now=now)
-        _release_seat(event_id=event_id, participant_id=participant_id)
+        _release_seat(event=event, participant_id=participant_id)
 
 
 def remove_participant(*, event_id: int, participant_id: int) -> None:
     """An admin takes a participant off an event, at any time."""
     with transaction.atomic():
-        if not Event.objects.filter(pk=event_id).exists():
+        event = Event.objects.filter(pk=event_id).first()
+        if event is None:
             raise EventNotFound()
-        _release_seat(event_id=event_id, participant_id=participant_id)
+        _release_seat(event=event, participant_id=participant_id)
 
 
 def withdraw_from_all_events(*, participant_id: int) -> list[int]:
@@ -143,9 +160,12 @@ def withdraw_from_all_events(*, participant_id: int) -> list[int]:
     return event_ids
 
 
-def _release_seat(*, event_id: int, participant_id: int) -> None:
-    deleted, _ = Enrollment.objects.filter(event_id=event_id, participant_id=participant_id).delete()
+def _release_seat(*, event: Event, participant_id: int) -> None:
+    deleted, _ = Enrollment.objects.filter(event_id=event.pk, participant_id=participant_id).delete()
     if not deleted:
         raise domain.NotEnrolled()
-    Event.objects.filter(pk=event_id).update(enrolled_count=F("enrolled_count") - 1)
-    transaction.on_commit(lambda: _seats_changed(event_id))
+    Event.objects.filter(pk=event.pk).update(enrolled_count=F("enrolled_count") - 1)
+    notifications.notify_participant(
+        kind=Kind.ENROLLMENT_CANCELLED, participant_id=participant_id, event=event
+    )
+    transaction.on_commit(lambda: _seats_changed(event.pk))

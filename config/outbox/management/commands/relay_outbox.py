@@ -1,0 +1,39 @@
+import signal
+import time
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandParser
+
+from config.outbox import services
+
+
+class Command(BaseCommand):
+    help = "Publishes pending outbox messages to the broker; loops until stopped unless --once."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--once", action="store_true", help="Publish what is pending, then exit.")
+        parser.add_argument("--interval", type=float, default=settings.OUTBOX_RELAY_INTERVAL_SECONDS)
+
+    def handle(self, *args: Any, once: bool = False, interval: float = 1.0, **options: Any) -> None:
+        stopping = False
+
+        def stop(signum: int, frame: Any) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        total = 0
+        while not stopping:
+            try:
+                published = services.publish_pending()
+            except Exception as exc:  # broker or database away: say so, wait, try again
+                self.stderr.write(f"outbox relay: {type(exc).__name__}: {exc}")
+                published = 0
+            total += published
+            if once and not published:
+                self.stdout.write(f"published {total}")
+                return
+            if not published:
+                time.sleep(interval)

@@ -1,0 +1,44 @@
+"""What each kind of notification says. Plain functions of their context: no database, no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from notifications.domain import Kind
+
+
+def render(kind: Kind, context: Mapping[str, Any]) -> tuple[str, str]:
+    """Subject and plain-text body of a notification of this kind."""
+    name = context.get("full_name") or "there"
+    event = context.get("event") or {}
+    when = f"{event.get('date', '')} at {event.get('time', '')}".strip()
+    where = event.get("location", "")
+    title = event.get("title", "")
+    if kind == Kind.ENROLLMENT_CONFIRMED:
+        return (
+            f"You are enrolled: {title}",
+            f'Hello {name},\n\nyour seat at "{title}" is confirmed.\n\nWhen: {when}\nWhere: {where}\n\n'
+            "If you cannot come, cancel your enrollment so that a colleague can take the seat.\n",
+        )
+    if kind == Kind.ENROLLMENT_CANCELLED:
+        return (
+            f"Enrollment cancelled: {title}",
+            f'Hello {name},\n\nyour enrollment in "{title}" ({when}, {where}) has been cancelled.\n',
+        )
+    if kind == Kind.EVENT_CANCELLED:
+        return (
+            f"Event cancelled: {title}",
+            f'Hello {name},\n\n"{title}" ({when}, {where}) has been cancelled by the organisers.\n',
+        )
+    if kind == Kind.REPORT_READY:
+        count = context.get("participant_count", 0)
+        attached = (
+            "The report is attached as JSON." if context.get("attached") else "Download it from the API."
+        )
+        return (
+            f"Participant report ready: {title}",
+            f'Hello {name},\n\nthe participant report of "{title}" ({when}) is ready: '
+            f"{count} participant{'s' if count != 1 else ''}.\n{attached}\n",
+        )
+    raise ValueError(f"no email for notification kind {kind!r}")

@@ -1,0 +1,12 @@
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from reports.api import views
+
+router = SimpleRouter()
+router.register("reports", views.ReportViewSet, basename="report")
+
+urlpatterns = [
+    path("events/<int:event_id>/reports/", views.EventReportsView.as_view(), name="event-reports"),
+    *router.urls,
+]

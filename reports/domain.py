@@ -1,0 +1,47 @@
+"""The report document, written as a stream of JSON text (standard library only).
+
+A report of 100,000 participants must not sit in memory at once: the document is produced piece by
+piece from an iterator of participants, and its writer takes one piece at a time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from enum import StrEnum
+from typing import Any
+
+EVENT_FIELDS = ("id", "title", "description", "date", "time", "location", "capacity")
+PARTICIPANT_FIELDS = ("id", "full_name", "email", "enrolled_at")
+
+
+class Status(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class Counter:
+    """Counts the participants that went through the stream."""
+
+    def __init__(self) -> None:
+        self.value = 0
+
+
+def document_chunks(
+    *,
+    event: Mapping[str, Any],
+    participants: Iterable[Mapping[str, Any]],
+    generated_at: str,
+    counter: Counter | None = None,
+) -> Iterator[str]:
+    """The report as JSON text, in pieces. `participant_count` comes last, once they are counted."""
+    counter = counter or Counter()
+    head = {"event": {name: event[name] for name in EVENT_FIELDS}, "generated_at": generated_at}
+    yield json.dumps(head, default=str)[:-1] + ', "participants": ['
+    for participant in participants:
+        row = {name: participant[name] for name in PARTICIPANT_FIELDS}
+        yield ("" if counter.value == 0 else ", ") + json.dumps(row, default=str)
+        counter.value += 1
+    yield f'], "participant_count": {counter.value}}}'
