@@ -11,7 +11,7 @@ from notifications.models import Notification
 
 @admin.register(Notification)
 class NotificationAdmin(admin.ModelAdmin):
-    """The log of every email (read-only; rows go when their account goes). Failed ones can be queued again."""
+    """The log of every email (read-only; rows go with their account). Failed ones can be sent again."""
 
     list_display = ["created_at", "kind", "to_email", "status", "attempts", "sent_at", "event"]
     list_filter = ["status", "kind"]
