@@ -14,6 +14,7 @@ from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Exchange, Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("VAR_DIR", default=str(BASE_DIR / "var")))
@@ -140,6 +141,8 @@ CELERY_TASK_ROUTES = {
     "notifications.*": {"queue": "notifications"},
     "reports.*": {"queue": "reports"},
 }
+# Durable classic queues, one per worker process, each with its own direct exchange.
+CELERY_TASK_QUEUES = [Queue(name, Exchange(name), routing_key=name) for name in ("notifications", "reports")]
 CELERY_TASK_DEFAULT_QUEUE = "notifications"
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

@@ -4,3 +4,8 @@ from django.apps import AppConfig
 class ReportsConfig(AppConfig):
     name = "reports"
     verbose_name = "Reports"
+
+    def ready(self) -> None:
+        # Register the tasks with the Celery app in every process, not only in workers: the
+        # embedded default runs them in-process.
+        from . import tasks  # noqa: F401

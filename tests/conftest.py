@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import contextlib
 import os
+import time
 from collections.abc import Callable
 
 import pytest
@@ -8,6 +10,8 @@ from django.core.cache import cache
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from config.celery import app as celery_app
+from config.outbox import services as outbox_services
 from events.models import Event
 from participants.models import User
 from tests.factories import AdminFactory, EventFactory, UserFactory
@@ -30,6 +34,95 @@ def needs_service(variable: str) -> pytest.MarkDecorator:
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _media_in_tmp(settings, tmp_path):
+    """Stored report documents go to a folder of the test's own."""
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+
+
+@pytest.fixture(autouse=True)
+def _tasks_in_process(settings):
+    """Tasks run in-process after commit, as on the embedded default, whatever the environment says.
+
+    Deterministic for every test, and no test leaves messages behind in RabbitMQ. The tests of the
+    real broker and workers (test_workers.py) switch to it explicitly with `broker()`.
+    """
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+
+
+@pytest.fixture(autouse=True)
+def _outbox_publishes_inline():
+    """A test that saw the broker fail must not leave later tests' inline publishing paused."""
+    outbox_services._inline_paused_until = 0.0
+    yield
+    outbox_services._inline_paused_until = 0.0
+
+
+@contextlib.contextmanager
+def broker(url: str, *, eager: bool = False):
+    """Points the Celery app at another broker for the duration (and the outbox at it)."""
+    from django.conf import settings
+
+    def reset_connections():
+        # kombu keeps one pool per broker URL; dropping the app's references picks the URL's own.
+        celery_app._pool = None
+        celery_app.amqp._producer_pool = None
+
+    # Celery reads CELERY_BROKER_URL from the environment before its own configuration.
+    saved = (
+        os.environ.get("CELERY_BROKER_URL"),
+        celery_app.conf.broker_url,
+        settings.CELERY_TASK_ALWAYS_EAGER,
+    )
+    os.environ["CELERY_BROKER_URL"] = celery_app.conf.broker_url = url
+    settings.CELERY_TASK_ALWAYS_EAGER = eager
+    reset_connections()
+    try:
+        yield
+    finally:
+        if saved[0] is None:
+            os.environ.pop("CELERY_BROKER_URL", None)
+        else:
+            os.environ["CELERY_BROKER_URL"] = saved[0]
+        celery_app.conf.broker_url, settings.CELERY_TASK_ALWAYS_EAGER = saved[1], saved[2]
+        reset_connections()
+
+
+DEAD_BROKER = "amqp://guest:guest@127.0.0.1:1//"
+
+
+@pytest.fixture
+def celery_worker(transactional_db):
+    """A real Celery worker (a thread of this process) on the real broker, consuming both queues."""
+    from celery.contrib.testing.worker import start_worker
+    from django.conf import settings
+
+    url = os.environ["CELERY_BROKER_URL"]
+    with broker(url, eager=False):
+        celery_app.control.purge()  # no leftovers of earlier runs
+        with start_worker(
+            celery_app,
+            pool="threads",
+            concurrency=2,
+            perform_ping_check=False,
+            queues=["notifications", "reports"],
+            shutdown_timeout=30,
+        ) as worker:
+            assert not settings.CELERY_TASK_ALWAYS_EAGER
+            yield worker
+
+
+def wait_until(predicate, *, timeout: float = 30.0, interval: float = 0.1):
+    """Polls until predicate() is truthy; fails the test with a clear message after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"condition not met within {timeout} s")
 
 
 @pytest.fixture(autouse=True)

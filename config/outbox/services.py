@@ -69,13 +69,16 @@ def publish(message_id: int) -> bool:
         try:
             _dispatch(message)
         except Exception as exc:
+            # Recorded in this (committing) transaction; raised once it has committed.
             message.attempts += 1
             message.last_error = f"{type(exc).__name__}: {exc}"[:2000]
             message.save(update_fields=["attempts", "last_error"])
-            raise
-        message.published_at = timezone.now()
-        message.save(update_fields=["published_at"])
-        return True
+            failure = exc
+        else:
+            message.published_at = timezone.now()
+            message.save(update_fields=["published_at"])
+            return True
+    raise failure
 
 
 def _dispatch(message: OutboxMessage) -> None:

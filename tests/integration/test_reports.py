@@ -1,0 +1,179 @@
+"""Participant reports on the embedded default (the build runs in-process after commit)."""
+
+import json
+
+import pytest
+from django.core import mail
+from django.test import Client
+
+from events import services as event_services
+from notifications.models import Notification
+from reports import services
+from reports.models import Report
+from tests.conftest import assert_problem
+from tests.factories import AdminFactory, EventFactory, UserFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def event_with_two():
+    event = EventFactory(title="Town hall", capacity=5)
+    people = [UserFactory(full_name="Ann"), UserFactory(full_name="Bob")]
+    for person in people:
+        event_services.enroll(event_id=event.pk, participant_id=person.pk)
+    mail.outbox.clear()
+    return event, people
+
+
+def test_request_build_download_and_email(admin_api, admin, event_with_two):
+    event, people = event_with_two
+    response = admin_api.post(f"/api/v1/events/{event.pk}/reports/", {})
+    assert response.status_code == 202
+    accepted = response.json()
+    assert (accepted["status"], accepted["event"], accepted["recipients"]) == (
+        "pending",
+        event.pk,
+        [admin.email],
+    )
+
+    report = admin_api.get(f"/api/v1/reports/{accepted['id']}/").json()
+    assert report["status"] == "done"
+    assert report["participant_count"] == 2
+    assert report["completed_at"] and not report["error"]
+
+    download = admin_api.get(f"/api/v1/reports/{accepted['id']}/download/")
+    assert download.status_code == 200
+    assert download["Content-Type"] == "application/json"
+    assert "attachment" in download["Content-Disposition"]
+    document = json.loads(b"".join(download.streaming_content))
+    assert document["event"]["id"] == event.pk and document["event"]["title"] == "Town hall"
+    assert document["participant_count"] == 2
+    assert [(p["id"], p["full_name"], p["email"]) for p in document["participants"]] == [
+        (p.pk, p.full_name, p.email) for p in people
+    ]
+
+    [email] = mail.outbox
+    assert email.to == [admin.email]
+    assert email.subject == "Participant report ready: Town hall"
+    [(name, content, mimetype)] = email.attachments
+    assert (name, mimetype) == (f"event-{event.pk}-report-{accepted['id']}.json", "application/json")
+    assert json.loads(content) == document
+    note = Notification.objects.get(kind="report_ready")
+    assert (note.user_id, note.status) == (admin.pk, "sent")
+
+
+def test_other_recipients_get_the_document_and_the_requester_a_note(admin_api, admin, event_with_two):
+    event, _ = event_with_two
+    staff = AdminFactory()
+    response = admin_api.post(
+        f"/api/v1/events/{event.pk}/reports/", {"recipients": [staff.email.upper(), "hr@example.com"]}
+    )
+    assert response.status_code == 202
+    by_address = {m.to[0]: m for m in mail.outbox}
+    assert set(by_address) == {staff.email, "hr@example.com", admin.email}
+    assert by_address[staff.email].attachments and by_address["hr@example.com"].attachments
+    assert not by_address[admin.email].attachments
+    assert Notification.objects.get(to_email=staff.email).user_id == staff.pk
+    assert Notification.objects.get(to_email="hr@example.com").user_id is None
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"recipients": ["not-an-email"]},
+        {"recipients": []},
+        {"recipients": "hr@example.com"},
+        {"recipients": ["a@example.com"] * 51},
+        {"format": "csv"},
+    ],
+)
+def test_bad_requests_create_nothing(admin_api, payload):
+    event = EventFactory()
+    assert_problem(admin_api.post(f"/api/v1/events/{event.pk}/reports/", payload), 400, "validation_error")
+    assert not Report.objects.exists()
+
+
+def test_unknown_event_and_unknown_report(admin_api):
+    assert_problem(admin_api.post("/api/v1/events/424242/reports/", {}), 404, "not_found")
+    assert_problem(admin_api.get("/api/v1/reports/424242/"), 404, "not_found")
+    assert_problem(admin_api.get("/api/v1/reports/424242/download/"), 404, "not_found")
+    assert not Report.objects.exists()
+
+
+def test_download_before_done_is_409(admin_api):
+    report = Report.objects.create(event=EventFactory(), status="running")
+    assert_problem(admin_api.get(f"/api/v1/reports/{report.pk}/download/"), 409, "report_not_ready")
+
+
+def test_list_filter_and_roles(admin_api, participant_api):
+    first, second = EventFactory(), EventFactory()
+    for event in (first, second, first):
+        admin_api.post(f"/api/v1/events/{event.pk}/reports/", {})
+    listed = admin_api.get(f"/api/v1/reports/?event={first.pk}").json()
+    assert listed["count"] == 2 and {r["event"] for r in listed["results"]} == {first.pk}
+    assert admin_api.get("/api/v1/reports/").json()["count"] == 3
+    assert_problem(admin_api.get("/api/v1/reports/?event=abc"), 400, "validation_error")
+    assert_problem(participant_api.get("/api/v1/reports/"), 403, "permission_denied")
+    assert_problem(participant_api.post(f"/api/v1/events/{first.pk}/reports/", {}), 403, "permission_denied")
+    report_id = listed["results"][0]["id"]
+    assert_problem(participant_api.get(f"/api/v1/reports/{report_id}/download/"), 403, "permission_denied")
+
+
+def test_building_twice_sends_once(admin, event_with_two):
+    event, _ = event_with_two
+    report = services.request_report(event_id=event.pk, requested_by_id=admin.pk, recipients=[admin.email])
+    assert services.build(report_id=report.pk) == "done"  # a redelivered task finds it done
+    assert len(mail.outbox) == 1
+
+
+def test_an_interrupted_build_is_built_again(admin, event_with_two, monkeypatch):
+    event, _ = event_with_two
+    report = Report.objects.create(
+        event=event, requested_by=admin, recipients=[admin.email], status="running"
+    )
+    assert services.build(report_id=report.pk) == "done"  # the worker died; the task came back
+    report.refresh_from_db()
+    assert (report.status, report.participant_count, len(mail.outbox)) == ("done", 2, 1)
+
+
+def test_a_failing_build_is_marked_failed(admin_api, event_with_two, monkeypatch):
+    event, _ = event_with_two
+
+    def broken(event_id):
+        raise OSError("disk full")
+        yield  # a generator, like the real one
+
+    monkeypatch.setattr(services, "_participant_rows", broken)
+    accepted = admin_api.post(f"/api/v1/events/{event.pk}/reports/", {}).json()
+    report = admin_api.get(f"/api/v1/reports/{accepted['id']}/").json()
+    assert report["status"] == "failed"
+    assert "disk full" in report["error"]
+    assert mail.outbox == []
+
+
+def test_empty_event_report(admin_api):
+    event = EventFactory()
+    accepted = admin_api.post(f"/api/v1/events/{event.pk}/reports/", {}).json()
+    document = json.loads(
+        b"".join(admin_api.get(f"/api/v1/reports/{accepted['id']}/download/").streaming_content)
+    )
+    assert (document["participants"], document["participant_count"]) == ([], 0)
+
+
+def test_admin_action_and_download_link(admin, event_with_two):
+    event, _ = event_with_two
+    browser = Client()
+    browser.force_login(admin)
+    response = browser.post(
+        "/admin/events/event/", {"action": "generate_report", "_selected_action": [event.pk]}
+    )
+    assert response.status_code == 302
+    report = Report.objects.get()
+    assert report.status == "done"
+    listing = browser.get("/admin/reports/report/").content.decode()
+    assert f"/admin/reports/report/{report.pk}/download/" in listing
+    download = browser.get(f"/admin/reports/report/{report.pk}/download/")
+    assert download.status_code == 200
+    assert json.loads(b"".join(download.streaming_content))["participant_count"] == 2
+    assert browser.get("/admin/notifications/notification/").status_code == 200

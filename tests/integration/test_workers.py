@@ -1,0 +1,117 @@
+"""Real Celery workers on RabbitMQ (services pass): delivery, outage and a worker killed mid-task."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core import mail
+from django.core.management import call_command
+from django.db import connection
+
+from config.outbox.models import OutboxMessage
+from notifications.models import Notification
+from reports.models import Report
+from tests.conftest import DEAD_BROKER, broker, needs_service, wait_until
+from tests.factories import EventFactory, UserFactory
+
+pytestmark = [needs_service("CELERY_BROKER_URL"), pytest.mark.django_db(transaction=True)]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def sent(notification_filter=None):
+    return Notification.objects.filter(status="sent", **(notification_filter or {})).count()
+
+
+def test_worker_sends_the_enrollment_email(celery_worker, participant_api, participant):
+    event = EventFactory(title="Quarterly")
+    assert participant_api.post(f"/api/v1/events/{event.pk}/enrollments/").status_code == 201
+    wait_until(lambda: sent() == 1)
+    assert [m.to for m in mail.outbox] == [[participant.email]]
+    assert OutboxMessage.objects.get().published_at is not None
+
+
+def test_worker_builds_and_mails_a_report(celery_worker, admin_api, admin):
+    event = EventFactory()
+    for user in UserFactory.create_batch(3):
+        from events import services
+
+        services.enroll(event_id=event.pk, participant_id=user.pk)
+    accepted = admin_api.post(f"/api/v1/events/{event.pk}/reports/", {}).json()
+    assert accepted["status"] == "pending"
+    wait_until(lambda: Report.objects.get(pk=accepted["id"]).status == "done")
+    document = json.loads(
+        b"".join(admin_api.get(f"/api/v1/reports/{accepted['id']}/download/").streaming_content)
+    )
+    assert document["participant_count"] == 3
+    wait_until(lambda: sent({"kind": "report_ready"}) == 1)
+    [report_email] = [m for m in mail.outbox if m.subject.startswith("Participant report")]
+    assert report_email.to == [admin.email] and report_email.attachments
+
+
+def test_rabbitmq_outage_loses_nothing(celery_worker, participant_api):
+    event = EventFactory()
+    with broker(DEAD_BROKER):
+        assert participant_api.post(f"/api/v1/events/{event.pk}/enrollments/").status_code == 201
+    assert OutboxMessage.objects.get().published_at is None
+    assert Notification.objects.get().status == "queued"
+    # The broker is reachable again: the relay publishes, the worker delivers, once.
+    call_command("relay_outbox", "--once")
+    wait_until(lambda: sent() == 1)
+    call_command("relay_outbox", "--once")
+    assert len(mail.outbox) == 1
+
+
+def _worker(env):
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "notifications", "-P", "solo",
+         "--without-heartbeat", "--without-mingle", "--without-gossip", "-l", "warning"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def test_worker_killed_mid_send_redelivers_and_sends_once(participant_api, tmp_path):
+    from config.celery import app as celery_app
+
+    celery_app.control.purge()
+    db = connection.settings_dict
+    database_url = (
+        f"sqlite:///{db['NAME']}"
+        if db["ENGINE"].endswith("sqlite3")
+        else f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    )
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "VAR_DIR": str(tmp_path),
+        "EMAIL_BACKEND": "tests.support.SlowFileEmailBackend",
+        "SLOW_EMAIL_SECONDS": "30",
+    }
+    doomed = _worker(env)
+    try:
+        event = EventFactory()
+        with broker(os.environ["CELERY_BROKER_URL"]):
+            assert participant_api.post(f"/api/v1/events/{event.pk}/enrollments/").status_code == 201
+        # The doomed worker has started delivering (attempt counted) and sits in the slow send.
+        wait_until(lambda: Notification.objects.get().attempts == 1, timeout=60)
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait(timeout=30)
+        assert Notification.objects.get().status == "queued"
+        assert not (tmp_path / "mail").exists() or not list((tmp_path / "mail").iterdir())
+
+        survivor = _worker({**env, "SLOW_EMAIL_SECONDS": "0"})
+        try:
+            wait_until(lambda: Notification.objects.get().status == "sent", timeout=90)
+        finally:
+            survivor.terminate()
+            survivor.wait(timeout=30)
+    finally:
+        if doomed.poll() is None:
+            doomed.kill()
+    notification = Notification.objects.get()
+    assert notification.attempts == 2
+    assert len(list((tmp_path / "mail").iterdir())) == 1

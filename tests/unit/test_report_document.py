@@ -1,0 +1,60 @@
+import json
+
+from reports.domain import Counter, document_chunks
+
+EVENT = {
+    "id": 7,
+    "title": 'Quote " and ünïcode',
+    "description": "",
+    "date": "2031-01-02",
+    "time": "10:30:00",
+    "location": "Room",
+    "capacity": 5,
+    "ignored": "not in the document",
+}
+
+
+def participants(n):
+    for i in range(n):
+        yield {
+            "id": i,
+            "full_name": f"P {i}",
+            "email": f"p{i}@example.com",
+            "enrolled_at": "2030-01-01T00:00:00+00:00",
+        }
+
+
+def test_document_is_the_contracts_shape():
+    doc = json.loads("".join(document_chunks(event=EVENT, participants=participants(2), generated_at="now")))
+    assert doc == {
+        "event": {
+            k: EVENT[k] for k in ("id", "title", "description", "date", "time", "location", "capacity")
+        },
+        "generated_at": "now",
+        "participants": list(participants(2)),
+        "participant_count": 2,
+    }
+
+
+def test_empty_event():
+    doc = json.loads("".join(document_chunks(event=EVENT, participants=[], generated_at="now")))
+    assert (doc["participants"], doc["participant_count"]) == ([], 0)
+
+
+def test_participants_are_consumed_one_at_a_time():
+    consumed = []
+
+    def tracked():
+        for row in participants(3):
+            consumed.append(row["id"])
+            yield row
+
+    counter = Counter()
+    chunks = document_chunks(event=EVENT, participants=tracked(), generated_at="now", counter=counter)
+    next(chunks)  # the head is written before any participant is read
+    assert consumed == []
+    next(chunks)
+    assert consumed == [0]
+    rest = list(chunks)
+    assert consumed == [0, 1, 2] and counter.value == 3
+    assert rest[-1].endswith('"participant_count": 3}')
