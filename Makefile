@@ -22,13 +22,21 @@ $(VENV)/.dev-installed: requirements/base.txt requirements/dev.txt | $(VENV)/bin
 	$(PY) -m pip install --quiet -r requirements/dev.txt
 	touch $(VENV)/.base-installed $@
 
+# With a broker (CELERY_BROKER_URL in the environment or .env): web, both workers and the outbox
+# relay under honcho (Procfile). Without: the web server alone; tasks run in-process.
 run: $(VENV)/.base-installed
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py ensure_admin
 	$(PY) manage.py collectstatic --noinput --verbosity 0
+	$(PY) manage.py relay_outbox --once
 	@echo "Platform on http://$(HOST):$(PORT)/  API docs: /api/docs/  ReDoc: /api/redoc/  admin: /admin/"
-	exec $(VENV)/bin/gunicorn config.wsgi --bind $(HOST):$(PORT) --workers $(WEB_WORKERS) \
-		--no-control-socket --error-logfile -
+	@if [ -n "$$CELERY_BROKER_URL" ] || grep -qs '^CELERY_BROKER_URL=.' .env; then \
+		echo "Broker configured: starting web, notifications and reports workers, outbox relay"; \
+		HOST=$(HOST) WEB_PORT=$(PORT) WEB_WORKERS=$(WEB_WORKERS) exec $(VENV)/bin/honcho start -f Procfile; \
+	else \
+		exec $(VENV)/bin/gunicorn config.wsgi --bind $(HOST):$(PORT) --workers $(WEB_WORKERS) \
+			--no-control-socket --error-logfile -; \
+	fi
 
 test: $(VENV)/.dev-installed
 	$(VENV)/bin/pytest $(ARGS)

@@ -7,7 +7,7 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status, viewsets
 from rest_framework.exceptions import NotFound, PermissionDenied
-from rest_framework.permissions import IsAuthenticated
+from rest_framework.permissions import SAFE_METHODS, IsAuthenticated
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -25,6 +25,7 @@ from events.api.serializers import (
 )
 from events.models import Event
 from participants import selectors as participant_selectors
+from participants.authentication import CachedStatelessJWTAuthentication
 from participants.domain import Role
 from participants.models import User
 from participants.permissions import IsAdmin, IsAdminOrReadOnly, IsParticipant
@@ -43,6 +44,15 @@ class EventViewSet(viewsets.ModelViewSet):
     serializer_class = EventSerializer
     filterset_class = EventFilter
     queryset = selectors.events()
+
+    def get_authenticators(self) -> list[Any]:
+        # Reading events needs a valid signed token, not a database round trip: the hottest
+        # endpoint stays cheap (see CachedStatelessJWTAuthentication for the trade-off).
+        # (Schema generation, with no or a fake request, documents the API's one Bearer scheme.)
+        schema = self.request is None or getattr(self, "swagger_fake_view", False)
+        if not schema and self.request.method in SAFE_METHODS:
+            return [CachedStatelessJWTAuthentication()]
+        return super().get_authenticators()
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponse:
         return _cached(request, lambda: super(EventViewSet, self).list(request, *args, **kwargs))

@@ -1,6 +1,7 @@
 """Sign-up → sign-in → refresh → logout through HTTP, and every bad input on the way."""
 
 import datetime as dt
+import time
 
 import pytest
 from rest_framework.test import APIClient
@@ -217,3 +218,25 @@ def test_default_rate_lets_an_office_sign_up_together(anon):
     for i in range(300):
         payload = {"email": f"colleague{i}@example.com", "password": PASSWORD, "full_name": f"Colleague {i}"}
         assert anon.post(REGISTER, payload).status_code == 201, i
+
+
+def test_reads_trust_the_token_but_writes_check_the_account(participant, event):
+    """Event reads skip the account lookup (hot path); any write still loads and checks the account."""
+    access = sign_in(participant.email)["access"]
+    api = bearer(access)
+    assert api.get("/api/v1/events/").status_code == 200
+    participant.is_active = False
+    participant.save()
+    assert api.get("/api/v1/events/").status_code == 200  # until the access token expires
+    assert_problem(api.post(f"/api/v1/events/{event.pk}/enrollments/"), 401, "not_authenticated")
+    assert_problem(api.get(ME), 401, "not_authenticated")
+    assert_problem(bearer(access[:-3] + "xyz").get("/api/v1/events/"), 401, "token_not_valid")
+
+
+def test_a_remembered_token_is_still_refused_once_expired(participant):
+    token = AccessToken.for_user(participant)
+    token.set_exp(lifetime=dt.timedelta(seconds=2))
+    api = bearer(str(token))
+    assert api.get("/api/v1/events/").status_code == 200
+    time.sleep(2.1)
+    assert_problem(api.get("/api/v1/events/"), 401, "token_not_valid")

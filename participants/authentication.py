@@ -1,0 +1,38 @@
+"""JWT authentication for hot read-only routes: a valid signature is enough, no database."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+
+from rest_framework_simplejwt.authentication import JWTStatelessUserAuthentication
+from rest_framework_simplejwt.tokens import Token
+
+
+class CachedStatelessJWTAuthentication(JWTStatelessUserAuthentication):
+    """Trusts a signed, unexpired access token without loading its account.
+
+    Clients send the same access token with every request for its whole lifetime, so each process
+    remembers the tokens it has verified (bounded, least recently used first out) and only checks
+    their expiry again. Used on reads only: an account deleted or deactivated can still read until
+    its access token expires; every write loads the account.
+    """
+
+    MAX_REMEMBERED = 10_000
+    _verified: OrderedDict[bytes, Token] = OrderedDict()
+    _lock = threading.Lock()
+
+    def get_validated_token(self, raw_token: bytes) -> Token:
+        with self._lock:
+            token = self._verified.get(raw_token)
+            if token is not None:
+                self._verified.move_to_end(raw_token)
+        if token is not None and token.payload.get("exp", 0) > time.time():
+            return token
+        token = super().get_validated_token(raw_token)  # raises InvalidToken when bad or expired
+        with self._lock:
+            self._verified[raw_token] = token
+            if len(self._verified) > self.MAX_REMEMBERED:
+                self._verified.popitem(last=False)
+        return token
