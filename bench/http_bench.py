@@ -51,6 +51,7 @@ HOST = "127.0.0.1"
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DB_NAME = "bench_events"
 REDIS_URL = "redis://127.0.0.1:6379/3"
+BROKER_URL = "amqp://guest:guest@127.0.0.1:5672//"
 
 # Far above any run's enrollments, so that every request of the enrollment scenario can get a seat.
 HOT_EVENT_CAPACITY = 1_000_000
@@ -112,8 +113,9 @@ def configure_environment(work_dir: Path) -> None:
             "AUTH_THROTTLE_RATE": "1000000/min",
             # Tokens are minted before the server starts and must outlive the whole run.
             "JWT_ACCESS_MINUTES": "120",
-            # The embedded defaults, pinned so that a developer's shell cannot point them elsewhere.
-            "CELERY_BROKER_URL": "",
+            # Production publishes side effects to RabbitMQ (the workers are other machines' work,
+            # not started here; their queues are purged at the end).
+            "CELERY_BROKER_URL": BROKER_URL,
             "EMAIL_URL": "",
             # Mail files and the like go to the work directory, not to the clone's var/.
             "VAR_DIR": str(work_dir / "var"),
@@ -144,6 +146,13 @@ def flush_redis() -> str:
     client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=5)
     client.flushdb()
     return str(client.info("server").get("redis_version", "?"))
+
+
+def purge_queues() -> int:
+    """Drops the tasks the run published (no worker consumes them here). Returns how many."""
+    from config.celery import app
+
+    return int(app.control.purge() or 0)
 
 
 def run_migrations() -> None:
@@ -734,7 +743,9 @@ def run_benchmark(args: argparse.Namespace, work_dir: Path) -> int:
             seeded.reader_token,
         )
         results["enroll"] = measure_enrollment(wrk, args, port, seeded)
-    say("server stopped; checking the seats in the database")
+    say("server stopped; purging the benchmark's messages from RabbitMQ")
+    purge_queues()
+    say("checking the seats in the database")
     seats = check_seats(seeded.hot_event_id, results["enroll"])
     log = read_server_log(log_path)
     if not args.keep_files:
