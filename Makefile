@@ -6,7 +6,6 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
-WEB_WORKERS ?= 2
 
 .PHONY: run test lint check-migrations clean
 
@@ -22,8 +21,9 @@ $(VENV)/.dev-installed: requirements/base.txt requirements/dev.txt | $(VENV)/bin
 	$(PY) -m pip install --quiet -r requirements/dev.txt
 	touch $(VENV)/.base-installed $@
 
-# With a broker (CELERY_BROKER_URL in the environment or .env): web, both workers and the outbox
-# relay under honcho (Procfile). Without: the web server alone; tasks run in-process.
+# One ASGI process (uvicorn) serves HTTP and WebSockets. With a broker (CELERY_BROKER_URL in the
+# environment or .env) honcho runs it beside both workers and the outbox relay (Procfile); without,
+# it runs alone and tasks run in-process. Production serves HTTP from gunicorn: see README.
 run: $(VENV)/.base-installed
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py ensure_admin
@@ -32,10 +32,9 @@ run: $(VENV)/.base-installed
 	@echo "Platform on http://$(HOST):$(PORT)/  API docs: /api/docs/  ReDoc: /api/redoc/  admin: /admin/"
 	@if [ -n "$$CELERY_BROKER_URL" ] || grep -qs '^CELERY_BROKER_URL=.' .env; then \
 		echo "Broker configured: starting web, notifications and reports workers, outbox relay"; \
-		HOST=$(HOST) WEB_PORT=$(PORT) WEB_WORKERS=$(WEB_WORKERS) exec $(VENV)/bin/honcho start -f Procfile; \
+		HOST=$(HOST) WEB_PORT=$(PORT) exec $(VENV)/bin/honcho start -f Procfile; \
 	else \
-		exec $(VENV)/bin/gunicorn config.wsgi --bind $(HOST):$(PORT) --workers $(WEB_WORKERS) \
-			--no-control-socket --error-logfile -; \
+		exec $(VENV)/bin/uvicorn config.asgi:application --host $(HOST) --port $(PORT) --no-access-log; \
 	fi
 
 test: $(VENV)/.dev-installed

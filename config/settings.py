@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "channels",
     "rest_framework",
     "rest_framework_simplejwt.token_blacklist",
     "django_filters",
@@ -77,6 +78,7 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
 AUTH_USER_MODEL = "participants.User"
 
 TEMPLATES = [
@@ -106,6 +108,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     # A file, not ":memory:", so that tests with real threads share one database.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test_db.sqlite3")}
+elif env.bool("DB_POOL", default=False):
+    # ASGI processes (config/asgi.py turns this on): a persistent connection per request thread
+    # would leak connections; psycopg's pool hands them out and takes them back instead.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": env.int("DB_POOL_MIN", default=2),
+        "max_size": env.int("DB_POOL_MAX", default=10),
+        "timeout": 10,
+    }
 else:
     # Persistent connections suit the WSGI workers that serve HTTP in production.
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
@@ -131,6 +142,21 @@ if REDIS_URL:
     DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- Channel layer (live updates over WebSockets) -------------------------------------------------
+if REDIS_URL:
+    # Across processes: the web process, the WebSocket server and the workers all broadcast.
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_connect_timeout": 0.5}]},
+        }
+    }
+else:
+    # Embedded default: one process serves HTTP and WebSockets and runs the tasks.
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# A broadcast waits at most this long for the channel layer; it never fails the caller.
+BROADCAST_TIMEOUT_SECONDS = env.float("BROADCAST_TIMEOUT_SECONDS", default=1.0)
 
 # --- Task broker (Celery on RabbitMQ) -------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")

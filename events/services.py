@@ -16,7 +16,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from events import cache as event_cache
-from events import domain
+from events import domain, realtime
 from events.models import Enrollment, Event
 from notifications import services as notifications
 from notifications.domain import Kind
@@ -31,6 +31,7 @@ class EventNotFound(domain.NotFound):
 def _seats_changed(event_id: int) -> None:
     """Everything that must follow a committed change of an event or its seats."""
     event_cache.invalidate()
+    realtime.broadcast_seats(event_id)
 
 
 def create_event(

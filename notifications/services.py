@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from config.outbox import services as outbox
-from notifications import emails
+from notifications import emails, realtime
 from notifications.domain import Kind, Status
 from notifications.models import Notification
 from participants import selectors as participant_selectors
@@ -57,6 +57,7 @@ def queue_email(
         attachment=attachment,
         attachment_name=attachment_name,
     )
+    realtime.push_on_commit(notification)  # first: owners see it queued before they see it sent
     outbox.enqueue(SEND_TASK, notification_id=notification.pk)
     return notification
 
@@ -100,6 +101,7 @@ def deliver(*, notification_id: int) -> str | None:
             notification.sent_at = timezone.now()
             notification.error = ""
             notification.save(update_fields=["status", "sent_at", "error"])
+            realtime.push_on_commit(notification)
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"[:2000]
         Notification.objects.filter(pk=notification_id).update(error=error)
@@ -108,9 +110,12 @@ def deliver(*, notification_id: int) -> str | None:
 
 
 def mark_failed(*, notification_id: int, error: str) -> None:
-    Notification.objects.filter(pk=notification_id, status=Status.QUEUED).update(
-        status=Status.FAILED, error=error[:2000]
-    )
+    with transaction.atomic():
+        updated = Notification.objects.filter(pk=notification_id, status=Status.QUEUED).update(
+            status=Status.FAILED, error=error[:2000]
+        )
+        if updated:
+            realtime.push_on_commit(Notification.objects.get(pk=notification_id))
 
 
 def resend(*, notification_id: int) -> None:
@@ -121,6 +126,7 @@ def resend(*, notification_id: int) -> None:
         )
         if updated:
             outbox.enqueue(SEND_TASK, notification_id=notification_id)
+            realtime.push_on_commit(Notification.objects.get(pk=notification_id))
 
 
 def _email(notification: Notification) -> EmailMessage:

@@ -185,3 +185,63 @@ def assert_problem(response, status: int, code: str) -> dict:
     assert body["detail"]
     assert body["request_id"] == response["X-Request-ID"]
     return body
+
+
+def database_url_for_children() -> str:
+    """The test database, as a URL another process (a server, a worker) can open."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def asgi_server(tmp_path, **env: str):
+    """`make run`'s server (uvicorn, config.asgi) in its own process, on the test database."""
+    import subprocess
+    import sys
+    import urllib.request
+    from pathlib import Path
+
+    port = free_port()
+    child_env = {**os.environ, "DATABASE_URL": database_url_for_children(), "VAR_DIR": str(tmp_path), **env}
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "config.asgi:application",
+        "--port",
+        str(port),
+        "--no-access-log",
+    ]
+    log = (tmp_path / "server.log").open("wb")
+    server = subprocess.Popen(
+        command, cwd=Path(__file__).resolve().parents[1], env=child_env, stdout=log, stderr=log
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+
+        def answers() -> bool:
+            if server.poll() is not None:
+                pytest.fail("server exited:\n" + (tmp_path / "server.log").read_text()[-3000:])
+            try:
+                return urllib.request.urlopen(base + "/health/live", timeout=1).status == 200  # noqa: S310
+            except OSError:
+                return False
+
+        wait_until(answers, timeout=60, interval=0.2)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()

@@ -1,0 +1,70 @@
+"""WebSocket plumbing: JWT authentication from `?token=` and the base consumer of the platform."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.settings import api_settings
+from rest_framework_simplejwt.tokens import AccessToken
+
+# Close codes (the 4000s are the application's own).
+CLOSE_NOT_AUTHENTICATED = 4401
+CLOSE_NOT_FOUND = 4404
+
+
+@database_sync_to_async
+def _user_for(raw_token: str) -> Any:
+    from participants import selectors
+
+    try:
+        token = AccessToken(raw_token)  # signature, expiry and token type
+    except TokenError:
+        return None
+    user_id = token.get(api_settings.USER_ID_CLAIM)
+    # The account must still exist and be active: a deleted user's token opens nothing.
+    return selectors.accounts().filter(pk=user_id, is_active=True).first()
+
+
+class TokenQueryAuthMiddleware:
+    """Puts the account of `?token=<access JWT>` in scope["user"] (None when missing or invalid)."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        query = parse_qs(scope.get("query_string", b"").decode())
+        raw_token = (query.get("token") or [""])[0]
+        scope = dict(scope, user=await _user_for(raw_token) if raw_token else None)
+        return await self.app(scope, receive, send)
+
+
+class PlatformConsumer(AsyncJsonWebsocketConsumer):
+    """Accepts, then closes with 4401 without a valid token (closing before accepting would make
+    the server answer the handshake with HTTP 403, and the client would never see the code).
+    Sockets are read-only: anything a client sends gets an error message, never a crash."""
+
+    groups: list[str] = []
+
+    async def connect(self) -> None:
+        await self.accept()
+        if self.scope.get("user") is None:
+            await self.close(code=CLOSE_NOT_AUTHENTICATED)
+            return
+        await self.on_authenticated(self.scope["user"])
+
+    async def on_authenticated(self, user: Any) -> None:
+        raise NotImplementedError
+
+    async def receive(
+        self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any
+    ) -> None:
+        await self.send_json({"type": "error", "detail": "This socket only sends; messages are ignored."})
+
+    @classmethod
+    async def encode_json(cls, content: Any) -> str:
+        return json.dumps(content, default=str)

@@ -1,0 +1,36 @@
+"""Live seat counts: the WebSocket group of an event and the message its watchers get."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from config import realtime
+from events.models import Event
+
+
+def seats_group(event_id: int) -> str:
+    return f"event-seats-{event_id}"
+
+
+def seats_message(*, event_id: int, capacity: int, enrolled: int) -> dict[str, Any]:
+    return {
+        "type": "event.seats",
+        "event": event_id,
+        "capacity": capacity,
+        "enrolled": enrolled,
+        "seats_left": max(capacity - enrolled, 0),
+    }
+
+
+def current_seats(event_id: int) -> dict[str, Any] | None:
+    row = Event.objects.filter(pk=event_id).values("capacity", "enrolled_count").first()
+    if row is None:
+        return None
+    return seats_message(event_id=event_id, capacity=row["capacity"], enrolled=row["enrolled_count"])
+
+
+def broadcast_seats(event_id: int) -> None:
+    """Tells the event's watchers its committed seat count (called after commit)."""
+    message = current_seats(event_id)
+    if message is not None:
+        realtime.broadcast(seats_group(event_id), message)
