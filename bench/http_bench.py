@@ -294,6 +294,8 @@ def running_server(port: int, workers: int, log_path: Path) -> Iterator[None]:
     """gunicorn as `make run` starts it, stopped on the way out whatever happened."""
     command = [
         str(VENV_BIN / "gunicorn"),
+        "--config",
+        "config/gunicorn.conf.py",
         "config.wsgi",
         "--workers",
         str(workers),

@@ -9,14 +9,14 @@ in the same transaction, and the table constraints are the backstop.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, NoReturn
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from events import cache as event_cache
-from events import domain, realtime
+from events import domain, metrics, realtime
 from events.models import Enrollment, Event
 from notifications import services as notifications
 from notifications.domain import Kind
@@ -97,33 +97,38 @@ def enroll(*, event_id: int, participant_id: int, now: dt.datetime | None = None
         if event is None:
             raise EventNotFound()
         if domain.is_closed(event.starts_at, now):
-            raise domain.EventClosed()
+            _rejected(domain.EventClosed())
         taken = Event.objects.filter(pk=event_id, enrolled_count__lt=F("capacity")).update(
             enrolled_count=F("enrolled_count") + 1
         )
         if not taken:
-            # No seat: tell a duplicate apart from a full event, in the domain's order.
+            # No seat. The database found none; the domain tells a duplicate from a full event.
             already = Enrollment.objects.filter(event_id=event_id, participant_id=participant_id).exists()
-            domain.check_can_enroll(
-                starts_at=event.starts_at,
-                now=now,
-                seats=domain.Seats(
-                    capacity=event.capacity, enrolled=event.capacity
-                ),  # the database found none
-                already_enrolled=already,
-            )
+            full = domain.Seats(capacity=event.capacity, enrolled=event.capacity)
+            try:
+                domain.check_can_enroll(
+                    starts_at=event.starts_at, now=now, seats=full, already_enrolled=already
+                )
+            except domain.Conflict as refusal:
+                _rejected(refusal)
         try:
             enrollment = Enrollment.objects.create(
                 event_id=event_id, participant_id=participant_id, created_at=now
             )
         except IntegrityError as exc:
             # The unique (event, participant) constraint: raising rolls the seat back too.
-            raise domain.AlreadyEnrolled() from exc
+            _rejected(domain.AlreadyEnrolled(), cause=exc)
         notifications.notify_participant(
             kind=Kind.ENROLLMENT_CONFIRMED, participant_id=participant_id, event=event
         )
         transaction.on_commit(lambda: _seats_changed(event_id))
+        transaction.on_commit(metrics.ENROLLMENTS.inc)
     return enrollment
+
+
+def _rejected(refusal: domain.Conflict, cause: Exception | None = None) -> NoReturn:
+    metrics.REJECTED.labels(refusal.code).inc()
+    raise refusal from cause
 
 
 def cancel_enrollment(*, event_id: int, participant_id: int, now: dt.datetime | None = None) -> None:
@@ -157,7 +162,12 @@ def withdraw_from_all_events(*, participant_id: int) -> list[int]:
         if event_ids:
             Enrollment.objects.filter(participant_id=participant_id).delete()
             Event.objects.filter(pk__in=event_ids).update(enrolled_count=F("enrolled_count") - 1)
-            transaction.on_commit(lambda: [_seats_changed(event_id) for event_id in event_ids])
+
+            def seats_changed() -> None:
+                for event_id in event_ids:
+                    _seats_changed(event_id)
+
+            transaction.on_commit(seats_changed)
     return event_ids
 
 
@@ -170,3 +180,4 @@ def _release_seat(*, event: Event, participant_id: int) -> None:
         kind=Kind.ENROLLMENT_CANCELLED, participant_id=participant_id, event=event
     )
     transaction.on_commit(lambda: _seats_changed(event.pk))
+    transaction.on_commit(metrics.CANCELLATIONS.inc)

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from config.outbox import services as outbox
-from notifications import emails, realtime
+from notifications import emails, metrics, realtime
 from notifications.domain import Kind, Status
 from notifications.models import Notification
 from participants import selectors as participant_selectors
@@ -102,6 +102,7 @@ def deliver(*, notification_id: int) -> str | None:
             notification.error = ""
             notification.save(update_fields=["status", "sent_at", "error"])
             realtime.push_on_commit(notification)
+            transaction.on_commit(metrics.SENT.inc)
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"[:2000]
         Notification.objects.filter(pk=notification_id).update(error=error)
@@ -116,6 +117,7 @@ def mark_failed(*, notification_id: int, error: str) -> None:
         )
         if updated:
             realtime.push_on_commit(Notification.objects.get(pk=notification_id))
+            transaction.on_commit(metrics.FAILED.inc)
 
 
 def resend(*, notification_id: int) -> None:

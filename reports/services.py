@@ -7,6 +7,7 @@ import tempfile
 from collections.abc import Iterator
 from typing import Any
 
+from django.conf import settings
 from django.core.files import File
 from django.db import transaction
 from django.utils import timezone
@@ -18,6 +19,7 @@ from events.services import EventNotFound
 from notifications import services as notifications
 from notifications.domain import Kind
 from participants import selectors as participant_selectors
+from reports import metrics
 from reports.domain import Counter, Status, document_chunks
 from reports.models import Report
 
@@ -63,7 +65,8 @@ def build(*, report_id: int) -> str | None:
         report.status, report.started_at = Status.RUNNING, timezone.now()
         report.save(update_fields=["status", "started_at"])
     try:
-        return _build(report_id)
+        with metrics.BUILD_DURATION.time():
+            return _build(report_id)
     except Exception as exc:
         log.exception("report %s failed", report_id)
         Report.objects.filter(pk=report_id, status=Status.RUNNING).update(
@@ -124,6 +127,7 @@ def _participant_rows(event_id: int) -> Iterator[dict[str, Any]]:
 def _queue_emails(report: Report) -> None:
     """The document to each recipient; a plain "ready" note to the requester if not among them."""
     event = notifications.event_context(report.event)
+    attach = report.document.size <= settings.REPORT_ATTACHMENT_MAX_BYTES
     accounts = {
         user.email: user
         for user in participant_selectors.accounts()
@@ -141,10 +145,11 @@ def _queue_emails(report: Report) -> None:
                 "full_name": user.full_name if user else "",
                 "event": event,
                 "participant_count": report.participant_count,
-                "attached": True,
+                "attached": attach,
+                "report_id": report.pk,
             },
-            attachment=report.document.name,
-            attachment_name=report.filename,
+            attachment=report.document.name if attach else "",
+            attachment_name=report.filename if attach else "",
         )
     requester = report.requested_by
     if requester is not None and requester.email not in report.recipients:

@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from django.db import connection
 from config.outbox.models import OutboxMessage
 from notifications.models import Notification
 from reports.models import Report
-from tests.conftest import DEAD_BROKER, broker, needs_service, wait_until
+from tests.conftest import DEAD_BROKER, broker, free_port, needs_service, wait_until
 from tests.factories import EventFactory, UserFactory
 
 pytestmark = [needs_service("CELERY_BROKER_URL"), pytest.mark.django_db(transaction=True)]
@@ -103,9 +104,20 @@ def test_worker_killed_mid_send_redelivers_and_sends_once(participant_api, tmp_p
         assert Notification.objects.get().status == "queued"
         assert not (tmp_path / "mail").exists() or not list((tmp_path / "mail").iterdir())
 
-        survivor = _worker({**env, "SLOW_EMAIL_SECONDS": "0"})
+        metrics_port = free_port()
+        survivor = _worker({**env, "SLOW_EMAIL_SECONDS": "0", "METRICS_PORT": str(metrics_port)})
         try:
             wait_until(lambda: Notification.objects.get().status == "sent", timeout=90)
+            # The worker's own metrics endpoint counts what it did (just after its commit).
+            url = f"http://127.0.0.1:{metrics_port}/metrics"
+
+            def counted() -> bool:
+                text = urllib.request.urlopen(url, timeout=5).read().decode()  # noqa: S310
+                return "notifications_sent_total 1.0" in text and (
+                    'celery_task_duration_seconds_count{queue="notifications"' in text
+                )
+
+            wait_until(counted)
         finally:
             survivor.terminate()
             survivor.wait(timeout=30)

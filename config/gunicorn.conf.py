@@ -1,0 +1,17 @@
+"""gunicorn settings shared by every deployment of the web role (`gunicorn -c config/gunicorn.conf.py`)."""
+
+import os
+
+# Sync workers: on 2 cores the work is CPU-bound and threads only add contention (docs/architecture.md).
+worker_class = "sync"
+workers = int(os.environ.get("WEB_WORKERS", "2"))
+control_socket_disable = True  # gunicorn 27 would create ~/.gunicorn otherwise
+errorlog = "-"
+
+
+def child_exit(server, worker):  # noqa: ANN001, ANN201
+    """A dead worker's live gauges must not be summed any more (prometheus_client multiprocess mode)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

@@ -1,0 +1,121 @@
+"""Prometheus metrics: the `/metrics` view, gauges read from the database, Celery task metrics.
+
+Counters live beside the code they count (events/metrics.py, notifications/metrics.py, …). Several
+processes per role (gunicorn workers, prefork pool children) each count on their own; with
+PROMETHEUS_MULTIPROC_DIR set, prometheus_client writes their values to files there and a scrape
+adds them up (the directory must be emptied when the role starts: docker/compose.yaml does).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from celery import signals
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+    start_http_server,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+TASK_DURATION = Histogram(
+    "celery_task_duration_seconds", "Run time of Celery tasks.", ["queue", "task"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)  # fmt: skip
+TASK_FAILURES = Counter("celery_task_failures", "Celery tasks that raised.", ["queue", "task"])
+# Upcoming events whose seats are exported, soonest first: the gauge's label set stays bounded.
+SEATS_EVENTS_LIMIT = 200
+
+
+class DatabaseGauges(Collector):
+    """Gauges read from the database at scrape time: one truth, whichever process serves it."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from config.outbox.models import OutboxMessage
+        from events.models import Event
+
+        seats = GaugeMetricFamily(
+            "events_seats_left", "Seats left per upcoming event.", labels=["event_id", "title"]
+        )
+        upcoming = Event.objects.filter(date__gte=timezone.localdate()).order_by("date", "time", "id")
+        for event_id, title, capacity, enrolled in upcoming.values_list(
+            "id", "title", "capacity", "enrolled_count"
+        )[:SEATS_EVENTS_LIMIT]:
+            seats.add_metric([str(event_id), title], max(capacity - enrolled, 0))
+        yield seats
+
+        pending = OutboxMessage.objects.filter(published_at__isnull=True)
+        oldest = pending.order_by("id").values_list("created_at", flat=True).first()
+        yield GaugeMetricFamily(
+            "outbox_pending_messages", "Outbox messages not yet published.", pending.count()
+        )
+        yield GaugeMetricFamily(
+            "outbox_oldest_pending_age_seconds",
+            "Age of the oldest unpublished outbox message (0 when none).",
+            (timezone.now() - oldest).total_seconds() if oldest else 0.0,
+        )
+
+
+def _process_registry() -> CollectorRegistry:
+    """The counters of every process of this role (multiprocess mode) or of this process."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return registry
+    return REGISTRY
+
+
+_database_registry = CollectorRegistry()
+_database_registry.register(DatabaseGauges())
+
+
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    body = generate_latest(_process_registry()) + generate_latest(_database_registry)
+    return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)
+
+
+# --- Celery ---------------------------------------------------------------------------------------
+
+_task_started: dict[str, float] = {}
+
+
+def _queue_of(task: Any) -> str:
+    delivery = getattr(task.request, "delivery_info", None) or {}
+    return str(delivery.get("routing_key") or task.name.split(".", 1)[0])
+
+
+@signals.task_prerun.connect
+def _task_prerun(task_id: str, task: Any, **kwargs: Any) -> None:
+    _task_started[task_id] = time.perf_counter()
+
+
+@signals.task_postrun.connect
+def _task_postrun(task_id: str, task: Any, **kwargs: Any) -> None:
+    started = _task_started.pop(task_id, None)
+    if started is not None:
+        TASK_DURATION.labels(_queue_of(task), task.name).observe(time.perf_counter() - started)
+
+
+@signals.task_failure.connect
+def _task_failure(task_id: str, exception: BaseException, sender: Any = None, **kwargs: Any) -> None:
+    if sender is not None:
+        TASK_FAILURES.labels(_queue_of(sender), sender.name).inc()
+
+
+@signals.worker_ready.connect
+def _serve_worker_metrics(**kwargs: Any) -> None:
+    """A worker's own metrics endpoint, on METRICS_PORT (the web process serves /metrics)."""
+    port = os.environ.get("METRICS_PORT")
+    if port:
+        start_http_server(int(port), registry=_process_registry())
