@@ -40,11 +40,19 @@ run: $(VENV)/.base-installed
 test: $(VENV)/.dev-installed
 	$(VENV)/bin/pytest $(ARGS)
 
-lint: $(VENV)/.dev-installed
+$(VENV)/.lint-installed: requirements/base.txt requirements/dev.txt requirements/lint.txt | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -r requirements/lint.txt
+	touch $(VENV)/.base-installed $(VENV)/.dev-installed $@
+
+# Static checks: code style, types, migrations, the OpenAPI schema, and the deployment files
+# (compose and workflow schemas, hadolint, Prometheus targets; see docker/check.sh).
+lint: $(VENV)/.lint-installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
 	$(PY) manage.py makemigrations --check --dry-run
+	$(PY) manage.py spectacular --fail-on-warn --file $(VENV)/openapi-check.yaml
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH bash docker/check.sh
 
 clean:
 	rm -rf $(VENV) var
