@@ -26,13 +26,14 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> JsonRe
 
     status = exc.status_code
     headers: dict[str, str] = {}
-    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-        headers["Retry-After"] = str(max(1, math.ceil(exc.wait)))
+    wait = getattr(exc, "wait", None)  # set on Throttled
+    if isinstance(exc, exceptions.Throttled) and wait is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(wait)))
     if status == 401:
         # The contract names two 401 codes: a token that fails, and anything else (no or bad credentials).
         headers["WWW-Authenticate"] = 'Bearer realm="api"'
-        code = "token_not_valid" if isinstance(exc, InvalidToken) else "not_authenticated"
-        return problem_response(401, code, _first_message(exc.detail), headers=headers)
+        reason = "token_not_valid" if isinstance(exc, InvalidToken) else "not_authenticated"
+        return problem_response(401, reason, _first_message(exc.detail), headers=headers)
     if isinstance(exc, exceptions.ValidationError):
         return problem_response(
             400, "validation_error", "The request is invalid.", errors=_field_errors(exc.detail)

@@ -54,7 +54,9 @@ class Event(models.Model):
 class Enrollment(models.Model):
     """A participant's seat at an event (the N:N relation, with its timestamp)."""
 
-    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="enrollments")
+    # No index of its own: the unique (event, participant) constraint and the (event, created_at)
+    # index both start with the event.
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="enrollments", db_index=False)
     participant = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="enrollments"
     )

@@ -33,8 +33,11 @@ def render(kind: Kind, context: Mapping[str, Any]) -> tuple[str, str]:
         )
     if kind == Kind.REPORT_READY:
         count = context.get("participant_count", 0)
+        download = f"GET /api/v1/reports/{context.get('report_id', '')}/download/"
         attached = (
-            "The report is attached as JSON." if context.get("attached") else "Download it from the API."
+            "The report is attached as JSON."
+            if context.get("attached")
+            else f"Download it from the API ({download}) or from the Reports page of the admin."
         )
         return (
             f"Participant report ready: {title}",

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from rest_framework.exceptions import NotAuthenticated
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
 from participants.domain import Role
+
+
+def signed_in_user_id(request: Request) -> int:
+    """The id of the request's account (routes that call this require a signed-in user)."""
+    user_id = request.user.pk if request.user is not None else None
+    if user_id is None:
+        raise NotAuthenticated()
+    return int(user_id)
 
 
 class IsAdmin(BasePermission):

@@ -13,6 +13,8 @@ from typing import Any
 
 EVENT_FIELDS = ("id", "title", "description", "date", "time", "location", "capacity")
 PARTICIPANT_FIELDS = ("id", "full_name", "email", "enrolled_at")
+# One encoder for the whole document (json.dumps with options builds a new one per call).
+_encode = json.JSONEncoder(default=str).encode
 
 
 class Status(StrEnum):
@@ -39,9 +41,9 @@ def document_chunks(
     """The report as JSON text, in pieces. `participant_count` comes last, once they are counted."""
     counter = counter or Counter()
     head = {"event": {name: event[name] for name in EVENT_FIELDS}, "generated_at": generated_at}
-    yield json.dumps(head, default=str)[:-1] + ', "participants": ['
+    yield _encode(head)[:-1] + ', "participants": ['
     for participant in participants:
         row = {name: participant[name] for name in PARTICIPANT_FIELDS}
-        yield ("" if counter.value == 0 else ", ") + json.dumps(row, default=str)
+        yield ("" if counter.value == 0 else ", ") + _encode(row)
         counter.value += 1
     yield f'], "participant_count": {counter.value}}}'

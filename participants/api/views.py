@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.db.models import Q, QuerySet
@@ -9,7 +10,7 @@ from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.throttling import BaseThrottle, ScopedRateThrottle
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
@@ -24,13 +25,13 @@ from participants.api.serializers import (
 )
 from participants.domain import normalize_email
 from participants.models import User
-from participants.permissions import IsAdmin
+from participants.permissions import IsAdmin, signed_in_user_id
 
 
 class AuthThrottleMixin:
     """Per-address rate limit of the sign-up and sign-in routes (REST_FRAMEWORK rate "auth")."""
 
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes: Sequence[type[BaseThrottle]] = [ScopedRateThrottle]
     throttle_scope = "auth"
 
 
@@ -50,7 +51,7 @@ class RegisterView(AuthThrottleMixin, generics.GenericAPIView):
 class TokenView(AuthThrottleMixin, TokenObtainPairView):
     """Signs in with email and password; repeated failures on one account are throttled."""
 
-    authentication_classes: list[type] = []
+    authentication_classes = ()
 
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         email = request.data.get("email") if isinstance(request.data, dict) else None
@@ -71,7 +72,7 @@ class TokenView(AuthThrottleMixin, TokenObtainPairView):
 class RefreshView(AuthThrottleMixin, TokenRefreshView):
     """Trades a refresh token for a new pair; the old refresh token is blacklisted (rotation)."""
 
-    authentication_classes: list[type] = []
+    authentication_classes = ()
 
 
 class LogoutView(generics.GenericAPIView):
@@ -102,7 +103,7 @@ class MeView(generics.RetrieveUpdateAPIView):
 
     def perform_update(self, serializer: serializers.BaseSerializer) -> None:
         serializer.instance = services.update_account(
-            user_id=self.request.user.pk, **serializer.validated_data
+            user_id=signed_in_user_id(self.request), **serializer.validated_data
         )
 
 

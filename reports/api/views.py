@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import cast
+
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -9,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from participants.domain import normalize_email
+from participants.models import User
 from participants.permissions import IsAdmin
 from reports import selectors, services
 from reports.api.serializers import ReportRequestSerializer, ReportSerializer
@@ -25,10 +28,11 @@ class EventReportsView(generics.GenericAPIView):
     def post(self, request: Request, event_id: int) -> Response:
         serializer = self.get_serializer(data=request.data if request.data is not None else {})
         serializer.is_valid(raise_exception=True)
-        recipients = serializer.validated_data.get("recipients") or [request.user.email]
+        admin = cast(User, request.user)
+        recipients = serializer.validated_data.get("recipients") or [admin.email]
         report = services.request_report(
             event_id=event_id,
-            requested_by_id=request.user.pk,
+            requested_by_id=admin.pk,
             recipients=[normalize_email(r) for r in recipients],
         )
         return Response(ReportSerializer(report).data, status=status.HTTP_202_ACCEPTED)

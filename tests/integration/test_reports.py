@@ -177,3 +177,13 @@ def test_admin_action_and_download_link(admin, event_with_two):
     assert download.status_code == 200
     assert json.loads(b"".join(download.streaming_content))["participant_count"] == 2
     assert browser.get("/admin/notifications/notification/").status_code == 200
+
+
+def test_a_report_too_big_to_attach_is_linked_instead(admin_api, admin, event_with_two, settings):
+    event, _ = event_with_two
+    settings.REPORT_ATTACHMENT_MAX_BYTES = 100
+    accepted = admin_api.post(f"/api/v1/events/{event.pk}/reports/", {}).json()
+    [email] = mail.outbox
+    assert email.attachments == []
+    assert f"GET /api/v1/reports/{accepted['id']}/download/" in email.body
+    assert admin_api.get(f"/api/v1/reports/{accepted['id']}/").json()["status"] == "done"
