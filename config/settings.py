@@ -39,6 +39,9 @@ if not SECRET_KEY:
             stacklevel=1,
         )
 
+if not DEBUG and SECRET_KEY.startswith("change-me"):
+    raise ImproperlyConfigured("SECRET_KEY is still the placeholder of .env.example: generate a real one.")
+
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["*"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
