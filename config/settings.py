@@ -162,6 +162,7 @@ else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 # A broadcast waits at most this long for the channel layer; it never fails the caller.
 BROADCAST_TIMEOUT_SECONDS = env.float("BROADCAST_TIMEOUT_SECONDS", default=1.0)
+BROADCAST_PAUSE_SECONDS = env.float("BROADCAST_PAUSE_SECONDS", default=5.0)
 
 # --- Task broker (Celery on RabbitMQ) -------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")

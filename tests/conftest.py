@@ -10,6 +10,7 @@ from django.core.cache import cache
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from config import realtime
 from config.celery import app as celery_app
 from config.outbox import services as outbox_services
 from events.models import Event
@@ -56,8 +57,10 @@ def _tasks_in_process(settings):
 def _outbox_publishes_inline():
     """A test that saw the broker fail must not leave later tests' inline publishing paused."""
     outbox_services._inline_paused_until = 0.0
+    realtime._paused_until = 0.0
     yield
     outbox_services._inline_paused_until = 0.0
+    realtime._paused_until = 0.0
 
 
 @contextlib.contextmanager

@@ -108,6 +108,8 @@ def test_server_entry_points_import(module, tmp_path):
 
 
 def test_the_example_placeholder_key_is_refused(tmp_path):
-    result = run(PROBE, {"SECRET_KEY": "change-me-to-a-random-string-of-at-least-50-characters-0000000000"}, tmp_path)
+    result = run(
+        PROBE, {"SECRET_KEY": "change-me-to-a-random-string-of-at-least-50-characters-0000000000"}, tmp_path
+    )
     assert result.returncode != 0
     assert "placeholder" in result.stderr

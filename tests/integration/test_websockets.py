@@ -144,7 +144,7 @@ def test_notifications_reach_their_owner_only(participant):
     assert Notification.objects.get().status == "sent"
 
 
-def test_broadcasts_never_fail_the_request_when_the_layer_is_down(participant_api, settings):
+def test_broadcasts_never_fail_the_request_when_the_layer_is_down(participant_api, settings, monkeypatch):
     settings.CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
@@ -154,9 +154,25 @@ def test_broadcasts_never_fail_the_request_when_the_layer_is_down(participant_ap
     from channels.layers import channel_layers
 
     channel_layers.backends.clear()
+    from config import realtime
+
+    attempts = []
+    send = realtime._send
+
+    async def counting_send(*args):
+        attempts.append(args)
+        await send(*args)
+
+    monkeypatch.setattr(realtime, "_send", counting_send)
     try:
         event = EventFactory()
         assert participant_api.post(f"/api/v1/events/{event.pk}/enrollments/").status_code == 201
         assert participant_api.get(f"/api/v1/events/{event.pk}/").json()["seats_left"] == event.capacity - 1
+        assert len(attempts) >= 1
+        # Paused after the failure: later requests do not wait on the dead layer again.
+        tried = len(attempts)
+        assert client_for(UserFactory()).post(f"/api/v1/events/{event.pk}/enrollments/").status_code == 201
+        assert len(attempts) == tried
     finally:
         channel_layers.backends.clear()
+        realtime._paused_until = 0.0
