@@ -1,23 +1,33 @@
-"""Broadcasts to WebSocket groups, from synchronous code, after commit, never failing the caller."""
+"""Broadcasts to WebSocket groups, from synchronous code, after commit, never failing the caller.
+
+With the in-memory channel layer (the embedded default: one process serves the sockets) a
+broadcast is sent at once on the server's own event loop. With a cross-process layer (Redis) it is
+handed to this process's broadcaster thread, which keeps one event loop and its Redis connections
+for the life of the process and sends in order: the caller neither waits for Redis nor pays for a
+new event loop and connection per message (measured: about 6 ms per enrollment otherwise).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 from django.db import transaction
 
 log = logging.getLogger(__name__)
 
 # After a failed broadcast, this process skips broadcasting until then (monotonic time): with the
-# channel layer down, only the first request pays the timeout. Live updates are best effort: a
-# client that reconnects gets the current seats first.
+# channel layer down, requests pay nothing and the broadcaster does not pile up timeouts. Live
+# updates are best effort: a client that reconnects gets the current seats first.
 _paused_until = 0.0
+# Messages waiting for the broadcaster beyond this are dropped (the layer cannot keep up or is down).
+MAX_PENDING = 10_000
 
 
 def broadcast_on_commit(group: str, message: dict[str, Any]) -> None:
@@ -26,19 +36,67 @@ def broadcast_on_commit(group: str, message: dict[str, Any]) -> None:
 
 
 def broadcast(group: str, message: dict[str, Any]) -> None:
-    """Sends now; a channel layer that is down or slow costs at most BROADCAST_TIMEOUT_SECONDS,
-    once per BROADCAST_PAUSE_SECONDS."""
-    global _paused_until
+    """Sends now (in-memory layer) or hands over to the broadcaster (other layers). Never raises."""
     if time.monotonic() < _paused_until:
         return
     try:
-        async_to_sync(_send)(group, message)
+        if isinstance(get_channel_layer(), InMemoryChannelLayer):
+            async_to_sync(_send)(group, message)
+        else:
+            _Broadcaster.instance().submit(group, message)
     except Exception:
-        _paused_until = time.monotonic() + settings.BROADCAST_PAUSE_SECONDS
-        log.warning("broadcast to %s failed; pausing broadcasts", group, exc_info=True)
+        _pause(group)
+
+
+def _pause(group: str) -> None:
+    global _paused_until
+    _paused_until = time.monotonic() + settings.BROADCAST_PAUSE_SECONDS
+    log.warning("broadcast to %s failed; pausing broadcasts", group, exc_info=True)
 
 
 async def _send(group: str, message: dict[str, Any]) -> None:
     layer = get_channel_layer()
     if layer is not None:
         await asyncio.wait_for(layer.group_send(group, message), settings.BROADCAST_TIMEOUT_SECONDS)
+
+
+class _Broadcaster:
+    """One daemon thread per process running an event loop that sends queued broadcasts in order."""
+
+    _instance: _Broadcaster | None = None
+    _lock = threading.Lock()
+
+    @classmethod
+    def instance(cls) -> _Broadcaster:
+        with cls._lock:  # created lazily: after a fork, in the process that broadcasts
+            if cls._instance is None:
+                cls._instance = cls()
+            return cls._instance
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue(MAX_PENDING)
+        threading.Thread(target=self._run, name="broadcaster", daemon=True).start()
+
+    def submit(self, group: str, message: dict[str, Any]) -> None:
+        self.loop.call_soon_threadsafe(self._enqueue, group, message)
+
+    def _enqueue(self, group: str, message: dict[str, Any]) -> None:
+        try:
+            self.queue.put_nowait((group, message))
+        except asyncio.QueueFull:
+            log.warning("broadcast to %s dropped: %d messages already waiting", group, MAX_PENDING)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(self._drain())
+
+    async def _drain(self) -> None:
+        while True:
+            group, message = await self.queue.get()
+            if time.monotonic() < _paused_until:
+                continue
+            try:
+                await _send(group, message)
+            except Exception:
+                _pause(group)

@@ -154,7 +154,20 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_connect_timeout": 0.5}]},
+            "CONFIG": {
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "socket_connect_timeout": 0.5,
+                        # Above the layer's 5 s blocking pop: redis-py's 5 s default read timeout
+                        # would end an idle socket's receive loop (and close the socket) every 5 s.
+                        "socket_timeout": 15,
+                        # redis-py's async pool fails at once beyond 100 connections; every socket
+                        # that opens or closes needs one (group_add/discard) during a reconnect storm.
+                        "max_connections": env.int("CHANNEL_LAYER_MAX_CONNECTIONS", default=2000),
+                    }
+                ]
+            },
         }
     }
 else:

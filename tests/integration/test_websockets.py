@@ -1,5 +1,8 @@
 """The WebSocket consumers through Channels' WebsocketCommunicator (the ASGI app in this process)."""
 
+import asyncio
+import time
+
 import pytest
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
@@ -7,9 +10,9 @@ from channels.testing import WebsocketCommunicator
 from rest_framework_simplejwt.tokens import AccessToken
 
 from config.asgi import application
-from events import services
+from events import realtime, services
 from notifications.models import Notification
-from tests.conftest import client_for
+from tests.conftest import client_for, needs_service, wait_until
 from tests.factories import EventFactory, UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -154,25 +157,65 @@ def test_broadcasts_never_fail_the_request_when_the_layer_is_down(participant_ap
     from channels.layers import channel_layers
 
     channel_layers.backends.clear()
-    from config import realtime
+    from config import realtime as broadcasting
 
     attempts = []
-    send = realtime._send
+    send = broadcasting._send
 
     async def counting_send(*args):
         attempts.append(args)
         await send(*args)
 
-    monkeypatch.setattr(realtime, "_send", counting_send)
+    monkeypatch.setattr(broadcasting, "_send", counting_send)
     try:
         event = EventFactory()
         assert participant_api.post(f"/api/v1/events/{event.pk}/enrollments/").status_code == 201
         assert participant_api.get(f"/api/v1/events/{event.pk}/").json()["seats_left"] == event.capacity - 1
-        assert len(attempts) >= 1
-        # Paused after the failure: later requests do not wait on the dead layer again.
+        # The failure happens off the request (the broadcaster thread) and pauses broadcasting.
+        wait_until(lambda: attempts and broadcasting._paused_until > time.monotonic())
         tried = len(attempts)
         assert client_for(UserFactory()).post(f"/api/v1/events/{event.pk}/enrollments/").status_code == 201
-        assert len(attempts) == tried
+        time.sleep(0.3)
+        assert len(attempts) == tried  # paused: nobody waits on the dead layer again
     finally:
         channel_layers.backends.clear()
-        realtime._paused_until = 0.0
+        broadcasting._paused_until = 0.0
+
+
+@needs_service("REDIS_URL")
+def test_a_storm_of_sockets_joins_and_leaves_the_group_cleanly(participant):
+    """Hundreds of sockets connecting and closing at once (a deploy, a network blip)."""
+    event = EventFactory()
+    token = str(AccessToken.for_user(participant))
+    count = 250
+
+    async def scenario():
+        from channels.layers import get_channel_layer
+
+        watchers = [socket(f"/ws/events/{event.pk}/", token=token) for _ in range(count)]
+        connected = await asyncio.gather(*(w.connect() for w in watchers))
+        assert all(ok for ok, _ in connected)
+        firsts = await asyncio.gather(*(w.receive_json_from(timeout=30) for w in watchers))
+        assert {f["type"] for f in firsts} == {"event.seats"}
+        await asyncio.gather(*(w.disconnect() for w in watchers))
+        layer = get_channel_layer()
+        connection = layer.connection(layer.consistent_hash(realtime.seats_group(event.pk)))
+        return await connection.zcard(layer._group_key(realtime.seats_group(event.pk)))
+
+    assert async_to_sync(scenario)() == 0  # nobody left behind in the group
+
+
+@needs_service("REDIS_URL")
+def test_an_idle_socket_stays_open_past_the_layers_blocking_timeout(participant):
+    event = EventFactory(capacity=4)
+
+    async def scenario():
+        watcher = socket(f"/ws/events/{event.pk}/", participant)
+        await watcher.connect()
+        await watcher.receive_json_from(timeout=5)
+        await asyncio.sleep(7)  # longer than the channel layer's 5 s blocking pop
+        await database_sync_to_async(services.enroll)(event_id=event.pk, participant_id=participant.pk)
+        assert (await watcher.receive_json_from(timeout=5))["seats_left"] == 3
+        await watcher.disconnect()
+
+    run(scenario)
