@@ -1,0 +1,984 @@
+"""WebSocket fan-out benchmark: how fast a committed enrollment reaches every watcher of the event.
+
+From the root of a clean clone (after `make .venv/.dev-installed`):
+
+    .venv/bin/python bench/ws_bench.py                  # progress on stderr, the table on stdout
+    .venv/bin/python bench/ws_bench.py --sockets 1000   # more watchers
+    .venv/bin/python bench/ws_bench.py --json           # the same figures as one JSON document
+
+The production topology on this machine: PostgreSQL (the throwaway database `bench_ws`, recreated),
+Redis db 5 (channel layer and cache, flushed at start), RabbitMQ (the tasks the enrollments publish
+are purged at the end), HTTP served by gunicorn (`config.wsgi`, sync workers) and WebSockets by
+uvicorn (`config.asgi`). The script seeds one event and participants with access tokens, opens N
+sockets on `/ws/events/<id>/` from one asyncio process, then for each round POSTs one enrollment to
+gunicorn and times, for every socket, the arrival of the `event.seats` message with the new count.
+bench/README.md says what the figures mean.
+
+The exit code is non-zero only when the benchmark could not run; sockets that miss a message are a
+finding (printed), not an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import http.client
+import importlib.metadata
+import json
+import math
+import os
+import platform
+import re
+import resource
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import redis
+import redis.asyncio as aioredis
+import websockets
+from psycopg import sql
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+
+REPO = Path(__file__).resolve().parent.parent
+# The interpreter's own directory: gunicorn and uvicorn are installed next to it in the virtualenv.
+VENV_BIN = Path(sys.executable).parent
+
+HOST = "127.0.0.1"
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+DB_NAME = "bench_ws"
+REDIS_DB = 5
+REDIS_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
+BROKER_URL = "amqp://guest:guest@127.0.0.1:5672//"
+
+# Far above any run's enrollments: every round takes a seat, the event never fills.
+EVENT_CAPACITY = 1_000_000
+
+
+class BenchError(Exception):
+    """The benchmark could not run; the message says why."""
+
+
+def say(message: str) -> None:
+    print(f"[ws-bench] {message}", file=sys.stderr, flush=True)
+
+
+# --- Options and environment ----------------------------------------------------------------------
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sockets", type=int, default=500, help="WebSockets watching the event (500)")
+    parser.add_argument("--rounds", type=int, default=5, help="measured enrollments, one per round (5)")
+    parser.add_argument(
+        "--warmup-rounds",
+        type=int,
+        default=2,
+        help="enrollments before the measured rounds, shown but not counted (2)",
+    )
+    parser.add_argument(
+        "--connect-concurrency", type=int, default=50, help="sockets being opened at the same time (50)"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=10.0, help="seconds from the POST a socket has to get the count (10)"
+    )
+    parser.add_argument("--pause", type=float, default=1.0, help="seconds of quiet between rounds (1)")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (2)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON instead of a table")
+    parser.add_argument("--keep-files", action="store_true", help="keep the work directory (server logs)")
+    args = parser.parse_args()
+    if min(args.sockets, args.rounds, args.connect_concurrency, args.workers) < 1:
+        parser.error("--sockets, --rounds, --connect-concurrency and --workers must be at least 1")
+    if args.warmup_rounds < 0 or args.timeout <= 0 or args.pause < 0:
+        parser.error("--warmup-rounds and --pause must not be negative, --timeout must be positive")
+    return args
+
+
+def configure_environment(work_dir: Path) -> None:
+    """Sets the deployment's variables in this process; Django here and both servers read them."""
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "DATABASE_URL": f"postgres://postgres@{HOST}:5432/{DB_NAME}",
+            # The channel layer and the cache: the web workers broadcast through it to uvicorn.
+            "REDIS_URL": REDIS_URL,
+            "SECRET_KEY": secrets.token_urlsafe(64),
+            "DEBUG": "false",
+            "SECURE_SSL_REDIRECT": "false",
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "LOG_LEVEL": "WARNING",
+            # Tokens are minted before the servers start and must outlive the whole run.
+            "JWT_ACCESS_MINUTES": "120",
+            "AUTH_THROTTLE_RATE": "1000000/min",
+            # Production publishes the enrollment's notification to RabbitMQ (no worker runs here;
+            # the queues are purged at the end).
+            "CELERY_BROKER_URL": BROKER_URL,
+            "EMAIL_URL": "",
+            "VAR_DIR": str(work_dir / "var"),
+        }
+    )
+    # Tokens are signed with SECRET_KEY unless this is set.
+    os.environ.pop("JWT_SIGNING_KEY", None)
+    # Left to each server as deployed: gunicorn keeps persistent connections, config/asgi.py turns
+    # psycopg's pool on for uvicorn. A value inherited from the shell would change both.
+    for name in ("DB_POOL", "DB_POOL_MIN", "DB_POOL_MAX", "BROADCAST_TIMEOUT_SECONDS"):
+        os.environ.pop(name, None)
+    (work_dir / "var" / "static").mkdir(parents=True, exist_ok=True)
+
+
+def raise_open_files_limit() -> tuple[int, int]:
+    """Soft RLIMIT_NOFILE up to the hard limit (the servers inherit it); returns (soft, hard)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
+# --- Backing services -----------------------------------------------------------------------------
+
+
+def recreate_database() -> str:
+    """Drops and creates the throwaway database; returns the PostgreSQL server version."""
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
+        name = sql.Identifier(DB_NAME)
+        # FORCE: a previous run interrupted mid-way may have left connections behind.
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
+        row = conn.execute("SELECT current_setting('server_version')").fetchone()
+    return str(row[0]) if row else "?"
+
+
+def flush_redis() -> str:
+    """Empties the benchmark's Redis database (db 5 only); returns the Redis server version."""
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=5)
+    try:
+        client.flushdb()
+        return str(client.info("server").get("redis_version", "?"))
+    finally:
+        client.close()
+
+
+def purge_queues() -> int:
+    """Drops the tasks the run published (no worker consumes them here). Returns how many."""
+    from config.celery import app
+
+    return int(app.control.purge() or 0)
+
+
+def run_migrations() -> None:
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "--verbosity", "0"], cwd=REPO, check=True
+    )
+
+
+def setup_django() -> None:
+    sys.path.insert(0, str(REPO))
+    import django
+
+    django.setup()
+
+
+def version_of(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "?"
+
+
+# --- Seed data --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Seed:
+    event_id: int
+    watcher_tokens: list[str]  # one per socket, each of a different participant
+    enroller_tokens: list[str]  # one per round (warm-up first), participants distinct from watchers
+
+
+def seed(watchers: int, enrollers: int) -> Seed:
+    from django.contrib.auth.hashers import make_password
+    from django.db import connections
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    from events.models import Event
+    from participants.models import User
+
+    started = time.monotonic()
+    event = Event.objects.create(
+        title="Watched event",
+        description="Seeded by bench/ws_bench.py.",
+        date=dt.date.today() + dt.timedelta(days=30),
+        time=dt.time(10, 0),
+        location="Main hall",
+        capacity=EVENT_CAPACITY,
+    )
+    # One unusable password for all: no hashing per user, and nobody can sign in with it.
+    unusable = make_password(None)
+    users = [
+        User(
+            email=f"watcher{number:06d}@bench.example",
+            full_name=f"Participant {number}",
+            password=unusable,
+        )
+        for number in range(watchers + enrollers)
+    ]
+    User.objects.bulk_create(users, batch_size=5000)
+    tokens = [str(AccessToken.for_user(user)) for user in users]
+    # The servers have their own connections; this process keeps none open while it measures.
+    connections.close_all()
+    say(
+        f"seeded event {event.pk} (capacity {EVENT_CAPACITY}) and {len(users)} participants with "
+        f"tokens in {time.monotonic() - started:.1f} s"
+    )
+    return Seed(event.pk, tokens[:watchers], tokens[watchers:])
+
+
+# --- The servers --------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+def http_get(port: int, path: str) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection(HOST, port, timeout=5)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+
+def wait_until_live(
+    name: str, process: subprocess.Popen[bytes], port: int, log_path: Path, timeout: float = 30
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise BenchError(f"{name} exited with code {process.returncode}:\n{tail(log_path)}")
+        try:
+            status, body = http_get(port, "/health/live")
+        except OSError:  # not listening yet
+            time.sleep(0.2)
+            continue
+        if status == 200:
+            return
+        raise BenchError(f"{name}: /health/live answered {status}: {body[:300]!r}\n{tail(log_path)}")
+    raise BenchError(f"{name} did not answer /health/live within {timeout:.0f} s:\n{tail(log_path)}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Graceful stop (SIGTERM), then SIGKILL if the server is stuck."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@contextlib.contextmanager
+def running_server(name: str, command: list[str], port: int, log_path: Path) -> Iterator[None]:
+    """Starts a server, waits for /health/live, and stops it on the way out whatever happened."""
+    with log_path.open("wb") as log:
+        # A session of its own: Ctrl-C reaches this script only, which then stops the server in order.
+        process = subprocess.Popen(
+            command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            wait_until_live(name, process, port, log_path)
+            yield
+        finally:
+            stop(process)
+
+
+def gunicorn_command(port: int, workers: int) -> list[str]:
+    return [
+        str(VENV_BIN / "gunicorn"),
+        "config.wsgi",
+        "--workers",
+        str(workers),
+        "--bind",
+        f"{HOST}:{port}",
+        "--no-control-socket",
+        "--error-logfile",
+        "-",
+    ]
+
+
+def uvicorn_command(port: int) -> list[str]:
+    return [
+        str(VENV_BIN / "uvicorn"),
+        "config.asgi:application",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+
+
+# --- Measurement ----------------------------------------------------------------------------------
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """Nearest rank: the smallest value with at least pct % of the values at or below it."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[max(math.ceil(pct / 100 * len(ordered)) - 1, 0)]
+
+
+class Fanout:
+    """The count the current round waits for, and how many sockets have received it."""
+
+    def __init__(self) -> None:
+        self.target: int | None = None
+        self.expected = 0
+        self.reached = 0
+        self.done = asyncio.Event()
+
+    def start(self, target: int, expected: int) -> None:
+        self.target, self.expected, self.reached = target, expected, 0
+        self.done = asyncio.Event()
+        if expected == 0:
+            self.done.set()
+
+    def arrived(self, enrolled: int) -> None:
+        if enrolled == self.target:
+            self.reached += 1
+            if self.reached >= self.expected:
+                self.done.set()
+
+
+@dataclass
+class Watcher:
+    """One socket: when each seat count first reached it."""
+
+    index: int
+    ws: Any = None
+    connect_s: float | None = None  # handshake and initial message, once its turn to connect came
+    initial: dict[str, Any] | None = None
+    arrivals: dict[int, float] = field(default_factory=dict)  # enrolled -> perf_counter at arrival
+    unexpected: int = 0  # messages that are not a well-formed event.seats of the watched event
+    close_code: int | None = None  # set when the connection closed before the end of the run
+    reader: asyncio.Task[None] | None = None
+    got_initial: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def seats_count(raw: str | bytes, event_id: int) -> int | None:
+    """The `enrolled` of a well-formed event.seats message of the event, else None."""
+    try:
+        message = json.loads(raw)
+        if message.get("type") != "event.seats" or message.get("event") != event_id:
+            return None
+        capacity, enrolled, left = message["capacity"], message["enrolled"], message["seats_left"]
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
+    if not all(isinstance(value, int) for value in (capacity, enrolled, left)):
+        return None
+    return enrolled if left == max(capacity - enrolled, 0) else None
+
+
+async def read_messages(watcher: Watcher, event_id: int, fanout: Fanout) -> None:
+    try:
+        async for raw in watcher.ws:
+            arrived = time.perf_counter()  # before anything else: the parse is not the server's time
+            enrolled = seats_count(raw, event_id)
+            if enrolled is None:
+                watcher.unexpected += 1
+                continue
+            if watcher.initial is None:
+                watcher.initial = json.loads(raw)
+                watcher.got_initial.set()
+            if enrolled not in watcher.arrivals:
+                watcher.arrivals[enrolled] = arrived
+                fanout.arrived(enrolled)
+    except ConnectionClosed:
+        pass
+    finally:
+        watcher.close_code = watcher.ws.close_code if watcher.ws.close_code is not None else -1
+        watcher.got_initial.set()  # wakes a connect still waiting: it sees the close
+
+
+def ws_url(port: int, event_id: int, token: str) -> str:
+    return f"ws://{HOST}:{port}/ws/events/{event_id}/?token={token}"
+
+
+async def open_watcher(
+    watcher: Watcher, url: str, event_id: int, fanout: Fanout, limit: asyncio.Semaphore, timeout: float
+) -> str | None:
+    """Opens the socket and waits for its initial count; returns why it failed, or None."""
+    async with limit:
+        started = time.perf_counter()
+        try:
+            # No client pings: browsers send none (uvicorn pings every 20 s, as deployed).
+            watcher.ws = await websockets.connect(url, open_timeout=timeout, ping_interval=None)
+        except (OSError, TimeoutError, InvalidHandshake) as exc:
+            return f"connect: {type(exc).__name__}: {exc}"
+        watcher.reader = asyncio.create_task(read_messages(watcher, event_id, fanout))
+        try:
+            await asyncio.wait_for(watcher.got_initial.wait(), timeout)
+        except TimeoutError:
+            failure = f"no initial event.seats within {timeout:.0f} s"
+        else:
+            if watcher.initial is not None:
+                watcher.connect_s = time.perf_counter() - started
+                return None
+            failure = f"closed before its initial event.seats (code {watcher.close_code})"
+        # Out of the measurement: a socket that failed here must not count as a watcher later.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(watcher.ws.close(), timeout)
+        return failure
+
+
+async def close_watchers(watchers: list[Watcher]) -> None:
+    async def close(watcher: Watcher) -> None:
+        if watcher.ws is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(watcher.ws.close(), 10)
+        if watcher.reader is not None:
+            watcher.reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await watcher.reader
+
+    await asyncio.gather(*(close(watcher) for watcher in watchers))
+
+
+@dataclass
+class ConnectPhase:
+    requested: int
+    opened: int
+    wall_s: float
+    # Handshake plus initial message of each socket, from its turn to connect (not the queue).
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    failures: dict[str, int]
+
+    @property
+    def per_second(self) -> float:
+        return self.opened / self.wall_s if self.wall_s else 0.0
+
+
+@dataclass
+class Round:
+    number: int
+    enrolled: int  # the count the sockets waited for
+    http_ms: float  # the enrollment POST, from t0 to the full answer
+    latencies_ms: list[float]  # per socket that received the count within the timeout
+    watching: int  # sockets opened (one closed by the server since then counts as a miss)
+
+    @property
+    def missed(self) -> int:
+        return self.watching - len(self.latencies_ms)
+
+    def summary(self) -> dict[str, Any]:
+        values = self.latencies_ms
+        return {
+            "round": self.number,
+            "enrolled": self.enrolled,
+            "http_ms": round(self.http_ms, 2),
+            "watching": self.watching,
+            "received": len(values),
+            "missed": self.missed,
+            "first_ms": round(min(values), 2) if values else None,
+            "p50_ms": round(percentile(values, 50), 2) if values else None,
+            "p99_ms": round(percentile(values, 99), 2) if values else None,
+            "max_ms": round(max(values), 2) if values else None,
+        }
+
+
+@dataclass
+class Warmup:
+    """Enrollments sent `workers` at a time, so that every gunicorn worker serves one before the
+    measured rounds (a worker's first request pays for lazy imports and connections)."""
+
+    batches: int
+    concurrent: int
+    http_ms: list[float]
+    missed: int  # sockets without the last count of a batch within the timeout
+
+
+@dataclass
+class Measurement:
+    connect: ConnectPhase
+    warmup: Warmup
+    rounds: list[Round]
+    late: int  # counts that arrived after the timeout of their round
+    unexpected_messages: int
+    closed_early: dict[str, int]  # close code -> sockets closed by the server during the run
+    group_members_open: int  # members of the event's group in Redis with every socket open
+    group_members_closed: int  # the same once every socket is closed (should drop to 0)
+
+
+async def post_enrollment(client: httpx.AsyncClient, url: str, token: str) -> float:
+    """POSTs one enrollment; its duration in seconds. Anything but 201 stops the benchmark."""
+    started = time.perf_counter()
+    response = await client.post(url, headers={"Authorization": f"Bearer {token}"})
+    elapsed = time.perf_counter() - started
+    if response.status_code != 201:
+        raise BenchError(f"POST {url} answered {response.status_code}, not 201: {response.text[:500]}")
+    return elapsed
+
+
+async def wait_for_count(fanout: Fanout, t0: float, timeout: float) -> None:
+    """Until every socket still open has the armed count, or `timeout` after t0."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(fanout.done.wait(), max(t0 + timeout - time.perf_counter(), 0))
+
+
+def arm(fanout: Fanout, watchers: list[Watcher], target: int) -> None:
+    fanout.start(target, sum(1 for watcher in watchers if watcher.close_code is None))
+
+
+def group_key(event_id: int) -> str:
+    # channels_redis's key of a group: "<prefix>:group:<name>", prefix "asgi" (settings set none).
+    return f"asgi:group:event-seats-{event_id}"
+
+
+async def group_members(event_id: int) -> int:
+    client = aioredis.Redis.from_url(REDIS_URL, socket_connect_timeout=5)
+    try:
+        return int(await client.zcard(group_key(event_id)))
+    finally:
+        await client.aclose()
+
+
+async def settled_group_members(event_id: int, seconds: float = 5.0) -> int:
+    """The group's size once the server has handled the disconnects (or after `seconds`)."""
+    deadline = time.monotonic() + seconds
+    previous = -1
+    while True:
+        members = await group_members(event_id)
+        if members == 0 or members == previous or time.monotonic() > deadline:
+            return members
+        previous = members
+        await asyncio.sleep(0.5)
+
+
+async def open_all(
+    args: argparse.Namespace, seeded: Seed, ws_port: int, watchers: list[Watcher], fanout: Fanout
+) -> ConnectPhase:
+    limit = asyncio.Semaphore(args.connect_concurrency)
+    started = time.perf_counter()
+    errors = await asyncio.gather(
+        *(
+            open_watcher(
+                watcher,
+                ws_url(ws_port, seeded.event_id, token),
+                seeded.event_id,
+                fanout,
+                limit,
+                args.timeout,
+            )
+            for watcher, token in zip(watchers, seeded.watcher_tokens, strict=True)
+        )
+    )
+    wall_s = time.perf_counter() - started
+    opened_ms = [watcher.connect_s * 1000 for watcher in watchers if watcher.connect_s is not None]
+    return ConnectPhase(
+        requested=len(watchers),
+        opened=len(opened_ms),
+        wall_s=wall_s,
+        p50_ms=percentile(opened_ms, 50),
+        p99_ms=percentile(opened_ms, 99),
+        max_ms=max(opened_ms, default=math.nan),
+        # Connect errors carry ports and addresses: folded, so that one cause is counted once.
+        failures=dict(
+            Counter(
+                fold_numbers(error) if error.startswith("connect:") else error for error in errors if error
+            )
+        ),
+    )
+
+
+async def measure(args: argparse.Namespace, seeded: Seed, http_port: int, ws_port: int) -> Measurement:
+    fanout = Fanout()
+    watchers = [Watcher(index) for index in range(args.sockets)]
+    url = f"http://{HOST}:{http_port}/api/v1/events/{seeded.event_id}/enrollments/"
+    tokens = iter(seeded.enroller_tokens)
+    try:
+        say(f"opening {args.sockets} sockets, {args.connect_concurrency} at a time")
+        connect = await open_all(args, seeded, ws_port, watchers, fanout)
+        rate = f"{connect.per_second:.0f}/s"
+        say(f"{connect.opened} of {args.sockets} sockets open in {connect.wall_s:.1f} s ({rate})")
+        opened = [watcher for watcher in watchers if watcher.connect_s is not None]
+        if not opened:
+            raise BenchError(f"no socket could be opened: {connect.failures}")
+        initial = {watcher.initial["enrolled"] for watcher in opened if watcher.initial}
+        if len(initial) != 1:
+            raise BenchError(f"the sockets were told different initial counts: {sorted(initial)}")
+        count = initial.pop()
+        members_open = await group_members(seeded.event_id)
+
+        async with httpx.AsyncClient(timeout=httpx.Timeout(30.0)) as client:
+            warmup = Warmup(args.warmup_rounds, args.workers, [], 0)
+            for batch in range(1, args.warmup_rounds + 1):
+                count += args.workers
+                arm(fanout, opened, count)
+                t0 = time.perf_counter()
+                durations = await asyncio.gather(
+                    *(post_enrollment(client, url, next(tokens)) for _ in range(args.workers))
+                )
+                await wait_for_count(fanout, t0, args.timeout)
+                warmup.http_ms += [duration * 1000 for duration in durations]
+                warmup.missed += sum(1 for watcher in opened if count not in watcher.arrivals)
+                times = ", ".join(f"{duration * 1000:.0f}" for duration in durations)
+                say(f"warm-up {batch}: {args.workers} enrollments at once, HTTP {times} ms")
+                await asyncio.sleep(args.pause)
+
+            rounds: list[Round] = []
+            for number in range(1, args.rounds + 1):
+                count += 1
+                arm(fanout, opened, count)
+                t0 = time.perf_counter()
+                http_s = await post_enrollment(client, url, next(tokens))
+                await wait_for_count(fanout, t0, args.timeout)
+                latencies = [
+                    (watcher.arrivals[count] - t0) * 1000
+                    for watcher in opened
+                    if count in watcher.arrivals and watcher.arrivals[count] - t0 <= args.timeout
+                ]
+                result = Round(number, count, http_s * 1000, latencies, len(opened))
+                rounds.append(result)
+                figures = result.summary()
+                say(
+                    f"round {number}: HTTP {figures['http_ms']} ms, p50 {figures['p50_ms']} ms, "
+                    f"max {figures['max_ms']} ms, missed {result.missed}"
+                )
+                await asyncio.sleep(args.pause)
+
+        # A count that came after its round's timeout is late, not lost: told apart here.
+        late = sum(
+            max(
+                sum(1 for watcher in opened if result.enrolled in watcher.arrivals)
+                - len(result.latencies_ms),
+                0,
+            )
+            for result in rounds
+        )
+        closed = Counter(str(watcher.close_code) for watcher in opened if watcher.close_code is not None)
+        measurement = Measurement(
+            connect=connect,
+            warmup=warmup,
+            rounds=rounds,
+            late=late,
+            unexpected_messages=sum(watcher.unexpected for watcher in watchers),
+            closed_early=dict(closed),
+            group_members_open=members_open,
+            group_members_closed=-1,
+        )
+    finally:
+        say("closing the sockets")
+        await close_watchers(watchers)
+    # Each disconnect should take its socket out of the event's group (consumer's group_discard).
+    measurement.group_members_closed = await settled_group_members(seeded.event_id)
+    return measurement
+
+
+# --- Checks after the run -----------------------------------------------------------------------------
+
+
+@dataclass
+class SeatCheck:
+    enrolled_count: int
+    enrollment_rows: int
+    posted: int  # 201 answers received (warm-up included)
+
+    @property
+    def passed(self) -> bool:
+        return self.enrolled_count == self.enrollment_rows == self.posted
+
+
+def check_seats(event_id: int, posted: int) -> SeatCheck:
+    from events.models import Enrollment, Event
+
+    event = Event.objects.get(pk=event_id)
+    rows = Enrollment.objects.filter(event_id=event_id).count()
+    return SeatCheck(event.enrolled_count, rows, posted)
+
+
+@dataclass
+class ServerLog:
+    path: str
+    lines_by_level: dict[str, int] = field(default_factory=dict)
+    # The most frequent distinct messages above INFO, with how often each came: [count, message].
+    notable: list[tuple[int, str]] = field(default_factory=list)
+
+
+_GUNICORN_LINE = re.compile(r"^\[[^\]]+\] \[\d+\] \[([A-Z]+)\] (.*)$")
+_UVICORN_LINE = re.compile(r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL):\s+(.*)$")
+_NUMBER = re.compile(r"\d+")
+_EXCEPTION_LINE = re.compile(r"^(\S+: )?[A-Za-z_.]*(Error|Exception|Warning|Exit|Interrupt)\b.*")
+
+
+def fold_numbers(text: str) -> str:
+    return _NUMBER.sub("N", text)
+
+
+def classify_log_line(line: str) -> tuple[str, str | None]:
+    """The line's level and, when it is worth showing, its message without timestamp and pid."""
+    with contextlib.suppress(ValueError, AttributeError):
+        record = json.loads(line)  # the app's JSON lines (config.logging)
+        level = str(record.get("level", "OTHER"))
+        message = f"[{level}] {record.get('logger', '')}: {record.get('msg', '')}"
+        if record.get("exc"):
+            message += " | " + str(record["exc"]).strip().splitlines()[-1]
+        return level, message
+    for pattern in (_GUNICORN_LINE, _UVICORN_LINE):
+        if match := pattern.match(line):
+            return match.group(1), f"[{match.group(1)}] {match.group(2)}"
+    # A traceback or a warning printed by Python: only its headline is worth showing.
+    return "OTHER", line.strip() if _EXCEPTION_LINE.match(line.strip()) else None
+
+
+def read_server_log(path: Path, keep: int = 10) -> ServerLog:
+    levels: Counter[str] = Counter()
+    messages: Counter[str] = Counter()
+    if path.exists():
+        for line in path.read_text(errors="replace").splitlines():
+            level, message = classify_log_line(line)
+            levels[level] += 1
+            if message and level not in ("DEBUG", "INFO"):
+                messages[fold_numbers(message)[:300]] += 1
+    notable = [(count, message) for message, count in messages.most_common(keep)]
+    return ServerLog(str(path), dict(levels), notable)
+
+
+# --- Report -------------------------------------------------------------------------------------------
+
+
+def rounded(value: float) -> float | None:
+    return None if math.isnan(value) else round(value, 2)
+
+
+def totals(rounds: list[Round]) -> dict[str, Any]:
+    latencies = [value for result in rounds for value in result.latencies_ms]
+    http_ms = [result.http_ms for result in rounds]
+    return {
+        "rounds": len(rounds),
+        "messages": len(latencies),
+        "missed": sum(result.missed for result in rounds),
+        "p50_ms": rounded(percentile(latencies, 50)),
+        "p99_ms": rounded(percentile(latencies, 99)),
+        "max_ms": rounded(max(latencies, default=math.nan)),
+        "http_p50_ms": rounded(percentile(http_ms, 50)),
+        "http_max_ms": rounded(max(http_ms, default=math.nan)),
+    }
+
+
+def report_data(
+    measurement: Measurement, seats: SeatCheck, logs: dict[str, ServerLog], setup: dict[str, Any]
+) -> dict[str, Any]:
+    connect, warmup = measurement.connect, measurement.warmup
+    return {
+        "setup": setup,
+        "connect": {
+            **asdict(connect),
+            "p50_ms": rounded(connect.p50_ms),
+            "p99_ms": rounded(connect.p99_ms),
+            "max_ms": rounded(connect.max_ms),
+            "wall_s": round(connect.wall_s, 3),
+            "per_second": round(connect.per_second, 1),
+        },
+        "warmup": {**asdict(warmup), "http_ms": [round(value, 2) for value in warmup.http_ms]},
+        "rounds": [result.summary() for result in measurement.rounds],
+        "totals": totals(measurement.rounds),
+        "late": measurement.late,
+        "unexpected_messages": measurement.unexpected_messages,
+        "closed_early": measurement.closed_early,
+        "group_members": {
+            "sockets_open": measurement.group_members_open,
+            "after_close": measurement.group_members_closed,
+        },
+        "seats": {**asdict(seats), "passed": seats.passed},
+        "server_logs": {name: asdict(log) for name, log in logs.items()},
+    }
+
+
+def cell(value: Any, width: int = 9) -> str:
+    if value is None:
+        return f"{'-':>{width}}"
+    if isinstance(value, float):
+        return f"{value:>{width}.2f}"
+    return f"{value!s:>{width}}"
+
+
+def print_table(data: dict[str, Any]) -> None:
+    setup, connect, warmup, total = data["setup"], data["connect"], data["warmup"], data["totals"]
+    print()
+    print("Setup: " + ", ".join(f"{key} {value}" for key, value in setup.items()))
+    print()
+    print(
+        f"Connect: {connect['opened']} of {connect['requested']} sockets open with their initial "
+        f"event.seats in {connect['wall_s']:.2f} s ({connect['per_second']:.0f}/s, "
+        f"{setup['connect concurrency']} at a time); per socket p50 {connect['p50_ms']} ms, "
+        f"p99 {connect['p99_ms']} ms, max {connect['max_ms']} ms"
+    )
+    for reason, count in connect["failures"].items():
+        print(f"  {count:>6} x {reason}")
+    print(
+        f"Warm-up (not counted): {warmup['batches']} x {warmup['concurrent']} enrollments at once, "
+        f"HTTP ms {', '.join(f'{value:.0f}' for value in warmup['http_ms']) or '-'}; "
+        f"sockets without the count: {warmup['missed']}"
+    )
+    print()
+    print("Latency from just before the enrollment POST to each socket's message with the new count:")
+    columns = ("enrolled", "HTTP ms", "first ms", "p50 ms", "p99 ms", "max ms", "received", "missed")
+    keys = ("enrolled", "http_ms", "first_ms", "p50_ms", "p99_ms", "max_ms", "received", "missed")
+    header = f"{'round':<6}" + "".join(f"{column:>10}" for column in columns)
+    print(header)
+    print("-" * len(header))
+    for row in data["rounds"]:
+        print(f"{row['round']!s:<6}" + "".join(" " + cell(row[key]) for key in keys))
+    print()
+    print(
+        f"All {total['rounds']} rounds ({total['messages']} messages): p50 {total['p50_ms']} ms, "
+        f"p99 {total['p99_ms']} ms, max {total['max_ms']} ms"
+    )
+    closed = data["closed_early"]
+    print(
+        f"Missed within {setup['timeout s']} s: {total['missed']} (arrived later: {data['late']}); "
+        f"unexpected messages: {data['unexpected_messages']}; sockets closed by the server: "
+        f"{sum(closed.values())}" + (f" (close codes {closed})" if closed else "")
+    )
+    print(f"Enrollment POST (201): p50 {total['http_p50_ms']} ms, max {total['http_max_ms']} ms")
+    members = data["group_members"]
+    print(
+        f"Event group in Redis: {members['sockets_open']} members with the sockets open, "
+        f"{members['after_close']} left after they all closed (should be 0)"
+    )
+    seats = data["seats"]
+    print(
+        f"Seats: enrolled_count {seats['enrolled_count']}, rows {seats['enrollment_rows']}, "
+        f"201 answers {seats['posted']}: {'PASS' if seats['passed'] else 'FAIL'}"
+    )
+    print()
+    for name, log in data["server_logs"].items():
+        levels = ", ".join(f"{level} {count}" for level, count in sorted(log["lines_by_level"].items()))
+        print(f"{name} log ({log['path']}): {levels or 'empty'}")
+        for count, message in log["notable"]:
+            print(f"  {count:>6} x {message}")
+
+
+# --- Main -----------------------------------------------------------------------------------------------
+
+
+def run_benchmark(args: argparse.Namespace, work_dir: Path) -> int:
+    configure_environment(work_dir)
+    soft, hard = raise_open_files_limit()
+    if soft < args.sockets * 2 + 100:  # the client's sockets plus uvicorn's, both inherit this limit
+        raise BenchError(f"RLIMIT_NOFILE {soft} is too low for {args.sockets} sockets (hard limit {hard})")
+    say(f"recreating database {DB_NAME} and flushing Redis db {REDIS_DB}")
+    setup: dict[str, Any] = {
+        "sockets": args.sockets,
+        "rounds": args.rounds,
+        "connect concurrency": args.connect_concurrency,
+        "timeout s": args.timeout,
+        "HTTP": f"gunicorn {version_of('gunicorn')} config.wsgi, {args.workers} sync workers",
+        "WebSockets": f"uvicorn {version_of('uvicorn')} config.asgi, 1 process",
+        "channel layer": f"channels_redis {version_of('channels_redis')} on {REDIS_URL}",
+        "client": f"one asyncio process, websockets {version_of('websockets')}, httpx {version_of('httpx')}",
+        "PostgreSQL": recreate_database(),
+        "Redis": flush_redis(),
+        "Python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "RLIMIT_NOFILE": soft,
+    }
+    say("migrating")
+    run_migrations()
+    setup_django()
+    seeded = seed(args.sockets, args.warmup_rounds * args.workers + args.rounds)
+
+    http_port, ws_port = free_port(), free_port()
+    logs = {"gunicorn": work_dir / "gunicorn.log", "uvicorn": work_dir / "uvicorn.log"}
+    say(f"starting gunicorn ({args.workers} workers) on {HOST}:{http_port}, log in {logs['gunicorn']}")
+    say(f"starting uvicorn on {HOST}:{ws_port}, log in {logs['uvicorn']}")
+    try:
+        with contextlib.ExitStack() as servers:
+            servers.enter_context(
+                running_server(
+                    "gunicorn", gunicorn_command(http_port, args.workers), http_port, logs["gunicorn"]
+                )
+            )
+            servers.enter_context(
+                running_server("uvicorn", uvicorn_command(ws_port), ws_port, logs["uvicorn"])
+            )
+            measurement = asyncio.run(measure(args, seeded, http_port, ws_port))
+            say("stopping the servers")
+    finally:
+        # Also after a failure: the enrollments made so far have published their notifications.
+        say("servers stopped; purging the benchmark's messages from RabbitMQ")
+        try:
+            say(f"purged {purge_queues()} messages")
+        except Exception as exc:  # noqa: BLE001 - a purge failure must not hide the run's own error
+            say(f"could not purge the queues: {type(exc).__name__}: {exc}")
+    posted = len(measurement.warmup.http_ms) + len(measurement.rounds)
+    seats = check_seats(seeded.event_id, posted)
+    server_logs = {name: read_server_log(path) for name, path in logs.items()}
+    if not args.keep_files:
+        for log in server_logs.values():
+            log.path += ", removed at exit: --keep-files keeps it"
+
+    data = report_data(measurement, seats, server_logs, setup)
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        print_table(data)
+    return 0
+
+
+def main() -> int:
+    args = parse_args()
+    # A `kill` of the benchmark unwinds like Ctrl-C, so the sockets and servers are closed on the way out.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    work_dir = Path(tempfile.mkdtemp(prefix="ws-bench-"))
+    try:
+        return run_benchmark(args, work_dir)
+    except (
+        BenchError,
+        OSError,
+        subprocess.SubprocessError,
+        psycopg.Error,
+        redis.RedisError,
+        httpx.HTTPError,
+    ) as exc:
+        say(f"the benchmark could not run: {type(exc).__name__}: {exc}")
+        return 1
+    finally:
+        if args.keep_files:
+            say(f"work files kept in {work_dir}")
+        else:
+            shutil.rmtree(work_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
