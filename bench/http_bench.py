@@ -17,41 +17,48 @@ the token pool ran out); a missed target is a finding, printed as FAIL, not an e
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
-import http.client
 import json
 import os
 import platform
-import re
-import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
-from collections import Counter
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import redis
-from psycopg import sql
 
-REPO = Path(__file__).resolve().parent.parent
+# bench/common.py: run as `python bench/http_bench.py`, this script has bench/ first on sys.path.
+from common import (
+    BROKER_URL,
+    HOST,
+    REPO,
+    BenchError,
+    ServerLog,
+    configure_environment,
+    create_participants,
+    flush_redis,
+    free_port,
+    gunicorn_command,
+    http_get,
+    purge_queues,
+    read_server_log,
+    recreate_database,
+    run_in_work_dir,
+    run_migrations,
+    running_server,
+    say,
+    setup_django,
+)
+
 WRK_SCRIPT = REPO / "bench" / "wrk_scenario.lua"
-# The interpreter's own directory: gunicorn is installed next to it in the project's virtualenv.
-VENV_BIN = Path(sys.executable).parent
 
-HOST = "127.0.0.1"
-PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DB_NAME = "bench_events"
 REDIS_URL = "redis://127.0.0.1:6379/3"
-BROKER_URL = "amqp://guest:guest@127.0.0.1:5672//"
 
 # Far above any run's enrollments, so that every request of the enrollment scenario can get a seat.
 HOT_EVENT_CAPACITY = 1_000_000
@@ -59,14 +66,6 @@ OTHER_EVENT_CAPACITY = 100
 
 # Minimum throughput of each scenario relative to the reference (a bare view: the server's ceiling).
 TARGETS = {"list": 0.5, "enroll": 0.2}
-
-
-class BenchError(Exception):
-    """The benchmark could not run; the message says why."""
-
-
-def say(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
 # --- Options and environment ----------------------------------------------------------------------
@@ -97,75 +96,24 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def configure_environment(work_dir: Path) -> None:
-    """Sets the deployment's variables in this process; Django here and every child process read them."""
-    os.environ.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "DATABASE_URL": f"postgres://postgres@{HOST}:5432/{DB_NAME}",
-            "REDIS_URL": REDIS_URL,
-            "SECRET_KEY": secrets.token_urlsafe(64),
-            "DEBUG": "false",
-            "SECURE_SSL_REDIRECT": "false",
+def configure_benchmark_environment(work_dir: Path) -> None:
+    """The deployment's variables (bench/common.py), with what the load needs on top."""
+    configure_environment(
+        work_dir,
+        db_name=DB_NAME,
+        redis_url=REDIS_URL,
+        # Production publishes side effects to RabbitMQ (the workers are other machines' work,
+        # not started here; their queues are purged at the end).
+        broker_url=BROKER_URL,
+        extra={
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
-            # The per-request INFO line would otherwise be a large share of each request's work.
-            "LOG_LEVEL": "WARNING",
             "AUTH_THROTTLE_RATE": "1000000/min",
             # Tokens are minted before the server starts and must outlive the whole run.
             "JWT_ACCESS_MINUTES": "120",
-            # Production publishes side effects to RabbitMQ (the workers are other machines' work,
-            # not started here; their queues are purged at the end).
-            "CELERY_BROKER_URL": BROKER_URL,
-            "EMAIL_URL": "",
-            # Mail files and the like go to the work directory, not to the clone's var/.
-            "VAR_DIR": str(work_dir / "var"),
-        }
+        },
+        # Tokens are signed with SECRET_KEY unless this is set; a stray value would only add confusion.
+        unset=["JWT_SIGNING_KEY"],
     )
-    # Tokens are signed with SECRET_KEY unless this is set; a stray value would only add confusion.
-    os.environ.pop("JWT_SIGNING_KEY", None)
-    # The API serves no static files; the directory exists so that WhiteNoise does not warn about it.
-    (work_dir / "var" / "static").mkdir(parents=True, exist_ok=True)
-
-
-# --- Backing services -----------------------------------------------------------------------------
-
-
-def recreate_database() -> str:
-    """Drops and creates the throwaway database; returns the PostgreSQL server version."""
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
-        name = sql.Identifier(DB_NAME)
-        # FORCE: a previous run interrupted mid-way may have left connections behind.
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
-        row = conn.execute("SELECT current_setting('server_version')").fetchone()
-    return str(row[0]) if row else "?"
-
-
-def flush_redis() -> str:
-    """Empties the benchmark's Redis database (db 3 only); returns the Redis server version."""
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=5)
-    client.flushdb()
-    return str(client.info("server").get("redis_version", "?"))
-
-
-def purge_queues() -> int:
-    """Drops the tasks the run published (no worker consumes them here). Returns how many."""
-    from config.celery import app
-
-    return int(app.control.purge() or 0)
-
-
-def run_migrations() -> None:
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "--verbosity", "0"], cwd=REPO, check=True
-    )
-
-
-def setup_django() -> None:
-    sys.path.insert(0, str(REPO))
-    import django
-
-    django.setup()
 
 
 # --- Seed data --------------------------------------------------------------------------------------
@@ -202,22 +150,9 @@ def seed_events(count: int) -> int:
 
 def seed_participants(count: int, token_file: Path) -> str:
     """Creates a reader and `count` participants, writes a token per participant; the reader's token."""
-    from django.contrib.auth.hashers import make_password
     from rest_framework_simplejwt.tokens import AccessToken
 
-    from participants.models import User
-
-    # One unusable password for all: no hashing per user, and nobody can sign in with it.
-    unusable = make_password(None)
-    users = [
-        User(
-            email=f"participant{number:06d}@bench.example",
-            full_name=f"Participant {number}",
-            password=unusable,
-        )
-        for number in range(count + 1)
-    ]
-    User.objects.bulk_create(users, batch_size=5000)
+    users = create_participants(count + 1, "participant")
     reader, pool = users[0], users[1:]
     with token_file.open("w") as out:
         out.writelines(f"{AccessToken.for_user(user)}\n" for user in pool)
@@ -238,87 +173,6 @@ def seed(args: argparse.Namespace, work_dir: Path) -> Seed:
         f"in {time.monotonic() - started:.1f} s"
     )
     return Seed(hot_event_id, reader_token, token_file, args.participants)
-
-
-# --- The server ---------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
-
-
-def http_get(port: int, path: str, token: str = "") -> tuple[int, bytes]:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    conn = http.client.HTTPConnection(HOST, port, timeout=5)
-    try:
-        conn.request("GET", path, headers=headers)
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
-
-
-def wait_until_live(process: subprocess.Popen[bytes], port: int, log_path: Path, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise BenchError(f"gunicorn exited with code {process.returncode}:\n{tail(log_path)}")
-        try:
-            status, body = http_get(port, "/health/live")
-        except OSError:  # not listening yet
-            time.sleep(0.2)
-            continue
-        if status == 200:
-            return
-        # Any answer comes from Django itself: an error now will not go away by waiting.
-        raise BenchError(f"/health/live answered {status}: {body[:300]!r}\n{tail(log_path)}")
-    raise BenchError(f"gunicorn did not answer /health/live within {timeout:.0f} s:\n{tail(log_path)}")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """Graceful stop (SIGTERM lets workers finish the requests they hold), then SIGKILL if stuck."""
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-@contextlib.contextmanager
-def running_server(port: int, workers: int, log_path: Path) -> Iterator[None]:
-    """gunicorn as `make run` starts it, stopped on the way out whatever happened."""
-    command = [
-        str(VENV_BIN / "gunicorn"),
-        "--config",
-        "config/gunicorn.conf.py",
-        "config.wsgi",
-        "--workers",
-        str(workers),
-        "--bind",
-        f"{HOST}:{port}",
-        "--no-control-socket",
-        "--error-logfile",
-        "-",
-    ]
-    with log_path.open("wb") as log:
-        # A session of its own: Ctrl-C reaches this script only, which then stops the server in order.
-        process = subprocess.Popen(
-            command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        try:
-            wait_until_live(process, port, log_path)
-            yield
-        finally:
-            stop(process)
-
-
-def tail(path: Path, lines: int = 20) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
 
 # --- wrk ----------------------------------------------------------------------------------------------
@@ -543,50 +397,6 @@ def check_seats(hot_event_id: int, enrollment: ScenarioResult) -> SeatCheck:
     )
 
 
-@dataclass
-class ServerLog:
-    path: str
-    lines_by_level: dict[str, int] = field(default_factory=dict)
-    # The most frequent distinct messages above INFO, with how often each came: [count, message].
-    notable: list[tuple[int, str]] = field(default_factory=list)
-
-
-_GUNICORN_LINE = re.compile(r"^\[[^\]]+\] \[\d+\] \[([A-Z]+)\] (.*)$")
-_NUMBER = re.compile(r"\d+")
-# The last line of a traceback ("ValueError: ...") or a Python warning ("file:1: UserWarning: ...").
-_EXCEPTION_LINE = re.compile(r"^(\S+: )?[A-Za-z_.]*(Error|Exception|Warning|Exit|Interrupt)\b.*")
-
-
-def classify_log_line(line: str) -> tuple[str, str | None]:
-    """The line's level and, when it is worth showing, its message without timestamp and pid."""
-    with contextlib.suppress(ValueError, AttributeError):
-        record = json.loads(line)  # the app's JSON lines (config.logging)
-        level = str(record.get("level", "OTHER"))
-        message = f"[{level}] {record.get('logger', '')}: {record.get('msg', '')}"
-        if record.get("exc"):
-            message += " | " + str(record["exc"]).strip().splitlines()[-1]
-        return level, message
-    if match := _GUNICORN_LINE.match(line):
-        return match.group(1), f"[{match.group(1)}] {match.group(2)}"
-    # Anything else is a traceback or a warning printed by Python: only its headline is worth showing.
-    return "OTHER", line.strip() if _EXCEPTION_LINE.match(line.strip()) else None
-
-
-def read_server_log(path: Path, keep: int = 10) -> ServerLog:
-    """Counts the log's lines per level and its distinct messages above INFO."""
-    levels: Counter[str] = Counter()
-    messages: Counter[str] = Counter()
-    for line in path.read_text(errors="replace").splitlines():
-        level, message = classify_log_line(line)
-        levels[level] += 1
-        if message and level not in ("DEBUG", "INFO"):
-            # Numbers (ids, pids, ports) differ from line to line; grouped without them, the same
-            # problem is counted once instead of filling the list.
-            messages[_NUMBER.sub("N", message)[:300]] += 1
-    notable = [(count, message) for message, count in messages.most_common(keep)]
-    return ServerLog(str(path), dict(levels), notable)
-
-
 # --- Report -------------------------------------------------------------------------------------------
 
 
@@ -707,7 +517,7 @@ def print_table(
 
 
 def run_benchmark(args: argparse.Namespace, work_dir: Path) -> int:
-    configure_environment(work_dir)
+    configure_benchmark_environment(work_dir)
     wrk = ensure_wrk()
     say(f"recreating database {DB_NAME} and flushing Redis db 3")
     setup: dict[str, Any] = {
@@ -715,8 +525,8 @@ def run_benchmark(args: argparse.Namespace, work_dir: Path) -> int:
         "gunicorn workers": args.workers,
         "wrk": f"{args.threads} threads, {args.connections} connections, {args.duration} s "
         f"(+{args.warmup} s warm-up)",
-        "PostgreSQL": recreate_database(),
-        "Redis": flush_redis(),
+        "PostgreSQL": recreate_database(DB_NAME),
+        "Redis": flush_redis(REDIS_URL),
         "Python": platform.python_version(),
         "wrk version": wrk_version(wrk),
         "events": args.events,
@@ -731,7 +541,8 @@ def run_benchmark(args: argparse.Namespace, work_dir: Path) -> int:
     log_path = work_dir / "gunicorn.log"
     say(f"starting gunicorn ({args.workers} workers) on {HOST}:{port}, log in {log_path}")
     results: dict[str, ScenarioResult] = {}
-    with running_server(port, args.workers, log_path):
+    command = gunicorn_command(port, args.workers, config_file="config/gunicorn.conf.py")  # as `make run`
+    with running_server("gunicorn", command, port, log_path):
         results["reference"] = measure_fixed(
             wrk, args, port, "reference", "(c) reference: GET /health/live", "/health/live"
         )
@@ -770,19 +581,14 @@ def run_benchmark(args: argparse.Namespace, work_dir: Path) -> int:
 
 def main() -> int:
     args = parse_args()
-    # A `kill` of the benchmark unwinds like Ctrl-C, so the server is stopped on the way out.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    work_dir = Path(tempfile.mkdtemp(prefix="http-bench-"))
-    try:
-        return run_benchmark(args, work_dir)
-    except (BenchError, OSError, subprocess.SubprocessError, psycopg.Error, redis.RedisError) as exc:
-        say(f"the benchmark could not run: {type(exc).__name__}: {exc}")
-        return 1
-    finally:
-        if args.keep_files:
-            say(f"work files kept in {work_dir}")
-        else:
-            shutil.rmtree(work_dir, ignore_errors=True)
+    # The server is stopped on the way out, also on Ctrl-C or a `kill`.
+    return run_in_work_dir(
+        lambda work_dir: run_benchmark(args, work_dir),
+        prefix="http-bench-",
+        keep_files=args.keep_files,
+        errors=(psycopg.Error, redis.RedisError),
+        say=say,
+    )
 
 
 if __name__ == "__main__":

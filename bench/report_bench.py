@@ -32,39 +32,38 @@ import json
 import os
 import platform
 import resource
-import secrets
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
+# bench/common.py: run as `python bench/report_bench.py`, this script has bench/ first on sys.path.
+# It imports only the standard library, so the child processes load nothing more for it.
+from common import (
+    BROKER_URL,
+    REPO,
+    BenchError,
+    configure_environment,
+    flush_redis,
+    purge_queues,
+    recreate_database,
+    run_in_work_dir,
+    run_migrations,
+    say,
+    setup_django,
+)
 
-HOST = "127.0.0.1"
-PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DB_NAME = "bench_reports"
 REDIS_URL = "redis://127.0.0.1:6379/4"
-BROKER_URL = "amqp://guest:guest@127.0.0.1:5672//"
 
 DEFAULT_SIZES = "10000,100000"
 # Room for the largest default size twice over; a larger --sizes value raises it to that size.
 EVENT_CAPACITY = 200_000
 ADMIN_EMAIL = "admin@bench.example"
 MIB = 1024 * 1024
-
-
-class BenchError(Exception):
-    """The benchmark could not run (or a build did not produce the right document); the message says why."""
-
-
-def say(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
 # --- Options and environment ----------------------------------------------------------------------
@@ -110,53 +109,19 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def configure_environment(work_dir: Path, broker_url: str) -> None:
-    """Sets the deployment's variables in this process; Django here and every child process read them."""
-    os.environ.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "DATABASE_URL": f"postgres://postgres@{HOST}:5432/{DB_NAME}",
-            "REDIS_URL": REDIS_URL,
-            # Production: the build request and the report's emails go through the outbox to RabbitMQ.
-            "CELERY_BROKER_URL": broker_url,
-            "SECRET_KEY": secrets.token_urlsafe(64),
-            "DEBUG": "false",
-            "SECURE_SSL_REDIRECT": "false",
-            "ALLOWED_HOSTS": "localhost",
-            "LOG_LEVEL": "WARNING",
-            "EMAIL_URL": "",
-            # The stored documents, mail files and the like go to the work directory, not to var/.
-            "VAR_DIR": str(work_dir / "var"),
-            "MEDIA_ROOT": str(work_dir / "media"),
-        }
+def configure_benchmark_environment(work_dir: Path, broker_url: str) -> None:
+    """The deployment's variables (bench/common.py); the stored documents go to the work directory."""
+    configure_environment(
+        work_dir,
+        db_name=DB_NAME,
+        redis_url=REDIS_URL,
+        # Production: the build request and the report's emails go through the outbox to RabbitMQ.
+        broker_url=broker_url,
+        extra={"ALLOWED_HOSTS": "localhost", "MEDIA_ROOT": str(work_dir / "media")},
     )
-    (work_dir / "var" / "static").mkdir(parents=True, exist_ok=True)
 
 
 # --- Backing services -----------------------------------------------------------------------------
-
-
-def recreate_database() -> str:
-    """Drops and creates the throwaway database; returns the PostgreSQL server version."""
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
-        name = sql.Identifier(DB_NAME)
-        # FORCE: a previous run interrupted mid-way may have left connections behind.
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
-        row = conn.execute("SELECT current_setting('server_version')").fetchone()
-    return str(row[0]) if row else "?"
-
-
-def flush_redis() -> str:
-    """Empties the benchmark's Redis database (db 4 only); returns the Redis server version."""
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=5)
-    client.flushdb()
-    return str(client.info("server").get("redis_version", "?"))
 
 
 def check_broker() -> str:
@@ -167,26 +132,6 @@ def check_broker() -> str:
         conn.ensure_connection(max_retries=1, timeout=5)
         properties = conn.connection.server_properties
         return str(properties.get("version", "?"))
-
-
-def purge_queues() -> int:
-    """Drops the tasks the run published (no worker consumes them here). Returns how many."""
-    from config.celery import app
-
-    return int(app.control.purge() or 0)
-
-
-def run_migrations() -> None:
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "--verbosity", "0"], cwd=REPO, check=True
-    )
-
-
-def setup_django() -> None:
-    sys.path.insert(0, str(REPO))
-    import django
-
-    django.setup()
 
 
 # --- Seed data --------------------------------------------------------------------------------------
@@ -564,12 +509,12 @@ def print_table(
 
 
 def run_benchmark(args: argparse.Namespace, work_dir: Path) -> int:
-    configure_environment(work_dir, args.broker_url)
+    configure_benchmark_environment(work_dir, args.broker_url)
     say(f"recreating database {DB_NAME} and flushing Redis db 4")
     setup: dict[str, Any] = {
         "cpus": os.cpu_count(),
-        "PostgreSQL": recreate_database(),
-        "Redis": flush_redis(),
+        "PostgreSQL": recreate_database(DB_NAME),
+        "Redis": flush_redis(REDIS_URL),
         "Python": platform.python_version(),
     }
     say("migrating")
@@ -619,26 +564,14 @@ def main() -> int:
     import psycopg
     import redis
 
-    # A `kill` of the benchmark unwinds like Ctrl-C, so the work directory is removed on the way out.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    work_dir = Path(tempfile.mkdtemp(prefix="report-bench-"))
-    try:
-        return run_benchmark(args, work_dir)
-    except (
-        BenchError,
-        OSError,
-        subprocess.SubprocessError,
-        psycopg.Error,
-        redis.RedisError,
-        kombu.exceptions.KombuError,
-    ) as exc:
-        say(f"the benchmark could not run: {type(exc).__name__}: {exc}")
-        return 1
-    finally:
-        if args.keep_files:
-            say(f"work files kept in {work_dir}")
-        else:
-            shutil.rmtree(work_dir, ignore_errors=True)
+    # The work directory is removed on the way out, also on Ctrl-C or a `kill`.
+    return run_in_work_dir(
+        lambda work_dir: run_benchmark(args, work_dir),
+        prefix="report-bench-",
+        keep_files=args.keep_files,
+        errors=(psycopg.Error, redis.RedisError, kombu.exceptions.KombuError),
+        say=say,
+    )
 
 
 if __name__ == "__main__":

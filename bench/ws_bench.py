@@ -24,24 +24,15 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
-import http.client
 import importlib.metadata
 import json
 import math
 import os
 import platform
-import re
 import resource
-import secrets
-import shutil
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,30 +42,41 @@ import psycopg
 import redis
 import redis.asyncio as aioredis
 import websockets
-from psycopg import sql
+
+# bench/common.py: run as `python bench/ws_bench.py`, this script has bench/ first on sys.path.
+from common import (
+    BROKER_URL,
+    HOST,
+    VENV_BIN,
+    BenchError,
+    ServerLog,
+    configure_environment,
+    create_participants,
+    flush_redis,
+    fold_numbers,
+    free_port,
+    gunicorn_command,
+    purge_queues,
+    read_server_log,
+    recreate_database,
+    run_in_work_dir,
+    run_migrations,
+    running_server,
+    setup_django,
+)
+from common import say as common_say
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-REPO = Path(__file__).resolve().parent.parent
-# The interpreter's own directory: gunicorn and uvicorn are installed next to it in the virtualenv.
-VENV_BIN = Path(sys.executable).parent
-
-HOST = "127.0.0.1"
-PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DB_NAME = "bench_ws"
 REDIS_DB = 5
 REDIS_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
-BROKER_URL = "amqp://guest:guest@127.0.0.1:5672//"
 
 # Far above any run's enrollments: every round takes a seat, the event never fills.
 EVENT_CAPACITY = 1_000_000
 
 
-class BenchError(Exception):
-    """The benchmark could not run; the message says why."""
-
-
 def say(message: str) -> None:
-    print(f"[ws-bench] {message}", file=sys.stderr, flush=True)
+    common_say(message, tag="ws-bench")
 
 
 # --- Options and environment ----------------------------------------------------------------------
@@ -110,36 +112,27 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def configure_environment(work_dir: Path) -> None:
-    """Sets the deployment's variables in this process; Django here and both servers read them."""
-    os.environ.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "DATABASE_URL": f"postgres://postgres@{HOST}:5432/{DB_NAME}",
-            # The channel layer and the cache: the web workers broadcast through it to uvicorn.
-            "REDIS_URL": REDIS_URL,
-            "SECRET_KEY": secrets.token_urlsafe(64),
-            "DEBUG": "false",
-            "SECURE_SSL_REDIRECT": "false",
+def configure_benchmark_environment(work_dir: Path) -> None:
+    """The deployment's variables (bench/common.py), as both servers are to read them."""
+    configure_environment(
+        work_dir,
+        db_name=DB_NAME,
+        # The channel layer and the cache: the web workers broadcast through it to uvicorn.
+        redis_url=REDIS_URL,
+        # Production publishes the enrollment's notification to RabbitMQ (no worker runs here;
+        # the queues are purged at the end).
+        broker_url=BROKER_URL,
+        extra={
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
-            "LOG_LEVEL": "WARNING",
             # Tokens are minted before the servers start and must outlive the whole run.
             "JWT_ACCESS_MINUTES": "120",
             "AUTH_THROTTLE_RATE": "1000000/min",
-            # Production publishes the enrollment's notification to RabbitMQ (no worker runs here;
-            # the queues are purged at the end).
-            "CELERY_BROKER_URL": BROKER_URL,
-            "EMAIL_URL": "",
-            "VAR_DIR": str(work_dir / "var"),
-        }
+        },
+        # Tokens are signed with SECRET_KEY unless JWT_SIGNING_KEY is set. The pool is left to each
+        # server as deployed: gunicorn keeps persistent connections, config/asgi.py turns psycopg's
+        # pool on for uvicorn. A value inherited from the shell would change both.
+        unset=["JWT_SIGNING_KEY", "DB_POOL", "DB_POOL_MIN", "DB_POOL_MAX", "BROADCAST_TIMEOUT_SECONDS"],
     )
-    # Tokens are signed with SECRET_KEY unless this is set.
-    os.environ.pop("JWT_SIGNING_KEY", None)
-    # Left to each server as deployed: gunicorn keeps persistent connections, config/asgi.py turns
-    # psycopg's pool on for uvicorn. A value inherited from the shell would change both.
-    for name in ("DB_POOL", "DB_POOL_MIN", "DB_POOL_MAX", "BROADCAST_TIMEOUT_SECONDS"):
-        os.environ.pop(name, None)
-    (work_dir / "var" / "static").mkdir(parents=True, exist_ok=True)
 
 
 def raise_open_files_limit() -> tuple[int, int]:
@@ -148,50 +141,6 @@ def raise_open_files_limit() -> tuple[int, int]:
     if soft != hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)
-
-
-# --- Backing services -----------------------------------------------------------------------------
-
-
-def recreate_database() -> str:
-    """Drops and creates the throwaway database; returns the PostgreSQL server version."""
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
-        name = sql.Identifier(DB_NAME)
-        # FORCE: a previous run interrupted mid-way may have left connections behind.
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
-        row = conn.execute("SELECT current_setting('server_version')").fetchone()
-    return str(row[0]) if row else "?"
-
-
-def flush_redis() -> str:
-    """Empties the benchmark's Redis database (db 5 only); returns the Redis server version."""
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=5)
-    try:
-        client.flushdb()
-        return str(client.info("server").get("redis_version", "?"))
-    finally:
-        client.close()
-
-
-def purge_queues() -> int:
-    """Drops the tasks the run published (no worker consumes them here). Returns how many."""
-    from config.celery import app
-
-    return int(app.control.purge() or 0)
-
-
-def run_migrations() -> None:
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "--verbosity", "0"], cwd=REPO, check=True
-    )
-
-
-def setup_django() -> None:
-    sys.path.insert(0, str(REPO))
-    import django
-
-    django.setup()
 
 
 def version_of(distribution: str) -> str:
@@ -212,12 +161,10 @@ class Seed:
 
 
 def seed(watchers: int, enrollers: int) -> Seed:
-    from django.contrib.auth.hashers import make_password
     from django.db import connections
     from rest_framework_simplejwt.tokens import AccessToken
 
     from events.models import Event
-    from participants.models import User
 
     started = time.monotonic()
     event = Event.objects.create(
@@ -228,17 +175,7 @@ def seed(watchers: int, enrollers: int) -> Seed:
         location="Main hall",
         capacity=EVENT_CAPACITY,
     )
-    # One unusable password for all: no hashing per user, and nobody can sign in with it.
-    unusable = make_password(None)
-    users = [
-        User(
-            email=f"watcher{number:06d}@bench.example",
-            full_name=f"Participant {number}",
-            password=unusable,
-        )
-        for number in range(watchers + enrollers)
-    ]
-    User.objects.bulk_create(users, batch_size=5000)
+    users = create_participants(watchers + enrollers, "watcher")
     tokens = [str(AccessToken.for_user(user)) for user in users]
     # The servers have their own connections; this process keeps none open while it measures.
     connections.close_all()
@@ -250,85 +187,6 @@ def seed(watchers: int, enrollers: int) -> Seed:
 
 
 # --- The servers --------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
-
-
-def http_get(port: int, path: str) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection(HOST, port, timeout=5)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
-
-
-def tail(path: Path, lines: int = 20) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
-
-
-def wait_until_live(
-    name: str, process: subprocess.Popen[bytes], port: int, log_path: Path, timeout: float = 30
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise BenchError(f"{name} exited with code {process.returncode}:\n{tail(log_path)}")
-        try:
-            status, body = http_get(port, "/health/live")
-        except OSError:  # not listening yet
-            time.sleep(0.2)
-            continue
-        if status == 200:
-            return
-        raise BenchError(f"{name}: /health/live answered {status}: {body[:300]!r}\n{tail(log_path)}")
-    raise BenchError(f"{name} did not answer /health/live within {timeout:.0f} s:\n{tail(log_path)}")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """Graceful stop (SIGTERM), then SIGKILL if the server is stuck."""
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-@contextlib.contextmanager
-def running_server(name: str, command: list[str], port: int, log_path: Path) -> Iterator[None]:
-    """Starts a server, waits for /health/live, and stops it on the way out whatever happened."""
-    with log_path.open("wb") as log:
-        # A session of its own: Ctrl-C reaches this script only, which then stops the server in order.
-        process = subprocess.Popen(
-            command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        try:
-            wait_until_live(name, process, port, log_path)
-            yield
-        finally:
-            stop(process)
-
-
-def gunicorn_command(port: int, workers: int) -> list[str]:
-    return [
-        str(VENV_BIN / "gunicorn"),
-        "config.wsgi",
-        "--workers",
-        str(workers),
-        "--bind",
-        f"{HOST}:{port}",
-        "--no-control-socket",
-        "--error-logfile",
-        "-",
-    ]
 
 
 def uvicorn_command(port: int) -> list[str]:
@@ -726,53 +584,6 @@ def check_seats(event_id: int, posted: int) -> SeatCheck:
     return SeatCheck(event.enrolled_count, rows, posted)
 
 
-@dataclass
-class ServerLog:
-    path: str
-    lines_by_level: dict[str, int] = field(default_factory=dict)
-    # The most frequent distinct messages above INFO, with how often each came: [count, message].
-    notable: list[tuple[int, str]] = field(default_factory=list)
-
-
-_GUNICORN_LINE = re.compile(r"^\[[^\]]+\] \[\d+\] \[([A-Z]+)\] (.*)$")
-_UVICORN_LINE = re.compile(r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL):\s+(.*)$")
-_NUMBER = re.compile(r"\d+")
-_EXCEPTION_LINE = re.compile(r"^(\S+: )?[A-Za-z_.]*(Error|Exception|Warning|Exit|Interrupt)\b.*")
-
-
-def fold_numbers(text: str) -> str:
-    return _NUMBER.sub("N", text)
-
-
-def classify_log_line(line: str) -> tuple[str, str | None]:
-    """The line's level and, when it is worth showing, its message without timestamp and pid."""
-    with contextlib.suppress(ValueError, AttributeError):
-        record = json.loads(line)  # the app's JSON lines (config.logging)
-        level = str(record.get("level", "OTHER"))
-        message = f"[{level}] {record.get('logger', '')}: {record.get('msg', '')}"
-        if record.get("exc"):
-            message += " | " + str(record["exc"]).strip().splitlines()[-1]
-        return level, message
-    for pattern in (_GUNICORN_LINE, _UVICORN_LINE):
-        if match := pattern.match(line):
-            return match.group(1), f"[{match.group(1)}] {match.group(2)}"
-    # A traceback or a warning printed by Python: only its headline is worth showing.
-    return "OTHER", line.strip() if _EXCEPTION_LINE.match(line.strip()) else None
-
-
-def read_server_log(path: Path, keep: int = 10) -> ServerLog:
-    levels: Counter[str] = Counter()
-    messages: Counter[str] = Counter()
-    if path.exists():
-        for line in path.read_text(errors="replace").splitlines():
-            level, message = classify_log_line(line)
-            levels[level] += 1
-            if message and level not in ("DEBUG", "INFO"):
-                messages[fold_numbers(message)[:300]] += 1
-    notable = [(count, message) for message, count in messages.most_common(keep)]
-    return ServerLog(str(path), dict(levels), notable)
-
-
 # --- Report -------------------------------------------------------------------------------------------
 
 
@@ -893,7 +704,7 @@ def print_table(data: dict[str, Any]) -> None:
 
 
 def run_benchmark(args: argparse.Namespace, work_dir: Path) -> int:
-    configure_environment(work_dir)
+    configure_benchmark_environment(work_dir)
     soft, hard = raise_open_files_limit()
     if soft < args.sockets * 2 + 100:  # the client's sockets plus uvicorn's, both inherit this limit
         raise BenchError(f"RLIMIT_NOFILE {soft} is too low for {args.sockets} sockets (hard limit {hard})")
@@ -907,8 +718,8 @@ def run_benchmark(args: argparse.Namespace, work_dir: Path) -> int:
         "WebSockets": f"uvicorn {version_of('uvicorn')} config.asgi, 1 process",
         "channel layer": f"channels_redis {version_of('channels_redis')} on {REDIS_URL}",
         "client": f"one asyncio process, websockets {version_of('websockets')}, httpx {version_of('httpx')}",
-        "PostgreSQL": recreate_database(),
-        "Redis": flush_redis(),
+        "PostgreSQL": recreate_database(DB_NAME),
+        "Redis": flush_redis(REDIS_URL),
         "Python": platform.python_version(),
         "cpus": os.cpu_count(),
         "RLIMIT_NOFILE": soft,
@@ -958,26 +769,14 @@ def run_benchmark(args: argparse.Namespace, work_dir: Path) -> int:
 
 def main() -> int:
     args = parse_args()
-    # A `kill` of the benchmark unwinds like Ctrl-C, so the sockets and servers are closed on the way out.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    work_dir = Path(tempfile.mkdtemp(prefix="ws-bench-"))
-    try:
-        return run_benchmark(args, work_dir)
-    except (
-        BenchError,
-        OSError,
-        subprocess.SubprocessError,
-        psycopg.Error,
-        redis.RedisError,
-        httpx.HTTPError,
-    ) as exc:
-        say(f"the benchmark could not run: {type(exc).__name__}: {exc}")
-        return 1
-    finally:
-        if args.keep_files:
-            say(f"work files kept in {work_dir}")
-        else:
-            shutil.rmtree(work_dir, ignore_errors=True)
+    # The sockets and servers are closed on the way out, also on Ctrl-C or a `kill`.
+    return run_in_work_dir(
+        lambda work_dir: run_benchmark(args, work_dir),
+        prefix="ws-bench-",
+        keep_files=args.keep_files,
+        errors=(psycopg.Error, redis.RedisError, httpx.HTTPError),
+        say=say,
+    )
 
 
 if __name__ == "__main__":
