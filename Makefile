@@ -34,7 +34,8 @@ run: $(VENV)/.base-installed
 		echo "Broker configured: starting web, notifications and reports workers, outbox relay"; \
 		HOST=$(HOST) WEB_PORT=$(PORT) exec $(VENV)/bin/honcho start -f Procfile; \
 	else \
-		exec $(VENV)/bin/uvicorn config.asgi:application --host $(HOST) --port $(PORT) --no-access-log; \
+		exec $(VENV)/bin/uvicorn config.asgi:application --host $(HOST) --port $(PORT) --no-access-log \
+			--timeout-graceful-shutdown 10; \
 	fi
 
 test: $(VENV)/.dev-installed

@@ -198,6 +198,8 @@ def uvicorn_command(port: int) -> list[str]:
         "--port",
         str(port),
         "--no-access-log",
+        "--timeout-graceful-shutdown",
+        "10",
         "--log-level",
         "warning",
     ]

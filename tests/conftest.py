@@ -226,6 +226,8 @@ def asgi_server(tmp_path, **env: str):
         "--port",
         str(port),
         "--no-access-log",
+        "--timeout-graceful-shutdown",
+        "5",
     ]
     log = (tmp_path / "server.log").open("wb")
     server = subprocess.Popen(

@@ -128,7 +128,7 @@ def test_every_role_runs_from_the_application_image_with_the_env_file():
     ("name", "expected"),
     [
         ("web", "gunicorn config.wsgi --bind 0.0.0.0:8000 --workers"),
-        ("ws", "uvicorn config.asgi:application --host 0.0.0.0 --port 8001"),
+        ("ws", "uvicorn config.asgi:application --host 0.0.0.0 --port 8001 --timeout-graceful-shutdown 10"),
         (
             "worker-notifications",
             "celery -A config worker -Q notifications -n notifications@%h --concurrency 2",
