@@ -7,11 +7,14 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from prometheus_client import Counter
 
 from config.celery import app as celery_app
 from config.outbox.models import OutboxMessage
 
 log = logging.getLogger(__name__)
+
+PUBLISHED = Counter("outbox_published", "Outbox messages published (by web processes or the relay).")
 
 # Monotonic time before which this process leaves publishing to the relay (after a failed publish).
 _inline_paused_until = 0.0
@@ -77,6 +80,7 @@ def publish(message_id: int) -> bool:
         else:
             message.published_at = timezone.now()
             message.save(update_fields=["published_at"])
+            PUBLISHED.inc()
             return True
     raise failure
 

@@ -225,7 +225,8 @@ def test_every_scrape_target_is_a_compose_service():
 def test_web_and_each_worker_are_scraped_on_their_metrics_port():
     targets = {target for job in scrape_targets().values() for target in job}
     assert "web:8000" in targets
-    for name in WORKERS:
+    assert "ws:8001" in targets
+    for name in (*WORKERS, "relay"):
         port = environment(services()[name])["METRICS_PORT"]
         assert f"{name}:{port}" in targets
     config = yaml.safe_load((DOCKER / "prometheus.yml").read_text())
@@ -236,6 +237,7 @@ def test_web_and_each_worker_are_scraped_on_their_metrics_port():
 def test_allowed_hosts_admit_the_scraper_and_the_healthcheck():
     hosts = env_example()["ALLOWED_HOSTS"].split(",")
     assert "web" in hosts  # Prometheus sends Host: web:8000
+    assert "ws" in hosts  # and Host: ws:8001
     assert "127.0.0.1" in hosts  # the web container's healthcheck
 
 

@@ -124,3 +124,40 @@ def test_several_processes_add_up_in_multiprocess_mode(tmp_path):
         [sys.executable, "-c", scrape_code], cwd=root, env=env, check=True, capture_output=True, text=True
     ).stdout
     assert "events_enrollments_total 2.0" in out
+
+
+def test_the_relay_serves_its_own_metrics(tmp_path):
+    import os
+    import subprocess
+    import sys
+    import urllib.request
+    from pathlib import Path
+
+    from tests.conftest import database_url_for_children, free_port, wait_until
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "METRICS_PORT": str(port),
+        "DATABASE_URL": database_url_for_children(),
+        "VAR_DIR": str(tmp_path),
+    }
+    relay = subprocess.Popen(
+        [sys.executable, "manage.py", "relay_outbox", "--interval", "0.2"],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+
+        def scraped() -> str:
+            try:
+                return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()  # noqa: S310
+            except OSError:
+                return ""
+
+        assert "outbox_published_total" in wait_until(scraped, timeout=60)
+    finally:
+        relay.terminate()
+        relay.wait(timeout=30)

@@ -1,9 +1,11 @@
+import os
 import signal
 import time
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
+from prometheus_client import start_http_server
 
 from config.outbox import services
 
@@ -24,6 +26,8 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+        if os.environ.get("METRICS_PORT") and not once:
+            start_http_server(int(os.environ["METRICS_PORT"]))
         total = 0
         while not stopping:
             try:
