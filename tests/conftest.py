@@ -248,5 +248,11 @@ def asgi_server(tmp_path, **env: str):
         yield base
     finally:
         server.terminate()
-        server.wait(timeout=30)
-        log.close()
+        try:
+            server.wait(timeout=30)  # uvicorn's own bound is 5 s (--timeout-graceful-shutdown)
+        except subprocess.TimeoutExpired:
+            server.kill()  # never leave a server holding the test database behind
+            server.wait()
+            raise
+        finally:
+            log.close()
