@@ -43,6 +43,7 @@ class DatabaseGauges(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         from config.outbox.models import OutboxMessage
+        from events.domain import Seats
         from events.models import Event
 
         seats = GaugeMetricFamily(
@@ -52,7 +53,7 @@ class DatabaseGauges(Collector):
         for event_id, title, capacity, enrolled in upcoming.values_list(
             "id", "title", "capacity", "enrolled_count"
         )[:SEATS_EVENTS_LIMIT]:
-            seats.add_metric([str(event_id), title], max(capacity - enrolled, 0))
+            seats.add_metric([str(event_id), title], Seats(capacity=capacity, enrolled=enrolled).left)
         yield seats
 
         pending = OutboxMessage.objects.filter(published_at__isnull=True)

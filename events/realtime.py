@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from config import realtime
+from events.domain import Seats
 from events.models import Event
 
 
@@ -18,7 +19,7 @@ def seats_message(*, event_id: int, capacity: int, enrolled: int) -> dict[str, A
         "event": event_id,
         "capacity": capacity,
         "enrolled": enrolled,
-        "seats_left": max(capacity - enrolled, 0),
+        "seats_left": Seats(capacity=capacity, enrolled=enrolled).left,
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from config import realtime
+from notifications.api.serializers import NotificationSerializer
 from notifications.models import Notification
 
 
@@ -13,17 +14,8 @@ def user_group(user_id: int) -> str:
 
 
 def item(notification: Notification) -> dict[str, Any]:
-    """The notification as GET /me/notifications/ shows it."""
-    return {
-        "id": notification.pk,
-        "kind": notification.kind,
-        "subject": notification.subject,
-        "body": notification.body,
-        "status": notification.status,
-        "created_at": notification.created_at.isoformat().replace("+00:00", "Z"),
-        "sent_at": notification.sent_at.isoformat().replace("+00:00", "Z") if notification.sent_at else None,
-        "event": notification.event_id,
-    }
+    """The notification exactly as GET /me/notifications/ shows it (same serializer)."""
+    return dict(NotificationSerializer(notification).data)
 
 
 def push_on_commit(notification: Notification) -> None:

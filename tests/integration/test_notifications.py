@@ -148,3 +148,13 @@ def test_enqueue_outside_a_transaction_is_a_programming_error():
 
     with pytest.raises(RuntimeError):
         outbox.enqueue("notifications.send_notification", notification_id=1)
+
+
+def test_the_pushed_item_is_the_api_item_in_any_time_zone(participant_api, participant, settings):
+    from notifications import realtime as live
+
+    settings.TIME_ZONE = "Europe/Berlin"  # timestamps render with the zone's offset, in both places
+    event_services.enroll(event_id=EventFactory().pk, participant_id=participant.pk)
+    listed = participant_api.get("/api/v1/me/notifications/").json()["results"][0]
+    assert live.item(Notification.objects.get()) == listed
+    assert listed["created_at"].endswith(("+01:00", "+02:00"))
