@@ -57,7 +57,9 @@ def _pause(group: str) -> None:
 async def _send(group: str, message: dict[str, Any]) -> None:
     layer = get_channel_layer()
     if layer is not None:
-        await asyncio.wait_for(layer.group_send(group, message), settings.BROADCAST_TIMEOUT_SECONDS)
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation.
+        async with asyncio.timeout(settings.BROADCAST_TIMEOUT_SECONDS):
+            await layer.group_send(group, message)
 
 
 class _Broadcaster:

@@ -159,9 +159,13 @@ if REDIS_URL:
                     {
                         "address": REDIS_URL,
                         "socket_connect_timeout": 0.5,
-                        # Above the layer's 5 s blocking pop: redis-py's 5 s default read timeout
-                        # would end an idle socket's receive loop (and close the socket) every 5 s.
-                        "socket_timeout": 15,
+                        # No client-side read/write timeout. redis-py's default (5 s) ends an idle
+                        # socket's 5 s blocking pop, and any value makes redis-py write through
+                        # asyncio.wait_for, which on Python 3.11 can swallow a cancellation: a
+                        # closed socket's consumer then never finishes (and a server never stops).
+                        # The layer's blocking pop returns every 5 s; keepalive finds dead peers.
+                        "socket_timeout": None,
+                        "socket_keepalive": True,
                         # redis-py's async pool fails at once beyond 100 connections; every socket
                         # that opens or closes needs one (group_add/discard) during a reconnect storm.
                         "max_connections": env.int("CHANNEL_LAYER_MAX_CONNECTIONS", default=2000),

@@ -1,6 +1,7 @@
 """The WebSocket consumers through Channels' WebsocketCommunicator (the ASGI app in this process)."""
 
 import asyncio
+import threading
 import time
 
 import pytest
@@ -219,3 +220,35 @@ def test_an_idle_socket_stays_open_past_the_layers_blocking_timeout(participant)
         await watcher.disconnect()
 
     run(scenario)
+
+
+@needs_service("REDIS_URL")
+def test_consumers_stop_when_cancelled_while_the_layer_talks_to_redis():
+    """A consumer cancelled in the middle of a channel-layer command must still finish. Each
+    consumer closes (4401) and is cancelled at once, while its receive is still setting up its
+    Redis connection: with a client-side socket timeout, redis-py writes through
+    asyncio.wait_for, which on Python 3.11 can swallow the cancellation and leave the consumer
+    (and the server that waits for it) running for ever. The scenario runs on its own loop in a
+    daemon thread, so a hang fails this test instead of hanging the test process."""
+
+    async def one_round():
+        sockets = [socket("/ws/events/1/") for _ in range(3)]
+        for communicator in sockets:
+            await closed_with(communicator)
+        pending = [communicator.future for communicator in sockets]
+        for future in pending:
+            future.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    finished = []
+
+    def rounds():
+        loop = asyncio.new_event_loop()
+        for _ in range(40):
+            loop.run_until_complete(one_round())
+        finished.append(True)
+
+    thread = threading.Thread(target=rounds, daemon=True)
+    thread.start()
+    thread.join(timeout=60)
+    assert finished, "a cancelled consumer never finished"
