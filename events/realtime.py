@@ -30,8 +30,14 @@ def current_seats(event_id: int) -> dict[str, Any] | None:
     return seats_message(event_id=event_id, capacity=row["capacity"], enrolled=row["enrolled_count"])
 
 
-def broadcast_seats(event_id: int) -> None:
-    """Tells the event's watchers its committed seat count (called after commit)."""
-    message = current_seats(event_id)
+def broadcast_seats(event_id: int, seats: Seats | None = None) -> None:
+    """Tells the event's watchers its committed seat count (called after commit; `seats`: the
+    committed seats when the caller knows them, read from the database otherwise)."""
+    if seats is not None:
+        message: dict[str, Any] | None = seats_message(
+            event_id=event_id, capacity=seats.capacity, enrolled=seats.enrolled
+        )
+    else:
+        message = current_seats(event_id)
     if message is not None:
-        realtime.broadcast(seats_group(event_id), message)
+        realtime.broadcast(seats_group(event_id), message, latest_only=True)

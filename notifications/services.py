@@ -62,8 +62,11 @@ def queue_email(
     return notification
 
 
-def notify_participant(*, kind: Kind, participant_id: int, event: Any) -> Notification:
-    user = participant_selectors.accounts().only("email", "full_name").get(pk=participant_id)
+def notify_participant(*, kind: Kind, participant_id: int, event: Any, account: Any = None) -> Notification:
+    """`account`: the participant's account when the caller has it loaded (spares a query)."""
+    user = account
+    if user is None or user.pk != participant_id:
+        user = participant_selectors.accounts().only("email", "full_name").get(pk=participant_id)
     return queue_email(
         kind=kind,
         to_email=user.email,

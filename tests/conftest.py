@@ -85,6 +85,8 @@ def broker(url: str, *, eager: bool = False):
     try:
         yield
     finally:
+        # What the publisher thread was handed belongs to this broker: let it finish here.
+        outbox_services.flush_publisher()
         if saved[0] is None:
             os.environ.pop("CELERY_BROKER_URL", None)
         else:

@@ -32,13 +32,14 @@ class EventSerializer(StrictModelSerializer):
         read_only_fields = ["id", "created_at", "updated_at"]
 
 
-class EnrollmentSerializer(serializers.ModelSerializer):
-    """An enrollment as its POST answers it: ids of both sides."""
+class EnrollmentSerializer(serializers.Serializer):
+    """An enrollment as its POST answers it: ids of both sides. Declared field by field: a
+    ModelSerializer would introspect the model again for every enrollment answered."""
 
-    class Meta:
-        model = Enrollment
-        fields = ["id", "event", "participant", "created_at"]
-        read_only_fields = fields
+    id = serializers.IntegerField(read_only=True)
+    event = serializers.IntegerField(source="event_id", read_only=True)
+    participant = serializers.IntegerField(source="participant_id", read_only=True)
+    created_at = serializers.DateTimeField(read_only=True)
 
 
 class EnrollRequestSerializer(StrictSerializer):

@@ -91,12 +91,12 @@ class EventEnrollmentsView(generics.GenericAPIView):
                 raise serializers.ValidationError(
                     {"participant": ["Admins must name the participant to enroll."]}
                 )
-            participant_id = named.pk
+            participant = named
         else:
             if named is not None and named.pk != user.pk:
                 raise PermissionDenied("Participants can only enroll themselves.")
-            participant_id = user.pk
-        enrollment = services.enroll(event_id=event_id, participant_id=participant_id)
+            participant = user
+        enrollment = services.enroll(event_id=event_id, participant_id=participant.pk, account=participant)
         return Response(EnrollmentSerializer(enrollment).data, status=status.HTTP_201_CREATED)
 
 

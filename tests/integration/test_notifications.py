@@ -4,6 +4,7 @@ import pytest
 from django.core import mail
 from django.core.management import call_command
 
+from config.outbox import services as outbox_services
 from config.outbox.models import OutboxMessage
 from events import services as event_services
 from notifications import services
@@ -127,6 +128,7 @@ def test_broker_down_enrollment_succeeds_and_the_relay_delivers_later(participan
     with broker(DEAD_BROKER):
         response = participant_api.post(f"/api/v1/events/{event.pk}/enrollments/")
         assert response.status_code == 201
+        assert outbox_services.flush_publisher()  # its attempt, off the request's thread
         message = OutboxMessage.objects.get()
         assert message.published_at is None and message.attempts == 1
         assert "Error" in message.last_error
