@@ -9,10 +9,12 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 
 from config.errors import DomainError
 from events import domain, services
 from events.models import Enrollment, Event
+from participants import selectors as participant_selectors
 from participants.models import User
 
 
@@ -32,7 +34,7 @@ class EventAdminForm(forms.ModelForm):
 
 
 class EnrollmentInline(admin.TabularInline):
-    """Who holds a seat. Removing a row frees the seat; enrolling happens through the API."""
+    """Who holds a seat. Removing a row frees the seat (through the service)."""
 
     model = Enrollment
     fields = ["participant", "created_at"]
@@ -44,6 +46,68 @@ class EnrollmentInline(admin.TabularInline):
         return False
 
 
+class NewEnrollmentFormSet(forms.BaseInlineFormSet):
+    """Participants to enroll. Refusals the form can foresee (closed, already enrolled, not enough
+    seats) are form errors; the enrollment itself goes through the service when the event is saved,
+    which still refuses what changed meanwhile (the admin then says so)."""
+
+    def clean(self) -> None:
+        super().clean()
+        chosen = [
+            f.cleaned_data["participant"]
+            for f in self.forms
+            if f.cleaned_data.get("participant") and not f.cleaned_data.get("DELETE")
+        ]
+        if not chosen:
+            return
+        event: Event = self.instance  # holds the event form's values, saved or not
+        if len({p.pk for p in chosen}) < len(chosen):
+            raise ValidationError("The same participant is listed twice.")
+        enrolled = set()
+        if event.pk is not None:
+            enrolled = set(
+                Enrollment.objects.filter(event_id=event.pk, participant__in=chosen).values_list(
+                    "participant_id", flat=True
+                )
+            )
+        now = timezone.now()
+        room = domain.Seats(capacity=event.capacity, enrolled=0)  # seats are checked below, for all
+        try:
+            for participant in chosen:  # closed, then already enrolled: as the API answers them
+                domain.check_can_enroll(
+                    starts_at=event.starts_at,
+                    now=now,
+                    seats=room,
+                    already_enrolled=participant.pk in enrolled,
+                )
+        except domain.Conflict as refusal:
+            raise ValidationError(f"{participant}: {refusal.message}") from refusal
+        left = domain.Seats(capacity=event.capacity, enrolled=event.enrolled_count).left
+        if left < len(chosen):
+            raise ValidationError(f"{len(chosen)} participant(s) to enroll, but only {left} seat(s) left.")
+
+
+class NewEnrollmentInline(admin.TabularInline):
+    """Enrolls participants from the event's page, with the same rules as the API."""
+
+    model = Enrollment
+    formset = NewEnrollmentFormSet
+    fields = ["participant"]
+    autocomplete_fields = ["participant"]
+    extra = 1
+    can_delete = False
+    verbose_name = "new enrollment"
+    verbose_name_plural = "Enroll participants"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Enrollment]:
+        return super().get_queryset(request).none()  # new rows only; EnrollmentInline lists the others
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "participant":
+            kwargs["queryset"] = participant_selectors.participants()  # admins hold no seats
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
 @admin.register(Event)
 class EventAdmin(admin.ModelAdmin):
     form = EventAdminForm
@@ -52,7 +116,7 @@ class EventAdmin(admin.ModelAdmin):
     date_hierarchy = "date"
     search_fields = ["title", "description", "location"]
     readonly_fields = ["enrolled_count", "created_at", "updated_at"]
-    inlines = [EnrollmentInline]
+    inlines = [EnrollmentInline, NewEnrollmentInline]
     actions = ["export_participants_csv", "generate_report"]
 
     @admin.display(description="Seats left")
@@ -68,7 +132,10 @@ class EventAdmin(admin.ModelAdmin):
         obj.pk, obj.enrolled_count = saved.pk, saved.enrolled_count
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
-        # The inline only deletes (its rows are read-only); a removal goes through the service.
+        if isinstance(formset, NewEnrollmentFormSet):
+            self._enroll(request, event_id=form.instance.pk, formset=formset)
+            return
+        # The list of enrollments only deletes (its rows are read-only); through the service.
         removed = [f.instance for f in formset.deleted_forms if f.instance.pk is not None]
         for enrollment in removed:
             with contextlib.suppress(DomainError):  # already gone: removed meanwhile by someone else
@@ -77,6 +144,21 @@ class EventAdmin(admin.ModelAdmin):
                 )
         # What formset.save() would have recorded, for the admin's change message.
         formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], removed
+
+    def _enroll(self, request: HttpRequest, *, event_id: int, formset: NewEnrollmentFormSet) -> None:
+        enrolled = []
+        for f in formset.forms:
+            participant = f.cleaned_data.get("participant")
+            if participant is None:
+                continue
+            try:
+                enrolled.append(services.enroll(event_id=event_id, participant_id=participant.pk))
+            except DomainError as refusal:  # changed since the form was checked
+                self.message_user(
+                    request, f"{participant} was not enrolled: {refusal.message}", messages.ERROR
+                )
+        # What formset.save() would have recorded, for the admin's change message.
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = enrolled, [], []
 
     def delete_model(self, request: HttpRequest, obj: Event) -> None:
         services.delete_event(event_id=obj.pk)

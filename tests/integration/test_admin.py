@@ -8,10 +8,34 @@ from django.test import Client
 
 from events import services
 from events.models import Event
+from notifications.models import Notification
 from participants.models import User
 from tests.factories import AdminFactory, EventFactory, UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+# The management form of the "Enroll participants" inline, with no rows.
+NO_NEW_ENROLLMENTS = {"enrollments-2-TOTAL_FORMS": "0", "enrollments-2-INITIAL_FORMS": "0"}
+
+
+def change_form(event, *, enroll=()):
+    """The event's change form as the admin page posts it, enrolling the `enroll` participants."""
+    form = {
+        "title": event.title,
+        "description": event.description,
+        "date": event.date.isoformat(),
+        "time": event.time.strftime("%H:%M"),
+        "location": event.location,
+        "capacity": str(event.capacity),
+        "enrollments-TOTAL_FORMS": "0",
+        "enrollments-INITIAL_FORMS": "0",
+        "enrollments-2-TOTAL_FORMS": str(len(enroll)),
+        "enrollments-2-INITIAL_FORMS": "0",
+    }
+    for i, participant in enumerate(enroll):
+        form[f"enrollments-2-{i}-participant"] = str(participant.pk)
+    return form
 
 
 @pytest.fixture
@@ -42,6 +66,7 @@ def test_add_and_edit_through_the_admin_respect_capacity(browser, participant_ap
         "capacity": "2",
         "enrollments-TOTAL_FORMS": "0",
         "enrollments-INITIAL_FORMS": "0",
+        **NO_NEW_ENROLLMENTS,
     }
     assert participant_api.get("/api/v1/events/").json()["count"] == 0  # warms the cache
     response = browser.post("/admin/events/event/add/", form)
@@ -76,6 +101,7 @@ def test_removing_an_enrollment_inline_frees_the_seat(browser):
         "capacity": "2",
         "enrollments-TOTAL_FORMS": "2",
         "enrollments-INITIAL_FORMS": "2",
+        **NO_NEW_ENROLLMENTS,
     }
     for i, enrollment in enumerate(event.enrollments.order_by("id")):
         form[f"enrollments-{i}-id"] = str(enrollment.pk)
@@ -126,3 +152,41 @@ def test_participants_cannot_use_the_admin(participant):
     response = client.get("/admin/events/event/")
     assert response.status_code == 302
     assert "/admin/login/" in response["Location"]
+
+
+def test_enrolling_participants_from_the_event_page(browser, participant_api):
+    event = EventFactory(capacity=3)
+    ann, bob = UserFactory(), UserFactory()
+    page = browser.get(f"/admin/events/event/{event.pk}/change/").content.decode()
+    assert 'name="enrollments-2-TOTAL_FORMS"' in page and "Enroll participants" in page
+    assert participant_api.get(f"/api/v1/events/{event.pk}/").json()["seats_left"] == 3  # cached now
+
+    response = browser.post(f"/admin/events/event/{event.pk}/change/", change_form(event, enroll=[ann, bob]))
+    assert response.status_code == 302, response.content.decode()[:3000]
+    event.refresh_from_db()
+    assert event.enrolled_count == 2
+    assert set(event.enrollments.values_list("participant_id", flat=True)) == {ann.pk, bob.pk}
+    assert Notification.objects.filter(kind="enrollment_confirmed").count() == 2  # as through the API
+    assert participant_api.get(f"/api/v1/events/{event.pk}/").json()["seats_left"] == 1
+
+
+@pytest.mark.parametrize("case", ["too_many", "already_enrolled", "closed", "admin"])
+def test_enrolling_from_the_event_page_keeps_the_rules(browser, case):
+    event = EventFactory(capacity=2)
+    ann, bob, cat = UserFactory(), UserFactory(), UserFactory()
+    services.enroll(event_id=event.pk, participant_id=ann.pk)
+    enroll, expected = {
+        "too_many": ([bob, cat], "2 participant(s) to enroll, but only 1 seat(s) left."),
+        "already_enrolled": ([ann], "already enrolled"),
+        "closed": ([bob], "already started"),
+        "admin": ([AdminFactory()], "Select a valid choice"),
+    }[case]
+    if case == "closed":
+        Event.objects.filter(pk=event.pk).update(date="2020-01-01")
+        event.refresh_from_db()
+    response = browser.post(f"/admin/events/event/{event.pk}/change/", change_form(event, enroll=enroll))
+    assert response.status_code == 200  # the form again, with the error
+    assert expected in response.content.decode()
+    event.refresh_from_db()
+    assert event.enrolled_count == 1
+    assert list(event.enrollments.values_list("participant_id", flat=True)) == [ann.pk]
