@@ -35,19 +35,15 @@ def broadcast_on_commit(group: str, message: dict[str, Any]) -> None:
     transaction.on_commit(lambda: broadcast(group, message))
 
 
-def broadcast(group: str, message: dict[str, Any], *, latest_only: bool = False) -> None:
-    """Sends now (in-memory layer) or hands over to the broadcaster (other layers). Never raises.
-
-    `latest_only`: each message supersedes the group's earlier ones (a state, like seat counts,
-    not an event): while one is still waiting for the broadcaster, it is replaced, not queued.
-    """
+def broadcast(group: str, message: dict[str, Any]) -> None:
+    """Sends now (in-memory layer) or hands over to the broadcaster (other layers). Never raises."""
     if time.monotonic() < _paused_until:
         return
     try:
         if isinstance(get_channel_layer(), InMemoryChannelLayer):
             async_to_sync(_send)(group, message)
         else:
-            _Broadcaster.instance().submit(group, message, latest_only)
+            _Broadcaster.instance().submit(group, message)
     except Exception:
         _pause(group)
 
@@ -81,28 +77,16 @@ class _Broadcaster:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        # (group, message); the message is None for a latest-only group: it is in self.latest.
-        self.queue: asyncio.Queue[tuple[str, dict[str, Any] | None]] = asyncio.Queue(MAX_PENDING)
-        self.latest: dict[str, dict[str, Any]] = {}
+        self.queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue(MAX_PENDING)
         threading.Thread(target=self._run, name="broadcaster", daemon=True).start()
 
-    def submit(self, group: str, message: dict[str, Any], latest_only: bool = False) -> None:
-        self.loop.call_soon_threadsafe(self._enqueue, group, message, latest_only)
+    def submit(self, group: str, message: dict[str, Any]) -> None:
+        self.loop.call_soon_threadsafe(self._enqueue, group, message)
 
-    def _enqueue(self, group: str, message: dict[str, Any], latest_only: bool) -> None:
-        # Runs on the broadcaster's loop, like _drain: no lock needed around self.latest.
-        queued: dict[str, Any] | None = message
-        if latest_only:
-            waiting = group in self.latest
-            self.latest[group] = message
-            if waiting:
-                return  # the entry already queued will send this newer message
-            queued = None
+    def _enqueue(self, group: str, message: dict[str, Any]) -> None:
         try:
-            self.queue.put_nowait((group, queued))
+            self.queue.put_nowait((group, message))
         except asyncio.QueueFull:
-            if latest_only:
-                del self.latest[group]
             log.warning("broadcast to %s dropped: %d messages already waiting", group, MAX_PENDING)
 
     def _run(self) -> None:
@@ -111,8 +95,7 @@ class _Broadcaster:
 
     async def _drain(self) -> None:
         while True:
-            group, queued = await self.queue.get()
-            message = queued if queued is not None else self.latest.pop(group)
+            group, message = await self.queue.get()
             if time.monotonic() < _paused_until:
                 continue
             try:

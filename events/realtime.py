@@ -40,4 +40,4 @@ def broadcast_seats(event_id: int, seats: Seats | None = None) -> None:
     else:
         message = current_seats(event_id)
     if message is not None:
-        realtime.broadcast(seats_group(event_id), message, latest_only=True)
+        realtime.broadcast(seats_group(event_id), message)
