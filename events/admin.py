@@ -60,7 +60,9 @@ class NewEnrollmentFormSet(forms.BaseInlineFormSet):
         ]
         if not chosen:
             return
-        event: Event = self.instance  # holds the event form's values, saved or not
+        event: Event = self.instance  # holds the event form's valid values, saved or not
+        if None in (event.date, event.time, event.capacity):
+            return  # a new event whose form has errors: they are shown, this is checked next time
         if len({p.pk for p in chosen}) < len(chosen):
             raise ValidationError("The same participant is listed twice.")
         enrolled = set()
@@ -152,7 +154,9 @@ class EventAdmin(admin.ModelAdmin):
             if participant is None:
                 continue
             try:
-                enrolled.append(services.enroll(event_id=event_id, participant_id=participant.pk))
+                enrolled.append(
+                    services.enroll(event_id=event_id, participant_id=participant.pk, account=participant)
+                )
             except DomainError as refusal:  # changed since the form was checked
                 self.message_user(
                     request, f"{participant} was not enrolled: {refusal.message}", messages.ERROR

@@ -190,3 +190,14 @@ def test_enrolling_from_the_event_page_keeps_the_rules(browser, case):
     event.refresh_from_db()
     assert event.enrolled_count == 1
     assert list(event.enrollments.values_list("participant_id", flat=True)) == [ann.pk]
+
+
+def test_a_new_event_with_errors_and_participants_to_enroll_shows_the_errors(browser):
+    ann = UserFactory()
+    form = change_form(EventFactory.build(), enroll=[ann])
+    form.update({"date": "2031-02-30", "capacity": "0"})  # no such day; no seat
+    response = browser.post("/admin/events/event/add/", form)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Enter a valid date." in html
+    assert not Event.objects.exists()
