@@ -157,7 +157,7 @@ class _Publisher:
             try:
                 item = self.queue.get(timeout=PUBLISHER_IDLE_SECONDS)
             except queue.Empty:
-                connection.close()  # idle: give the connection back (and never hold up a test database)
+                self._guarded(connection.close)  # idle: give the connection back (and free test databases)
                 continue
             batch: list[int] = []
             flushed: list[threading.Event] = []
@@ -173,7 +173,19 @@ class _Publisher:
                 except queue.Empty:
                     break
             if batch and time.monotonic() >= _inline_paused_until:  # while paused, the relay takes them
-                close_old_connections()  # a connection the database dropped, or past its age
-                _attempt(batch)
+                self._guarded(self._publish, batch)
             for done in flushed:
                 done.set()
+
+    @staticmethod
+    def _publish(batch: list[int]) -> None:
+        close_old_connections()  # a connection the database dropped, or past its age
+        _attempt(batch)
+
+    @staticmethod
+    def _guarded(work: Any, *args: Any) -> None:
+        """The thread must outlive any error: its later messages would otherwise wait for the relay."""
+        try:
+            work(*args)
+        except Exception:
+            log.exception("outbox publisher: unexpected error; the relay will publish what is left")

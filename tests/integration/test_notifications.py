@@ -160,3 +160,23 @@ def test_the_pushed_item_is_the_api_item_in_any_time_zone(participant_api, parti
     listed = participant_api.get("/api/v1/me/notifications/").json()["results"][0]
     assert live.item(Notification.objects.get()) == listed
     assert listed["created_at"].endswith(("+01:00", "+02:00"))
+
+
+def test_the_outbox_publisher_survives_an_unexpected_error(monkeypatch):
+    first, second = UserFactory(), UserFactory()
+    event = EventFactory()
+    failures = iter([RuntimeError("database gone for a moment")])
+
+    def close_old_connections_failing_once():
+        error = next(failures, None)
+        if error is not None:
+            raise error
+
+    monkeypatch.setattr(outbox_services, "close_old_connections", close_old_connections_failing_once)
+    with broker(DEAD_BROKER):  # every publish that is attempted fails and is counted on its row
+        event_services.enroll(event_id=event.pk, participant_id=first.pk)
+        assert outbox_services.flush_publisher()
+        event_services.enroll(event_id=event.pk, participant_id=second.pk)
+        assert outbox_services.flush_publisher()
+    attempts = list(OutboxMessage.objects.order_by("id").values_list("attempts", flat=True))
+    assert attempts == [0, 1]  # the first batch hit the error; the thread lived on to try the next
