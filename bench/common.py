@@ -78,6 +78,16 @@ def run_in_work_dir(
             shutil.rmtree(work_dir, ignore_errors=True)
 
 
+# What a server under a benchmark's load needs, whichever benchmark drives it: the load comes from
+# one address with access tokens minted before the server starts, which must outlive the run
+# (and are signed with SECRET_KEY: a JWT_SIGNING_KEY inherited from the shell is to be unset).
+SERVER_UNDER_LOAD = {
+    "ALLOWED_HOSTS": "127.0.0.1,localhost",
+    "AUTH_THROTTLE_RATE": "1000000/min",
+    "JWT_ACCESS_MINUTES": "120",
+}
+
+
 def configure_environment(
     work_dir: Path,
     *,

@@ -37,6 +37,7 @@ from common import (
     BROKER_URL,
     HOST,
     REPO,
+    SERVER_UNDER_LOAD,
     BenchError,
     ServerLog,
     configure_environment,
@@ -105,13 +106,7 @@ def configure_benchmark_environment(work_dir: Path) -> None:
         # Production publishes side effects to RabbitMQ (the workers are other machines' work,
         # not started here; their queues are purged at the end).
         broker_url=BROKER_URL,
-        extra={
-            "ALLOWED_HOSTS": "127.0.0.1,localhost",
-            "AUTH_THROTTLE_RATE": "1000000/min",
-            # Tokens are minted before the server starts and must outlive the whole run.
-            "JWT_ACCESS_MINUTES": "120",
-        },
-        # Tokens are signed with SECRET_KEY unless this is set; a stray value would only add confusion.
+        extra=SERVER_UNDER_LOAD,
         unset=["JWT_SIGNING_KEY"],
     )
 

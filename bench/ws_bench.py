@@ -47,6 +47,7 @@ import websockets
 from common import (
     BROKER_URL,
     HOST,
+    SERVER_UNDER_LOAD,
     VENV_BIN,
     BenchError,
     ServerLog,
@@ -122,15 +123,10 @@ def configure_benchmark_environment(work_dir: Path) -> None:
         # Production publishes the enrollment's notification to RabbitMQ (no worker runs here;
         # the queues are purged at the end).
         broker_url=BROKER_URL,
-        extra={
-            "ALLOWED_HOSTS": "127.0.0.1,localhost",
-            # Tokens are minted before the servers start and must outlive the whole run.
-            "JWT_ACCESS_MINUTES": "120",
-            "AUTH_THROTTLE_RATE": "1000000/min",
-        },
-        # Tokens are signed with SECRET_KEY unless JWT_SIGNING_KEY is set. The pool is left to each
-        # server as deployed: gunicorn keeps persistent connections, config/asgi.py turns psycopg's
-        # pool on for uvicorn. A value inherited from the shell would change both.
+        extra=SERVER_UNDER_LOAD,
+        # The pool is left to each server as deployed: gunicorn keeps persistent connections,
+        # config/asgi.py turns psycopg's pool on for uvicorn. A value inherited from the shell
+        # would change both.
         unset=["JWT_SIGNING_KEY", "DB_POOL", "DB_POOL_MIN", "DB_POOL_MAX", "BROADCAST_TIMEOUT_SECONDS"],
     )
 
