@@ -10,6 +10,8 @@ class Kind(StrEnum):
     ENROLLMENT_CANCELLED = "enrollment_cancelled"
     EVENT_CANCELLED = "event_cancelled"
     REPORT_READY = "report_ready"
+    WAITLISTED = "waitlisted"  # on an event's waiting list, at a position
+    WAITLIST_PROMOTED = "waitlist_promoted"  # a seat freed up: enrolled from the waiting list
 
 
 class Status(StrEnum):

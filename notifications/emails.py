@@ -44,4 +44,19 @@ def render(kind: Kind, context: Mapping[str, Any]) -> tuple[str, str]:
             f'Hello {name},\n\nthe participant report of "{title}" ({when}) is ready: '
             f"{count} participant{'s' if count != 1 else ''}.\n{attached}\n",
         )
+    if kind == Kind.WAITLISTED:
+        position = context.get("position")
+        at = f", position {position}" if position is not None else ""
+        return (
+            f"You are on the waiting list: {title}",
+            f'Hello {name},\n\nyou are on the waiting list of "{title}" ({when}, {where}){at}.\n'
+            "If a seat frees up before the event starts, you will be enrolled and told at once.\n",
+        )
+    if kind == Kind.WAITLIST_PROMOTED:
+        return (
+            f"A seat freed up: you are enrolled in {title}",
+            f'Hello {name},\n\na seat freed up: you are now enrolled in "{title}".\n\nWhen: {when}\n'
+            f"Where: {where}\n\n"
+            "If you cannot come, cancel your enrollment so that a colleague can take the seat.\n",
+        )
     raise ValueError(f"no email for notification kind {kind!r}")

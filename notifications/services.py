@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django.conf import settings
@@ -62,18 +62,58 @@ def queue_email(
     return notification
 
 
-def notify_participant(*, kind: Kind, participant_id: int, event: Any, account: Any = None) -> Notification:
-    """`account`: the participant's account when the caller has it loaded (spares a query)."""
-    user = account
-    if user is None or user.pk != participant_id:
-        user = participant_selectors.accounts().only("email", "full_name").get(pk=participant_id)
-    return queue_email(
-        kind=kind,
-        to_email=user.email,
-        user_id=user.pk,
-        event_id=event.pk,
-        context={"full_name": user.full_name, "event": event_context(event)},
-    )
+def notify_participant(
+    *,
+    kind: Kind,
+    participant_id: int,
+    event: Any,
+    account: Any = None,
+    position: int | None = None,
+) -> None:
+    """Notifies one participant about `event`, in the caller's transaction (email and live push).
+
+    `account`: the participant's account when the caller has it loaded (spares a query).
+    `position`: the waiting-list position, for `waitlisted` (it goes into the email's context).
+    """
+    notify_participants(kind=kind, event=event, participants=[(participant_id, position)], account=account)
+
+
+def notify_participants(
+    *,
+    kind: Kind,
+    event: Any,
+    participants: Sequence[tuple[int, int | None]],
+    account: Any = None,
+) -> None:
+    """Notifies many participants about one event at once, in the caller's transaction.
+
+    `participants`: `(participant_id, position)` pairs, `position` being the waiting-list
+    position or None. Meant for a batch of decisions that commit together (e.g. a batch of
+    admission decisions: `enrollment_confirmed` for some, `waitlisted` with positions for others,
+    one call per kind). Each participant gets a notification of their own, exactly as with
+    `notify_participant`.
+    """
+    if not participants:
+        return
+    wanted = {participant_id for participant_id, _ in participants}
+    users = {}
+    if account is not None and account.pk in wanted:
+        users[account.pk] = account
+    missing = wanted - set(users)
+    if missing:
+        users.update(
+            (user.pk, user)
+            for user in participant_selectors.accounts().only("email", "full_name").filter(pk__in=missing)
+        )
+    snapshot = event_context(event)
+    for participant_id, position in participants:
+        user = users.get(participant_id)
+        if user is None:
+            continue
+        context: dict[str, Any] = {"full_name": user.full_name, "event": snapshot}
+        if position is not None:
+            context["position"] = position
+        queue_email(kind=kind, to_email=user.email, user_id=user.pk, event_id=event.pk, context=context)
 
 
 def deliver(*, notification_id: int) -> str | None:
