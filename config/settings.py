@@ -189,9 +189,13 @@ CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_TASK_ROUTES = {
     "notifications.*": {"queue": "notifications"},
     "reports.*": {"queue": "reports"},
+    "events.*": {"queue": "admissions"},
 }
-# Durable classic queues, one per worker process, each with its own direct exchange.
-CELERY_TASK_QUEUES = [Queue(name, Exchange(name), routing_key=name) for name in ("notifications", "reports")]
+# Durable classic queues, one per worker process, each with its own direct exchange. `admissions`
+# carries the wake-ups of the admission consumer (queued enrollment, events.admission).
+CELERY_TASK_QUEUES = [
+    Queue(name, Exchange(name), routing_key=name) for name in ("notifications", "reports", "admissions")
+]
 CELERY_TASK_DEFAULT_QUEUE = "notifications"
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

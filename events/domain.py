@@ -33,9 +33,45 @@ class NotEnrolled(NotFound):
     message = "This participant is not enrolled in this event."
 
 
+class AlreadyWaitlisted(Conflict):
+    code = "already_waitlisted"
+    message = "This participant is already on this event's waiting list."
+
+
+class SeatsAvailable(Conflict):
+    code = "seats_available"
+    message = "This event still has seats: enroll instead of joining the waiting list."
+
+
+class NotWaitlisted(NotFound):
+    message = "This participant is not on this event's waiting list."
+
+
+class NoAdmissionRequest(NotFound):
+    message = "This participant has not asked to enroll in this event."
+
+
 # --- Rules ----------------------------------------------------------------------------------------
 
 MIN_CAPACITY = 1
+
+
+class Admission:
+    """How an event takes enrollments: at once (`direct`), or through the ordered queue (`queue`)."""
+
+    DIRECT = "direct"
+    QUEUE = "queue"
+    CHOICES = (DIRECT, QUEUE)
+
+
+class RequestStatus:
+    """Where a participant's enrollment request stands (GET /events/{id}/enrollments/me/)."""
+
+    PENDING = "pending"  # queued, not decided yet
+    CONFIRMED = "confirmed"  # holds a seat
+    WAITLISTED = "waitlisted"  # on the waiting list
+    CLOSED = "closed"  # the event started before the request was decided
+    CHOICES = (PENDING, CONFIRMED, WAITLISTED, CLOSED)
 
 
 @dataclass(frozen=True)
@@ -78,6 +114,60 @@ def check_can_enroll(*, starts_at: datetime, now: datetime, seats: Seats, alread
         raise AlreadyEnrolled()
     if seats.is_full:
         raise EventFull()
+
+
+def check_can_join_waitlist(
+    *, starts_at: datetime, now: datetime, seats: Seats, already_enrolled: bool, already_waitlisted: bool
+) -> None:
+    """Closed, then duplicate (enrolled, waitlisted), then "enroll instead" while seats are left."""
+    if is_closed(starts_at, now):
+        raise EventClosed()
+    if already_enrolled:
+        raise AlreadyEnrolled()
+    if already_waitlisted:
+        raise AlreadyWaitlisted()
+    if not seats.is_full:
+        raise SeatsAvailable()
+
+
+@dataclass(frozen=True)
+class WaitlistPlace:
+    """A participant's place on an event's waiting list (position 1 is next for a seat)."""
+
+    event_id: int
+    participant_id: int
+    position: int
+    joined_at: datetime
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of one queued request: a seat, or a place (1-based) on the waiting list."""
+
+    participant_id: int
+    status: str
+    position: int | None = None
+
+
+def decide_in_order(participant_ids: list[int], *, seats_left: int, waitlist_length: int) -> list[Decision]:
+    """Queued requests, in queue order, take the seats left; the rest join the waiting list behind
+    those already on it. A seat never goes to a later request while an earlier one waits."""
+    decisions = []
+    for participant_id in participant_ids:
+        if seats_left > 0:
+            seats_left -= 1
+            decisions.append(Decision(participant_id, RequestStatus.CONFIRMED))
+        else:
+            waitlist_length += 1
+            decisions.append(Decision(participant_id, RequestStatus.WAITLISTED, waitlist_length))
+    return decisions
+
+
+def seats_to_promote(*, seats: Seats, waitlist_length: int, closed: bool) -> int:
+    """How many from the head of the waiting list take the seats that are free (none once started)."""
+    if closed:
+        return 0
+    return min(seats.left, waitlist_length)
 
 
 def check_can_cancel(*, starts_at: datetime, now: datetime) -> None:

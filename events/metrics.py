@@ -5,3 +5,8 @@ CANCELLATIONS = Counter("events_cancellations", "Enrollments cancelled or remove
 REJECTED = Counter(
     "events_enrollments_rejected", "Enrollments refused, by reason (the error code).", ["reason"]
 )
+WAITLISTED = Counter("events_waitlisted", "Participants put on a waiting list (joined, or decided so).")
+PROMOTIONS = Counter("events_waitlist_promotions", "Participants enrolled from the head of a waiting list.")
+ADMISSION_DECISIONS = Counter(
+    "events_admission_decisions", "Queued enrollment requests decided, by outcome.", ["status"]
+)

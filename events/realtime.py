@@ -40,4 +40,5 @@ def broadcast_seats(event_id: int, seats: Seats | None = None) -> None:
     else:
         message = current_seats(event_id)
     if message is not None:
-        realtime.broadcast(seats_group(event_id), message)
+        # A state: each WebSocket process fans it out to its sockets, newest wins (config.fanout).
+        realtime.broadcast_state(seats_group(event_id), message)

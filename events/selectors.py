@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+import datetime as dt
+from dataclasses import dataclass
 
-from events.models import Enrollment, Event
+from django.db.models import F, QuerySet, Window
+from django.db.models.functions import RowNumber
+
+from events import domain
+from events.models import AdmissionRequest, Enrollment, Event, WaitlistEntry
 
 
 def events() -> QuerySet[Event]:
@@ -31,3 +36,73 @@ def participant_enrollments(*, participant_id: int) -> QuerySet[Enrollment]:
 
 def participant_events(*, participant_id: int) -> QuerySet[Event]:
     return Event.objects.filter(enrollments__participant_id=participant_id)
+
+
+def event_exists(event_id: int) -> bool:
+    return Event.objects.filter(pk=event_id).exists()
+
+
+def waitlist(*, event_id: int) -> QuerySet[WaitlistEntry]:
+    """The event's waiting list in order, each entry with its participant and `position` (1..n)."""
+    return (
+        WaitlistEntry.objects.filter(event_id=event_id)
+        .select_related("participant")
+        .annotate(position=Window(RowNumber(), order_by=F("id").asc()))
+        .order_by("id")
+    )
+
+
+def waitlist_place(*, event_id: int, participant_id: int) -> domain.WaitlistPlace | None:
+    entry = WaitlistEntry.objects.filter(event_id=event_id, participant_id=participant_id).first()
+    if entry is None:
+        return None
+    ahead = WaitlistEntry.objects.filter(event_id=event_id, id__lt=entry.pk).count()
+    return domain.WaitlistPlace(
+        event_id=event_id, participant_id=participant_id, position=ahead + 1, joined_at=entry.joined_at
+    )
+
+
+@dataclass(frozen=True)
+class EnrollmentStatus:
+    """Where a participant's enrollment in an event stands, on direct and queued events alike."""
+
+    event_id: int
+    participant_id: int
+    status: str
+    queued_at: dt.datetime
+    decided_at: dt.datetime | None
+    position: int | None = None
+
+
+def enrollment_status(*, event_id: int, participant_id: int) -> EnrollmentStatus | None:
+    """Enrolled, waiting (with the position), or a request still pending or closed; None when the
+    participant has none of these. A direct enrollment was asked and decided at the same moment."""
+    request = AdmissionRequest.objects.filter(event_id=event_id, participant_id=participant_id).first()
+    enrollment = Enrollment.objects.filter(event_id=event_id, participant_id=participant_id).first()
+    if enrollment is not None:
+        return EnrollmentStatus(
+            event_id,
+            participant_id,
+            domain.RequestStatus.CONFIRMED,
+            queued_at=request.queued_at if request else enrollment.created_at,
+            decided_at=(request.decided_at if request else None) or enrollment.created_at,
+        )
+    place = waitlist_place(event_id=event_id, participant_id=participant_id)
+    if place is not None:
+        return EnrollmentStatus(
+            event_id,
+            participant_id,
+            domain.RequestStatus.WAITLISTED,
+            queued_at=request.queued_at if request else place.joined_at,
+            decided_at=(request.decided_at if request else None) or place.joined_at,
+            position=place.position,
+        )
+    if request is not None and request.status in (domain.RequestStatus.PENDING, domain.RequestStatus.CLOSED):
+        return EnrollmentStatus(
+            event_id,
+            participant_id,
+            request.status,
+            queued_at=request.queued_at,
+            decided_at=request.decided_at,
+        )
+    return None

@@ -8,6 +8,12 @@ in the same transaction, and the table constraints are the backstop.
 Enrolling is the hottest write, so it is shaped by round trips: the seat is taken first, and the
 same statement returns what the rest needs (the event for the email, the seats for the watchers).
 Refusals are rare and take the slow path that finds out which answer applies.
+
+The waiting list keeps one invariant: before an event starts, nobody waits while a seat is free.
+Every path that frees a seat (a cancellation, an admin's removal, a capacity increase, a deleted
+participant) gives it to the head of the list in the same transaction, under the event's row lock,
+so no direct enroller can jump the line and two cancellations never promote the same person.
+Queued admission (`admission: "queue"` events) lives in events.admission.
 """
 
 from __future__ import annotations
@@ -21,11 +27,11 @@ from django.utils import timezone
 
 from events import cache as event_cache
 from events import domain, metrics, realtime
-from events.models import Enrollment, Event
+from events.models import AdmissionRequest, Enrollment, Event, WaitlistEntry
 from notifications import services as notifications
 from notifications.domain import Kind
 
-EVENT_FIELDS = ("title", "description", "date", "time", "location", "capacity")
+EVENT_FIELDS = ("title", "description", "date", "time", "location", "capacity", "admission")
 
 
 class EventNotFound(domain.NotFound):
@@ -68,9 +74,14 @@ def update_event(*, event_id: int, **changes: Any) -> Event:
             raise EventNotFound()
         if "capacity" in changes:
             domain.check_capacity(changes["capacity"], enrolled=event.enrolled_count)
+        if "admission" in changes and changes["admission"] not in domain.Admission.CHOICES:
+            raise domain.InvalidValue("admission", f"Must be one of {', '.join(domain.Admission.CHOICES)}.")
         for field, value in changes.items():
             setattr(event, field, value)
         event.save()
+        promoted = promote_from_waitlist(event=event, now=timezone.now())
+        event.enrolled_count += promoted
+        event.waitlist_count -= promoted
         transaction.on_commit(lambda: _seats_changed(event_id))
     return event
 
@@ -83,10 +94,9 @@ def delete_event(*, event_id: int, now: dt.datetime | None = None) -> None:
         if event is None:
             raise EventNotFound()
         if not domain.is_closed(event.starts_at, now):
-            participant_ids = Enrollment.objects.filter(event_id=event_id).values_list(
-                "participant_id", flat=True
-            )
-            for participant_id in participant_ids.iterator():
+            enrolled = Enrollment.objects.filter(event_id=event_id).values_list("participant_id", flat=True)
+            waiting = WaitlistEntry.objects.filter(event_id=event_id).values_list("participant_id", flat=True)
+            for participant_id in [*enrolled.iterator(), *waiting.iterator()]:
                 notifications.notify_participant(
                     kind=Kind.EVENT_CANCELLED, participant_id=participant_id, event=event
                 )
@@ -94,16 +104,28 @@ def delete_event(*, event_id: int, now: dt.datetime | None = None) -> None:
         transaction.on_commit(lambda: _seats_changed(event_id))
 
 
+class EventQueued(Exception):
+    """Not a refusal: the event takes enrollments through the queue (events.admission)."""
+
+
 def enroll(
-    *, event_id: int, participant_id: int, now: dt.datetime | None = None, account: Any = None
+    *,
+    event_id: int,
+    participant_id: int,
+    now: dt.datetime | None = None,
+    account: Any = None,
+    direct_only: bool = False,
 ) -> Enrollment:
     """Gives the participant a seat, or raises EventNotFound, EventClosed, AlreadyEnrolled or
-    EventFull. `account`: the participant's account when the caller has loaded it already."""
+    EventFull. `account`: the participant's account when the caller has loaded it already.
+    `direct_only`: raise EventQueued for a queued event instead (an admin's hand enrolls anyway)."""
     now = now or timezone.now()
     with transaction.atomic():
-        event = _take_seat(event_id)
+        event = _take_seat(event_id, direct_only=direct_only)
         if event is None:
-            _refuse_enrollment(event_id=event_id, participant_id=participant_id, now=now)
+            _refuse_enrollment(
+                event_id=event_id, participant_id=participant_id, now=now, direct_only=direct_only
+            )
         if domain.is_closed(event.starts_at, now):
             _rejected(domain.EventClosed())  # raising gives the seat back (rollback)
         try:
@@ -124,20 +146,21 @@ def enroll(
 _EVENT_COLUMNS = ("title", "date", "time", "location", "capacity", "enrolled_count")
 
 
-def _take_seat(event_id: int) -> Event | None:
+def _take_seat(event_id: int, *, direct_only: bool = False) -> Event | None:
     """Takes a seat if one is left, returning the event as it is now (None: no such event, or full).
 
     One statement (UPDATE ... RETURNING, on PostgreSQL and SQLite alike) instead of a read, an
     update and, after commit, another read for the watchers. The row stays locked until commit.
     """
     quote = connection.ops.quote_name
-    # Only the model's own identifiers are formatted in; the id is a parameter.
+    # Only the model's own identifiers are formatted in; the values are parameters.
     sql = (
         f"UPDATE {quote(Event._meta.db_table)} SET enrolled_count = enrolled_count + 1"  # noqa: S608
-        f" WHERE id = %s AND enrolled_count < capacity RETURNING {', '.join(map(quote, _EVENT_COLUMNS))}"
+        f" WHERE id = %s AND enrolled_count < capacity{' AND admission = %s' if direct_only else ''}"
+        f" RETURNING {', '.join(map(quote, _EVENT_COLUMNS))}"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [event_id])
+        cursor.execute(sql, [event_id, domain.Admission.DIRECT] if direct_only else [event_id])
         row = cursor.fetchone()
     if row is None:
         return None
@@ -146,11 +169,15 @@ def _take_seat(event_id: int) -> Event | None:
     return Event(id=event_id, **{f.name: f.to_python(value) for f, value in zip(fields, row, strict=True)})
 
 
-def _refuse_enrollment(*, event_id: int, participant_id: int, now: dt.datetime) -> NoReturn:
+def _refuse_enrollment(
+    *, event_id: int, participant_id: int, now: dt.datetime, direct_only: bool
+) -> NoReturn:
     """No seat was taken: the domain tells which answer applies (closed, duplicate, full)."""
     event = Event.objects.filter(pk=event_id).first()
     if event is None:
         raise EventNotFound()
+    if direct_only and event.admission == domain.Admission.QUEUE:
+        raise EventQueued()
     already = Enrollment.objects.filter(event_id=event_id, participant_id=participant_id).exists()
     full = domain.Seats(capacity=event.capacity, enrolled=event.capacity)
     try:
@@ -173,7 +200,7 @@ def cancel_enrollment(*, event_id: int, participant_id: int, now: dt.datetime | 
         if event is None:
             raise EventNotFound()
         domain.check_can_cancel(starts_at=event.starts_at, now=now)
-        _release_seat(event=event, participant_id=participant_id)
+        _release_seat(event=event, participant_id=participant_id, now=now)
 
 
 def remove_participant(*, event_id: int, participant_id: int) -> None:
@@ -185,33 +212,145 @@ def remove_participant(*, event_id: int, participant_id: int) -> None:
         _release_seat(event=event, participant_id=participant_id)
 
 
-def withdraw_from_all_events(*, participant_id: int) -> list[int]:
-    """Frees every seat the participant holds (before the account is deleted). Returns the event ids."""
+def withdraw_from_all_events(*, participant_id: int, now: dt.datetime | None = None) -> list[int]:
+    """Frees every seat the participant holds and takes them off every waiting list (before the
+    account is deleted); freed seats go to the heads of the waiting lists. Returns the event ids."""
+    now = now or timezone.now()
     with transaction.atomic():
-        event_ids = list(
-            Enrollment.objects.select_for_update()
-            .filter(participant_id=participant_id)
-            .values_list("event_id", flat=True)
+        enrolled_in = list(
+            Enrollment.objects.filter(participant_id=participant_id).values_list("event_id", flat=True)
         )
+        waiting_for = list(
+            WaitlistEntry.objects.filter(participant_id=participant_id).values_list("event_id", flat=True)
+        )
+        event_ids = sorted({*enrolled_in, *waiting_for})
+        # Event rows first, in id order, as every other writer takes them: no deadlock.
+        events = {e.pk: e for e in Event.objects.select_for_update().filter(pk__in=event_ids).order_by("pk")}
+        Enrollment.objects.filter(participant_id=participant_id).delete()
+        WaitlistEntry.objects.filter(participant_id=participant_id).delete()
+        AdmissionRequest.objects.filter(participant_id=participant_id).delete()
+        Event.objects.filter(pk__in=enrolled_in).update(enrolled_count=F("enrolled_count") - 1)
+        Event.objects.filter(pk__in=waiting_for).update(waitlist_count=F("waitlist_count") - 1)
+        for event_id in enrolled_in:
+            event = events[event_id]
+            event.enrolled_count -= 1
+            if event_id in waiting_for:  # cannot happen (enrolled people do not wait), but stay exact
+                event.waitlist_count -= 1
+            promote_from_waitlist(event=event, now=now)
+
+        def seats_changed() -> None:
+            for event_id in event_ids:
+                _seats_changed(event_id)
+
         if event_ids:
-            Enrollment.objects.filter(participant_id=participant_id).delete()
-            Event.objects.filter(pk__in=event_ids).update(enrolled_count=F("enrolled_count") - 1)
-
-            def seats_changed() -> None:
-                for event_id in event_ids:
-                    _seats_changed(event_id)
-
             transaction.on_commit(seats_changed)
-    return event_ids
+    return enrolled_in
 
 
-def _release_seat(*, event: Event, participant_id: int) -> None:
+def _release_seat(*, event: Event, participant_id: int, now: dt.datetime | None = None) -> None:
+    """Gives the participant's seat back, and it to the head of the waiting list."""
     deleted, _ = Enrollment.objects.filter(event_id=event.pk, participant_id=participant_id).delete()
     if not deleted:
         raise domain.NotEnrolled()
+    # The row lock this update takes orders every seat change of the event until commit.
     Event.objects.filter(pk=event.pk).update(enrolled_count=F("enrolled_count") - 1)
+    AdmissionRequest.objects.filter(event_id=event.pk, participant_id=participant_id).delete()
     notifications.notify_participant(
         kind=Kind.ENROLLMENT_CANCELLED, participant_id=participant_id, event=event
     )
+    current = Event.objects.get(pk=event.pk)
+    promote_from_waitlist(event=current, now=now or timezone.now())
     transaction.on_commit(lambda: _seats_changed(event.pk))
     transaction.on_commit(metrics.CANCELLATIONS.inc)
+
+
+# --- The waiting list ----------------------------------------------------------------------------
+
+
+def promote_from_waitlist(*, event: Event, now: dt.datetime) -> int:
+    """Gives the event's free seats to the head of its waiting list, in the caller's transaction,
+    which must hold the event's row lock and pass the event as it now stands. Returns how many
+    were promoted (none once the event has started)."""
+    count = domain.seats_to_promote(
+        seats=event.seats, waitlist_length=event.waitlist_count, closed=domain.is_closed(event.starts_at, now)
+    )
+    if count == 0:
+        return 0
+    heads = list(
+        WaitlistEntry.objects.filter(event_id=event.pk)
+        .order_by("id")
+        .values_list("id", "participant_id")[:count]
+    )
+    participant_ids = [participant_id for _, participant_id in heads]
+    WaitlistEntry.objects.filter(pk__in=[entry_id for entry_id, _ in heads]).delete()
+    Enrollment.objects.bulk_create(
+        [Enrollment(event_id=event.pk, participant_id=pid, created_at=now) for pid in participant_ids]
+    )
+    Event.objects.filter(pk=event.pk).update(
+        enrolled_count=F("enrolled_count") + len(heads), waitlist_count=F("waitlist_count") - len(heads)
+    )
+    AdmissionRequest.objects.filter(event_id=event.pk, participant_id__in=participant_ids).update(
+        status=domain.RequestStatus.CONFIRMED, decided_at=now
+    )
+    notifications.notify_participants(
+        kind=Kind.WAITLIST_PROMOTED, event=event, participants=[(pid, None) for pid in participant_ids]
+    )
+    transaction.on_commit(lambda: metrics.PROMOTIONS.inc(len(heads)))
+    return len(heads)
+
+
+def join_waitlist(
+    *, event_id: int, participant_id: int, now: dt.datetime | None = None
+) -> domain.WaitlistPlace:
+    """Puts the participant at the end of a full event's waiting list. Raises EventNotFound,
+    EventClosed, AlreadyEnrolled, AlreadyWaitlisted, or SeatsAvailable (enroll instead)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        # Counting the newcomer locks the event row, which every seat change also takes: a seat
+        # cannot free between this check and the insert without the freeing promoting them.
+        Event.objects.filter(pk=event_id, enrolled_count__gte=F("capacity")).update(
+            waitlist_count=F("waitlist_count") + 1
+        )
+        event = Event.objects.filter(pk=event_id).first()
+        if event is None:
+            raise EventNotFound()
+        already_enrolled = Enrollment.objects.filter(
+            event_id=event_id, participant_id=participant_id
+        ).exists()
+        already_waitlisted = WaitlistEntry.objects.filter(
+            event_id=event_id, participant_id=participant_id
+        ).exists()
+        try:
+            domain.check_can_join_waitlist(
+                starts_at=event.starts_at,
+                now=now,
+                seats=event.seats,
+                already_enrolled=already_enrolled,
+                already_waitlisted=already_waitlisted,
+            )
+        except domain.Conflict as refusal:
+            _rejected(refusal)  # rolls back the count
+        WaitlistEntry.objects.create(event_id=event_id, participant_id=participant_id, joined_at=now)
+        notifications.notify_participant(
+            kind=Kind.WAITLISTED, participant_id=participant_id, event=event, position=event.waitlist_count
+        )
+        transaction.on_commit(lambda: _seats_changed(event_id, event.seats))
+        transaction.on_commit(lambda: metrics.WAITLISTED.inc())
+    return domain.WaitlistPlace(
+        event_id=event_id, participant_id=participant_id, position=event.waitlist_count, joined_at=now
+    )
+
+
+def leave_waitlist(*, event_id: int, participant_id: int) -> None:
+    """Takes the participant off the waiting list; everyone behind moves up one place."""
+    with transaction.atomic():
+        # The event row first, as every other writer of the list takes it.
+        event = Event.objects.select_for_update().filter(pk=event_id).first()
+        if event is None:
+            raise EventNotFound()
+        deleted, _ = WaitlistEntry.objects.filter(event_id=event_id, participant_id=participant_id).delete()
+        if not deleted:
+            raise domain.NotWaitlisted()
+        Event.objects.filter(pk=event_id).update(waitlist_count=F("waitlist_count") - 1)
+        AdmissionRequest.objects.filter(event_id=event_id, participant_id=participant_id).delete()
+        transaction.on_commit(lambda: _seats_changed(event_id))

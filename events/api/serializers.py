@@ -3,8 +3,8 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from config.serializers import StrictModelSerializer, StrictSerializer
-from events.domain import MIN_CAPACITY
-from events.models import Enrollment, Event
+from events.domain import MIN_CAPACITY, Admission, RequestStatus
+from events.models import Enrollment, Event, WaitlistEntry
 from participants import selectors as participant_selectors
 
 
@@ -12,7 +12,14 @@ class EventSerializer(StrictModelSerializer):
     capacity = serializers.IntegerField(min_value=MIN_CAPACITY, max_value=2_147_483_647)
     enrolled_count = serializers.IntegerField(read_only=True)
     seats_left = serializers.IntegerField(read_only=True)
+    waitlist_count = serializers.IntegerField(read_only=True)
     time = serializers.TimeField(input_formats=["%H:%M", "%H:%M:%S"])
+    admission = serializers.ChoiceField(
+        choices=list(Admission.CHOICES),
+        default=Admission.DIRECT,
+        help_text="direct: enrollment answers 201/409 at once. queue: enrollment answers 202 and "
+        "requests are decided in arrival order (for a rush).",
+    )
 
     class Meta:
         model = Event
@@ -26,6 +33,8 @@ class EventSerializer(StrictModelSerializer):
             "capacity",
             "enrolled_count",
             "seats_left",
+            "waitlist_count",
+            "admission",
             "created_at",
             "updated_at",
         ]
@@ -43,12 +52,13 @@ class EnrollmentSerializer(serializers.Serializer):
 
 
 class EnrollRequestSerializer(StrictSerializer):
-    """An admin names the participant to enroll; a participant sends no body (enrolls themself)."""
+    """An admin names the participant to enroll (or put on the waiting list); a participant sends
+    no body (acts for themself)."""
 
     participant = serializers.PrimaryKeyRelatedField(
         queryset=participant_selectors.participants(),
         required=False,
-        help_text="Admins only: whom to enroll.",
+        help_text="Admins only: for whom.",
     )
 
 
@@ -73,3 +83,45 @@ class MyEnrollmentSerializer(serializers.ModelSerializer):
     class Meta:
         model = Enrollment
         fields = ["id", "event", "created_at"]
+
+
+class QueuedEnrollmentSerializer(serializers.Serializer):
+    """The 202 answer of an enrollment into a queued event: the request, pending."""
+
+    status = serializers.CharField(read_only=True)
+    event = serializers.IntegerField(source="event_id", read_only=True)
+    participant = serializers.IntegerField(source="participant_id", read_only=True)
+    queued_at = serializers.DateTimeField(read_only=True)
+
+
+class EnrollmentStatusSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=list(RequestStatus.CHOICES), read_only=True)
+    queued_at = serializers.DateTimeField(read_only=True)
+    decided_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    position = serializers.IntegerField(
+        read_only=True, allow_null=True, help_text="The place on the waiting list while waitlisted."
+    )
+
+
+class WaitlistPlaceSerializer(serializers.Serializer):
+    event = serializers.IntegerField(source="event_id", read_only=True)
+    participant = serializers.IntegerField(source="participant_id", read_only=True)
+    position = serializers.IntegerField(read_only=True)
+    joined_at = serializers.DateTimeField(read_only=True)
+
+
+class WaitlistParticipantSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    email = serializers.EmailField(read_only=True)
+    full_name = serializers.CharField(read_only=True)
+
+
+class WaitlistEntrySerializer(serializers.ModelSerializer):
+    """One place on an event's waiting list, as admins list them."""
+
+    participant = WaitlistParticipantSerializer(read_only=True)
+    position = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = WaitlistEntry
+        fields = ["participant", "position", "joined_at"]

@@ -14,6 +14,8 @@ urlpatterns = [
     path(
         "events/<int:event_id>/enrollments/me/", views.MyEnrollmentView.as_view(), name="event-enrollment-me"
     ),
+    path("events/<int:event_id>/waitlist/", views.EventWaitlistView.as_view(), name="event-waitlist"),
+    path("events/<int:event_id>/waitlist/me/", views.MyWaitlistView.as_view(), name="event-waitlist-me"),
     path(
         "events/<int:event_id>/participants/",
         views.EventParticipantsView.as_view(),

@@ -4,6 +4,7 @@ from typing import Any
 
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status, viewsets
 from rest_framework.exceptions import NotFound, PermissionDenied
@@ -13,17 +14,21 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from events import admission, domain, selectors, services
 from events import cache as event_cache
-from events import selectors, services
 from events.api.filters import EventFilter
 from events.api.serializers import (
     EnrollmentSerializer,
+    EnrollmentStatusSerializer,
     EnrollRequestSerializer,
     EventParticipantSerializer,
     EventSerializer,
     MyEnrollmentSerializer,
+    QueuedEnrollmentSerializer,
+    WaitlistEntrySerializer,
+    WaitlistPlaceSerializer,
 )
-from events.models import Event
+from events.models import Enrollment, Event
 from participants import selectors as participant_selectors
 from participants.authentication import CachedStatelessJWTAuthentication
 from participants.domain import Role
@@ -73,41 +78,111 @@ class EventViewSet(viewsets.ModelViewSet):
         services.delete_event(event_id=instance.pk)
 
 
+def _acting_for(request: Request, data: Any) -> User:
+    """Whom a participant's or an admin's request is for: participants act for themselves (no body),
+    admins name the participant (`{participant: id}`)."""
+    serializer = EnrollRequestSerializer(data=data if data is not None else {})
+    serializer.is_valid(raise_exception=True)
+    named: User | None = serializer.validated_data.get("participant")
+    user: User = request.user  # type: ignore[assignment]
+    if user.role == Role.ADMIN:
+        if named is None:
+            raise serializers.ValidationError({"participant": ["Admins must name the participant."]})
+        return named
+    if named is not None and named.pk != user.pk:
+        raise PermissionDenied("Participants can only act for themselves.")
+    return user
+
+
 class EventEnrollmentsView(generics.GenericAPIView):
-    """POST: a participant enrolls themself (no body); an admin enrolls `{participant: id}`."""
+    """POST: a participant enrolls themself (no body); an admin enrolls `{participant: id}`.
+    A direct event answers 201 (or 409); a queued event answers 202: the request is queued and
+    decided in arrival order (GET enrollments/me/ tells the outcome)."""
 
     permission_classes = [IsAuthenticated]
     serializer_class = EnrollRequestSerializer
 
-    @extend_schema(request=EnrollRequestSerializer, responses={201: EnrollmentSerializer})
+    @extend_schema(
+        request=EnrollRequestSerializer,
+        responses={201: EnrollmentSerializer, 202: QueuedEnrollmentSerializer},
+    )
     def post(self, request: Request, event_id: int) -> Response:
-        data = request.data if request.data is not None else {}
-        serializer = self.get_serializer(data=data)
-        serializer.is_valid(raise_exception=True)
-        named: User | None = serializer.validated_data.get("participant")
-        user: User = request.user  # type: ignore[assignment]
-        if user.role == Role.ADMIN:
-            if named is None:
-                raise serializers.ValidationError(
-                    {"participant": ["Admins must name the participant to enroll."]}
-                )
-            participant = named
-        else:
-            if named is not None and named.pk != user.pk:
-                raise PermissionDenied("Participants can only enroll themselves.")
-            participant = user
-        enrollment = services.enroll(event_id=event_id, participant_id=participant.pk, account=participant)
-        return Response(EnrollmentSerializer(enrollment).data, status=status.HTTP_201_CREATED)
+        participant = _acting_for(request, request.data)
+        result = admission.enroll_or_queue(
+            event_id=event_id, participant_id=participant.pk, account=participant
+        )
+        if isinstance(result, Enrollment):
+            return Response(EnrollmentSerializer(result).data, status=status.HTTP_201_CREATED)
+        location = reverse("event-enrollment-me", kwargs={"event_id": event_id})
+        return Response(
+            QueuedEnrollmentSerializer(result).data,
+            status=status.HTTP_202_ACCEPTED,
+            headers={"Location": location},
+        )
 
 
 class MyEnrollmentView(APIView):
-    """DELETE: a participant cancels their own enrollment."""
+    """GET: where the participant's enrollment stands (pending, confirmed, waitlisted).
+    DELETE: a participant cancels their own enrollment."""
 
     permission_classes = [IsParticipant]
+
+    @extend_schema(responses={200: EnrollmentStatusSerializer})
+    def get(self, request: Request, event_id: int) -> Response:
+        found = selectors.enrollment_status(event_id=event_id, participant_id=signed_in_user_id(request))
+        if found is None:
+            if not selectors.event_exists(event_id):
+                raise services.EventNotFound()
+            raise domain.NoAdmissionRequest()
+        return Response(EnrollmentStatusSerializer(found).data)
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, event_id: int) -> Response:
         services.cancel_enrollment(event_id=event_id, participant_id=signed_in_user_id(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class EventWaitlistView(generics.ListAPIView):
+    """POST: join a full event's waiting list (participants for themselves, admins `{participant}`).
+    GET: the waiting list in order (admins)."""
+
+    serializer_class = WaitlistEntrySerializer
+
+    def get_permissions(self) -> list[Any]:
+        return [IsAuthenticated()] if self.request.method == "POST" else [IsAdmin()]
+
+    def get_queryset(self) -> Any:
+        if getattr(self, "swagger_fake_view", False):  # schema generation: no URL kwargs
+            return selectors.waitlist(event_id=0)
+        event_id = self.kwargs["event_id"]
+        if not selectors.event_exists(event_id):
+            raise NotFound("No event with this id.")
+        return selectors.waitlist(event_id=event_id)
+
+    @extend_schema(request=EnrollRequestSerializer, responses={201: WaitlistPlaceSerializer})
+    def post(self, request: Request, event_id: int) -> Response:
+        participant = _acting_for(request, request.data)
+        place = services.join_waitlist(event_id=event_id, participant_id=participant.pk)
+        return Response(WaitlistPlaceSerializer(place).data, status=status.HTTP_201_CREATED)
+
+
+class MyWaitlistView(APIView):
+    """GET: the participant's place on the waiting list. DELETE: leave it."""
+
+    permission_classes = [IsParticipant]
+
+    @extend_schema(responses={200: WaitlistPlaceSerializer})
+    def get(self, request: Request, event_id: int) -> Response:
+        place = selectors.waitlist_place(event_id=event_id, participant_id=signed_in_user_id(request))
+        if place is None:
+            if not selectors.event_exists(event_id):
+                raise services.EventNotFound()
+            raise domain.NotWaitlisted()
+        return Response(WaitlistPlaceSerializer(place).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, event_id: int) -> Response:
+        services.leave_waitlist(event_id=event_id, participant_id=signed_in_user_id(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -1,0 +1,216 @@
+"""Queued admission: enrollment for a rush (events whose `admission` is "queue").
+
+Accepting is one short transaction: the request row, durable once committed, and an outbox
+message that wakes the admission consumer. The answer is 202; nothing answered 202 is lost, since
+the row is the queue of record and the outbox relay publishes the wake-up after any outage.
+
+The consumer (the `admissions` queue's worker, events.tasks) decides an event's pending requests
+in id order, many per transaction, under the event's row lock: seats first, then the waiting list.
+Deciding is idempotent: a request that is no longer pending is skipped, so a redelivered message or
+a second consumer decides nothing twice, and a consumer killed mid-batch rolls back and finds the
+same requests pending again.
+
+Queue order is id order. On PostgreSQL an id is drawn before its row commits, so two overlapping
+requests can commit in the opposite order; before deciding, the consumer waits for every request
+that is being inserted (a momentary SHARE lock on the table) and decides only ids up to the newest
+committed one. So a request never loses its place to one with a higher id.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Max
+from django.utils import timezone
+
+from config.outbox import services as outbox
+from events import domain, metrics, services
+from events.models import AdmissionRequest, Enrollment, Event, WaitlistEntry
+from events.services import EventNotFound, _rejected, _seats_changed
+from notifications import services as notifications
+from notifications.domain import Kind
+
+DECIDE_TASK = "events.decide_admissions"
+# Requests decided in one transaction.
+BATCH_SIZE = 1000
+
+Status = domain.RequestStatus
+
+
+def enroll_or_queue(
+    *, event_id: int, participant_id: int, account: object = None
+) -> Enrollment | AdmissionRequest:
+    """The API's enrollment: a seat at once on a direct event (Enrollment), a queued request on a
+    queued one (AdmissionRequest, decided later). Direct events pay nothing for the check: the
+    seat's conditional update includes the mode, and only a miss reads the event."""
+    try:
+        return services.enroll(
+            event_id=event_id, participant_id=participant_id, account=account, direct_only=True
+        )
+    except services.EventQueued:
+        return request_admission(event_id=event_id, participant_id=participant_id)
+
+
+def request_admission(
+    *, event_id: int, participant_id: int, now: dt.datetime | None = None
+) -> AdmissionRequest:
+    """Queues the participant's request (or returns the one still pending). Raises EventNotFound,
+    EventClosed, AlreadyEnrolled or AlreadyWaitlisted."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        event = Event.objects.filter(pk=event_id).only("date", "time").first()
+        if event is None:
+            raise EventNotFound()
+        if domain.is_closed(event.starts_at, now):
+            _rejected(domain.EventClosed())
+        try:
+            with transaction.atomic():  # a savepoint: the unique constraint may refuse
+                request = AdmissionRequest.objects.create(
+                    event_id=event_id, participant_id=participant_id, queued_at=now
+                )
+        except IntegrityError:
+            request = AdmissionRequest.objects.get(event_id=event_id, participant_id=participant_id)
+            _check_repeated(request)
+            return request
+        # Enrolled or waiting before the event was queued (or by an admin's hand): no request.
+        if Enrollment.objects.filter(event_id=event_id, participant_id=participant_id).exists():
+            _rejected(domain.AlreadyEnrolled())
+        if WaitlistEntry.objects.filter(event_id=event_id, participant_id=participant_id).exists():
+            _rejected(domain.AlreadyWaitlisted())
+        outbox.enqueue(DECIDE_TASK, event_id=event_id)
+    return request
+
+
+def _check_repeated(request: AdmissionRequest) -> None:
+    """Asking again: the pending request stands; a decided one says where the participant is."""
+    if request.status == Status.CONFIRMED:
+        _rejected(domain.AlreadyEnrolled())
+    if request.status == Status.WAITLISTED:
+        _rejected(domain.AlreadyWaitlisted())
+    if request.status == Status.CLOSED:
+        _rejected(domain.EventClosed())
+
+
+def decide_pending(*, event_ids: Iterable[int] | None = None, now: dt.datetime | None = None) -> int:
+    """Decides the pending requests of the given events (all events when None), in queue order.
+    Returns how many were decided."""
+    bound = _committed_bound()
+    if bound is None:
+        return 0
+    if event_ids is None:
+        event_ids = (
+            AdmissionRequest.objects.filter(status=Status.PENDING, id__lte=bound)
+            .values_list("event_id", flat=True)
+            .distinct()
+        )
+    decided = 0
+    for event_id in sorted(set(event_ids)):
+        while True:
+            count = _decide_batch(event_id=event_id, bound=bound, now=now or timezone.now())
+            decided += count
+            if count < BATCH_SIZE:
+                break
+    return decided
+
+
+def _committed_bound() -> int | None:
+    """The highest request id below which every request has committed (or never will)."""
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # SHARE waits for every transaction that is inserting a request, and holds new ones
+            # back for as long as this transaction lasts: one index look-up.
+            with connection.cursor() as cursor:
+                cursor.execute(f"LOCK TABLE {AdmissionRequest._meta.db_table} IN SHARE MODE")
+        # (SQLite runs one write transaction at a time: ids commit in order.)
+        bound: int | None = AdmissionRequest.objects.aggregate(bound=Max("id"))["bound"]
+        return bound
+
+
+def _decide_batch(*, event_id: int, bound: int, now: dt.datetime) -> int:
+    with transaction.atomic():
+        event = Event.objects.select_for_update().filter(pk=event_id).first()
+        if event is None:
+            return 0  # deleted: its requests went with it
+        pending = list(
+            AdmissionRequest.objects.filter(event_id=event_id, status=Status.PENDING, id__lte=bound)
+            .order_by("id")
+            .values_list("id", "participant_id")[:BATCH_SIZE]
+        )
+        if not pending:
+            return 0
+        request_ids = [request_id for request_id, _ in pending]
+        if domain.is_closed(event.starts_at, now):
+            AdmissionRequest.objects.filter(pk__in=request_ids).update(status=Status.CLOSED, decided_at=now)
+            transaction.on_commit(lambda: metrics.ADMISSION_DECISIONS.labels(Status.CLOSED).inc(len(pending)))
+            return len(pending)
+
+        participant_ids = [participant_id for _, participant_id in pending]
+        # Enrolled or waiting already (an admin's hand, or before the event was queued): the request
+        # is answered by where they are, and takes nothing.
+        enrolled = set(
+            Enrollment.objects.filter(event_id=event_id, participant_id__in=participant_ids).values_list(
+                "participant_id", flat=True
+            )
+        )
+        waiting = set(
+            WaitlistEntry.objects.filter(event_id=event_id, participant_id__in=participant_ids).values_list(
+                "participant_id", flat=True
+            )
+        )
+        decisions = domain.decide_in_order(
+            [p for p in participant_ids if p not in enrolled and p not in waiting],
+            seats_left=event.seats.left,
+            waitlist_length=event.waitlist_count,
+        )
+        confirmed = [d for d in decisions if d.status == Status.CONFIRMED]
+        waitlisted = [d for d in decisions if d.status == Status.WAITLISTED]
+        # Created in queue order: the waiting list's order is its ids' order.
+        Enrollment.objects.bulk_create(
+            [
+                Enrollment(event_id=event_id, participant_id=d.participant_id, created_at=now)
+                for d in confirmed
+            ]
+        )
+        WaitlistEntry.objects.bulk_create(
+            [
+                WaitlistEntry(event_id=event_id, participant_id=d.participant_id, joined_at=now)
+                for d in waitlisted
+            ]
+        )
+        Event.objects.filter(pk=event_id).update(
+            enrolled_count=F("enrolled_count") + len(confirmed),
+            waitlist_count=F("waitlist_count") + len(waitlisted),
+        )
+        confirmed_ids = {d.participant_id for d in confirmed} | enrolled
+        AdmissionRequest.objects.filter(pk__in=request_ids, participant_id__in=confirmed_ids).update(
+            status=Status.CONFIRMED, decided_at=now
+        )
+        AdmissionRequest.objects.filter(pk__in=request_ids).exclude(participant_id__in=confirmed_ids).update(
+            status=Status.WAITLISTED, decided_at=now
+        )
+        # One outbox message per kind for the whole batch (the worker writes the notifications).
+        if confirmed:
+            notifications.notify_participants(
+                kind=Kind.ENROLLMENT_CONFIRMED,
+                event=event,
+                participants=[(d.participant_id, None) for d in confirmed],
+            )
+        if waitlisted:
+            notifications.notify_participants(
+                kind=Kind.WAITLISTED,
+                event=event,
+                participants=[(d.participant_id, d.position) for d in waitlisted],
+            )
+        seats = domain.Seats(capacity=event.capacity, enrolled=event.enrolled_count + len(confirmed))
+        transaction.on_commit(lambda: _seats_changed(event_id, seats))
+
+        def count() -> None:
+            metrics.ENROLLMENTS.inc(len(confirmed))
+            metrics.WAITLISTED.inc(len(waitlisted))
+            metrics.ADMISSION_DECISIONS.labels(Status.CONFIRMED).inc(len(confirmed))
+            metrics.ADMISSION_DECISIONS.labels(Status.WAITLISTED).inc(len(waitlisted))
+
+        transaction.on_commit(count)
+        return len(pending)

@@ -1,0 +1,218 @@
+"""The waiting list and queued admission through HTTP, as participants and admins use them."""
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from events import services
+from events.models import AdmissionRequest, Enrollment, Event, WaitlistEntry
+from notifications.models import Notification
+from tests.conftest import assert_problem, client_for
+from tests.factories import EventFactory, UserFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+EVENTS = "/api/v1/events/"
+
+
+def full_event(capacity=1, **over):
+    event = EventFactory(capacity=capacity, **over)
+    for user in UserFactory.create_batch(capacity):
+        services.enroll(event_id=event.pk, participant_id=user.pk)
+    return event
+
+
+def test_join_see_and_leave_the_waiting_list(participant_api, participant):
+    event = full_event()
+    joined = participant_api.post(f"{EVENTS}{event.pk}/waitlist/")
+    assert joined.status_code == 201, joined.content
+    body = joined.json()
+    assert set(body) == {"event", "participant", "position", "joined_at"}
+    assert (body["event"], body["participant"], body["position"]) == (event.pk, participant.pk, 1)
+
+    mine = participant_api.get(f"{EVENTS}{event.pk}/waitlist/me/")
+    assert mine.status_code == 200 and mine.json()["position"] == 1
+    status = participant_api.get(f"{EVENTS}{event.pk}/enrollments/me/").json()
+    assert (status["status"], status["position"]) == ("waitlisted", 1)
+    assert participant_api.get(f"{EVENTS}{event.pk}/").json()["waitlist_count"] == 1
+    assert Notification.objects.filter(user=participant, kind="waitlisted").exists()
+
+    assert participant_api.delete(f"{EVENTS}{event.pk}/waitlist/me/").status_code == 204
+    assert_problem(participant_api.get(f"{EVENTS}{event.pk}/waitlist/me/"), 404, "not_found")
+    assert_problem(participant_api.delete(f"{EVENTS}{event.pk}/waitlist/me/"), 404, "not_found")
+    assert participant_api.get(f"{EVENTS}{event.pk}/").json()["waitlist_count"] == 0
+
+
+def test_waiting_list_refusals(participant_api, participant):
+    open_event = EventFactory(capacity=2)
+    assert_problem(participant_api.post(f"{EVENTS}{open_event.pk}/waitlist/"), 409, "seats_available")
+    event = full_event()
+    assert participant_api.post(f"{EVENTS}{event.pk}/waitlist/").status_code == 201
+    assert_problem(participant_api.post(f"{EVENTS}{event.pk}/waitlist/"), 409, "already_waitlisted")
+    holder = Enrollment.objects.filter(event=event).first().participant
+    assert_problem(client_for(holder).post(f"{EVENTS}{event.pk}/waitlist/"), 409, "already_enrolled")
+    started = full_event()
+    Event.objects.filter(pk=started.pk).update(date=timezone.localdate() - dt.timedelta(days=1))
+    assert_problem(participant_api.post(f"{EVENTS}{started.pk}/waitlist/"), 409, "event_closed")
+    assert_problem(participant_api.post(f"{EVENTS}999999/waitlist/"), 404, "not_found")
+    assert_problem(
+        participant_api.post(f"{EVENTS}{event.pk}/waitlist/", {"x": 1}, format="json"),
+        400,
+        "validation_error",
+    )
+    assert_problem(participant_api.get(f"{EVENTS}{event.pk}/waitlist/"), 403, "permission_denied")
+    assert_problem(client_for(None).post(f"{EVENTS}{event.pk}/waitlist/"), 401, "not_authenticated")
+
+
+def test_positions_have_no_gaps_after_someone_leaves(admin_api):
+    event = full_event()
+    waiting = UserFactory.create_batch(4)
+    for user in waiting:
+        assert client_for(user).post(f"{EVENTS}{event.pk}/waitlist/").status_code == 201
+    assert client_for(waiting[1]).delete(f"{EVENTS}{event.pk}/waitlist/me/").status_code == 204
+    listed = admin_api.get(f"{EVENTS}{event.pk}/waitlist/").json()
+    assert listed["count"] == 3
+    assert [(r["participant"]["id"], r["position"]) for r in listed["results"]] == [
+        (waiting[0].pk, 1),
+        (waiting[2].pk, 2),
+        (waiting[3].pk, 3),
+    ]
+    assert set(listed["results"][0]["participant"]) == {"id", "email", "full_name"}
+    assert client_for(waiting[3]).get(f"{EVENTS}{event.pk}/waitlist/me/").json()["position"] == 3
+    page2 = admin_api.get(f"{EVENTS}{event.pk}/waitlist/?page=2&page_size=2").json()
+    assert [r["position"] for r in page2["results"]] == [3]
+
+
+def test_admin_puts_a_participant_on_the_waiting_list(admin_api):
+    event = full_event()
+    user = UserFactory()
+    answer = admin_api.post(f"{EVENTS}{event.pk}/waitlist/", {"participant": user.pk}, format="json")
+    assert answer.status_code == 201 and answer.json()["participant"] == user.pk
+    assert_problem(admin_api.post(f"{EVENTS}{event.pk}/waitlist/"), 400, "validation_error")
+
+
+def test_a_cancellation_promotes_the_head_of_the_list():
+    event = full_event(capacity=1)
+    holder = Enrollment.objects.get(event=event).participant
+    first, second = UserFactory.create_batch(2)
+    for user in (first, second):
+        assert client_for(user).post(f"{EVENTS}{event.pk}/waitlist/").status_code == 201
+    assert client_for(holder).delete(f"{EVENTS}{event.pk}/enrollments/me/").status_code == 204
+
+    status = client_for(first).get(f"{EVENTS}{event.pk}/enrollments/me/").json()
+    assert status["status"] == "confirmed" and status["position"] is None
+    assert client_for(second).get(f"{EVENTS}{event.pk}/waitlist/me/").json()["position"] == 1
+    event.refresh_from_db()
+    assert (event.enrolled_count, event.waitlist_count) == (1, 1)
+    assert Notification.objects.filter(user=first, kind="waitlist_promoted").exists()
+
+
+def test_admin_removal_and_capacity_increase_promote(admin_api):
+    event = full_event(capacity=1)
+    holder = Enrollment.objects.get(event=event).participant
+    waiting = UserFactory.create_batch(3)
+    for user in waiting:
+        client_for(user).post(f"{EVENTS}{event.pk}/waitlist/")
+    assert admin_api.delete(f"{EVENTS}{event.pk}/participants/{holder.pk}/").status_code == 204
+    assert admin_api.patch(f"{EVENTS}{event.pk}/", {"capacity": 3}, format="json").status_code == 200
+    enrolled = set(Enrollment.objects.filter(event=event).values_list("participant_id", flat=True))
+    assert enrolled == {u.pk for u in waiting}
+    body = admin_api.get(f"{EVENTS}{event.pk}/").json()
+    assert (body["enrolled_count"], body["waitlist_count"], body["seats_left"]) == (3, 0, 0)
+
+
+def test_deleting_a_participant_promotes_the_next(admin_api):
+    event = full_event(capacity=1)
+    holder = Enrollment.objects.get(event=event).participant
+    waiting = UserFactory()
+    client_for(waiting).post(f"{EVENTS}{event.pk}/waitlist/")
+    assert admin_api.delete(f"/api/v1/participants/{holder.pk}/").status_code == 204
+    assert list(Enrollment.objects.filter(event=event).values_list("participant_id", flat=True)) == [
+        waiting.pk
+    ]
+    event.refresh_from_db()
+    assert (event.enrolled_count, event.waitlist_count) == (1, 0)
+
+
+def test_no_promotion_once_the_event_has_started():
+    event = full_event(capacity=1)
+    holder = Enrollment.objects.get(event=event).participant
+    waiting = UserFactory()
+    services.join_waitlist(event_id=event.pk, participant_id=waiting.pk)
+    Event.objects.filter(pk=event.pk).update(date=timezone.localdate() - dt.timedelta(days=1))
+    services.remove_participant(event_id=event.pk, participant_id=holder.pk)
+    assert WaitlistEntry.objects.filter(event=event, participant=waiting).exists()
+    assert not Enrollment.objects.filter(event=event).exists()
+
+
+def test_direct_event_status_and_404(participant_api, participant):
+    event = EventFactory(capacity=2)
+    assert_problem(participant_api.get(f"{EVENTS}{event.pk}/enrollments/me/"), 404, "not_found")
+    assert_problem(participant_api.get(f"{EVENTS}999999/enrollments/me/"), 404, "not_found")
+    participant_api.post(f"{EVENTS}{event.pk}/enrollments/")
+    status = participant_api.get(f"{EVENTS}{event.pk}/enrollments/me/").json()
+    assert set(status) == {"status", "queued_at", "decided_at", "position"}
+    assert status["status"] == "confirmed" and status["decided_at"]
+
+
+# --- Queued admission ----------------------------------------------------------------------------
+
+
+def test_admin_sets_queued_admission_and_bad_values_are_400(admin_api):
+    event = EventFactory()
+    answer = admin_api.patch(f"{EVENTS}{event.pk}/", {"admission": "queue"}, format="json")
+    assert answer.status_code == 200 and answer.json()["admission"] == "queue"
+    assert_problem(
+        admin_api.patch(f"{EVENTS}{event.pk}/", {"admission": "lottery"}, format="json"),
+        400,
+        "validation_error",
+    )
+    assert Event.objects.get(pk=event.pk).admission == "queue"
+
+
+def test_queued_enrollment_answers_202_then_the_decision(participant_api, participant):
+    event = EventFactory(capacity=1, admission="queue")
+    answer = participant_api.post(f"{EVENTS}{event.pk}/enrollments/")
+    assert answer.status_code == 202, answer.content
+    assert answer["Location"] == f"{EVENTS}{event.pk}/enrollments/me/"
+    body = answer.json()
+    assert (body["status"], body["event"], body["participant"]) == ("pending", event.pk, participant.pk)
+    assert body["queued_at"]
+    # The embedded default decides in-process right after the commit.
+    status = participant_api.get(answer["Location"]).json()
+    assert status["status"] == "confirmed" and status["decided_at"] and status["queued_at"]
+    assert_problem(participant_api.post(f"{EVENTS}{event.pk}/enrollments/"), 409, "already_enrolled")
+    assert Notification.objects.filter(user=participant, kind="enrollment_confirmed").count() == 1
+
+    late = UserFactory()
+    assert client_for(late).post(f"{EVENTS}{event.pk}/enrollments/").status_code == 202
+    status = client_for(late).get(f"{EVENTS}{event.pk}/enrollments/me/").json()
+    assert (status["status"], status["position"]) == ("waitlisted", 1)
+    assert_problem(client_for(late).post(f"{EVENTS}{event.pk}/enrollments/"), 409, "already_waitlisted")
+    assert Notification.objects.filter(user=late, kind="waitlisted").exists()
+
+
+def test_queued_refusals_and_repeated_pending_request(participant_api, participant):
+    started = EventFactory(admission="queue", date=timezone.localdate() - dt.timedelta(days=1))
+    assert_problem(participant_api.post(f"{EVENTS}{started.pk}/enrollments/"), 409, "event_closed")
+    event = EventFactory(capacity=5, admission="queue")
+    # A request still pending (not decided yet): asking again answers the same request.
+    pending = AdmissionRequest.objects.create(event=event, participant=participant)
+    again = participant_api.post(f"{EVENTS}{event.pk}/enrollments/")
+    assert again.status_code == 202
+    assert (
+        again.json()["queued_at"] == pending.queued_at.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+        or again.json()["queued_at"]
+    )
+    assert AdmissionRequest.objects.filter(event=event).count() == 1
+    assert participant_api.get(f"{EVENTS}{event.pk}/enrollments/me/").json()["status"] == "pending"
+
+
+def test_a_cancelled_queued_participant_can_ask_again(participant_api):
+    event = EventFactory(capacity=1, admission="queue")
+    assert participant_api.post(f"{EVENTS}{event.pk}/enrollments/").status_code == 202
+    assert participant_api.delete(f"{EVENTS}{event.pk}/enrollments/me/").status_code == 204
+    assert_problem(participant_api.get(f"{EVENTS}{event.pk}/enrollments/me/"), 404, "not_found")
+    assert participant_api.post(f"{EVENTS}{event.pk}/enrollments/").status_code == 202
+    assert participant_api.get(f"{EVENTS}{event.pk}/enrollments/me/").json()["status"] == "confirmed"
