@@ -6,6 +6,15 @@ publisher thread, which publishes in batches over publisher confirms: no request
 RabbitMQ (a confirmed publish and its bookkeeping cost about 3.5 ms of a request otherwise), and
 a batch needs one transaction however many messages it holds. The relay (`manage.py relay_outbox`)
 publishes whatever is still pending: messages of a process that died, or of a broker outage.
+
+Batched tasks: a task declared with `@shared_task(..., batched=True)` (Celery makes the option an
+attribute of the task class) takes `items`, a list of the keyword arguments its messages were
+enqueued with, in outbox id order. The pending messages of such a task that one publish picks up
+travel as ONE broker message, `kwargs={"items": [kwargs1, kwargs2, ...]}` (at most the task's
+`batch_max_items` per message, when it declares one), and are marked published together; in the
+embedded default the task is called in-process the same way. A batched task always gets a list,
+even of one item. Its publishing process must know it is batched: register it in every process
+(import its module in the app's `AppConfig.ready`, as `notifications` does).
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 from prometheus_client import Counter
 
@@ -77,31 +87,34 @@ def publish(message_ids: Sequence[int]) -> int:
     """Publishes those of the messages that are pending and not being published by someone else.
 
     The row locks (SKIP LOCKED) let the web processes and any number of relays work side by side
-    without publishing a message twice. Returns how many were published. When the broker refuses
-    one, the messages before it are recorded as published, it and the rest stay pending, and the
-    error is raised.
+    without publishing a message twice. Messages of one batched task go out as one broker message
+    (see the module's docstring). Returns how many outbox messages were published. When the broker
+    refuses a broker message, the outbox messages sent before it are recorded as published; those
+    it carried and the rest stay pending (each refused one counts a failed attempt), and the error
+    is raised.
     """
     if not message_ids:
         return 0
     published: list[int] = []
     failure: Exception | None = None
     with transaction.atomic():
-        messages = (
+        messages = list(
             OutboxMessage.objects.select_for_update(skip_locked=True)
             .filter(pk__in=message_ids, published_at__isnull=True)
             .order_by("id")
         )
-        for message in messages:
+        for task, group in _broker_messages(messages):
             try:
-                _dispatch(message)
+                _dispatch(task, group)
             except Exception as exc:
                 # Recorded in this (committing) transaction; raised once it has committed.
-                message.attempts += 1
-                message.last_error = f"{type(exc).__name__}: {exc}"[:2000]
-                message.save(update_fields=["attempts", "last_error"])
+                error = f"{type(exc).__name__}: {exc}"[:2000]
+                OutboxMessage.objects.filter(pk__in=[m.pk for m in group]).update(
+                    attempts=F("attempts") + 1, last_error=error
+                )
                 failure = exc
                 break
-            published.append(message.pk)
+            published.extend(message.pk for message in group)
         if published:
             OutboxMessage.objects.filter(pk__in=published).update(published_at=timezone.now())
             transaction.on_commit(lambda: PUBLISHED.inc(len(published)))
@@ -110,13 +123,42 @@ def publish(message_ids: Sequence[int]) -> int:
     return len(published)
 
 
-def _dispatch(message: OutboxMessage) -> None:
+def is_batched(task_name: str) -> bool:
+    """Whether the task takes its messages as one list of `items` (declared `batched=True`)."""
+    task = celery_app.tasks.get(task_name)
+    return bool(getattr(task, "batched", False))
+
+
+def _broker_messages(messages: Sequence[OutboxMessage]) -> list[tuple[str, list[OutboxMessage]]]:
+    """The broker messages that carry these outbox messages: one per message of an ordinary task,
+    one per batched task (up to its batch_max_items), in the order of their first outbox message."""
+    units: list[tuple[str, list[OutboxMessage]]] = []
+    open_groups: dict[str, list[OutboxMessage]] = {}
+    for message in messages:
+        if not is_batched(message.task):
+            units.append((message.task, [message]))
+            continue
+        group = open_groups.get(message.task)
+        limit = getattr(celery_app.tasks[message.task], "batch_max_items", None) or len(messages)
+        if group is None or len(group) >= limit:
+            group = open_groups[message.task] = []
+            units.append((message.task, group))
+        group.append(message)
+    return units
+
+
+def _dispatch(task: str, messages: Sequence[OutboxMessage]) -> None:
+    if is_batched(task):
+        kwargs: dict[str, Any] = {"items": [message.kwargs for message in messages]}
+    else:
+        [message] = messages
+        kwargs = message.kwargs
     if settings.CELERY_TASK_ALWAYS_EAGER:
         # Embedded default: run the task here and now (its own failures are its own business).
-        celery_app.tasks[message.task].apply(kwargs=message.kwargs)
+        celery_app.tasks[task].apply(kwargs=kwargs)
         return
     # retry=False: fail at once when the broker is away instead of blocking the caller.
-    celery_app.send_task(message.task, kwargs=message.kwargs, retry=False)
+    celery_app.send_task(task, kwargs=kwargs, retry=False)
 
 
 def flush_publisher(timeout: float = 10.0) -> bool:
