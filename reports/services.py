@@ -92,6 +92,7 @@ def _build(report_id: int) -> str:
         participants=_participant_rows(event.pk),
         generated_at=timezone.now().isoformat(),
         counter=counter,
+        waitlist=_waitlist_rows(event.pk),
     )
     with tempfile.TemporaryFile("w+b") as spool:
         for chunk in chunks:
@@ -121,6 +122,24 @@ def _participant_rows(event_id: int) -> Iterator[dict[str, Any]]:
             "full_name": full_name,
             "email": email,
             "enrolled_at": enrolled_at.isoformat(),
+        }
+
+
+def _waitlist_rows(event_id: int) -> Iterator[dict[str, Any]]:
+    rows = (
+        event_selectors.waitlist(event_id=event_id)
+        .values_list(
+            "participant_id", "participant__full_name", "participant__email", "position", "joined_at"
+        )
+        .iterator(chunk_size=CHUNK_SIZE)
+    )
+    for participant_id, full_name, email, position, joined_at in rows:
+        yield {
+            "id": participant_id,
+            "full_name": full_name,
+            "email": email,
+            "position": position,
+            "joined_at": joined_at.isoformat(),
         }
 
 

@@ -187,3 +187,22 @@ def test_a_report_too_big_to_attach_is_linked_instead(admin_api, admin, event_wi
     assert email.attachments == []
     assert f"GET /api/v1/reports/{accepted['id']}/download/" in email.body
     assert admin_api.get(f"/api/v1/reports/{accepted['id']}/").json()["status"] == "done"
+
+
+def test_the_report_lists_the_waiting_list_after_the_participants(admin_api):
+    event = EventFactory(title="Sold out", capacity=1)
+    holder = UserFactory()
+    event_services.enroll(event_id=event.pk, participant_id=holder.pk)
+    waiting = UserFactory.create_batch(3)
+    for person in waiting:
+        event_services.join_waitlist(event_id=event.pk, participant_id=person.pk)
+    event_services.leave_waitlist(event_id=event.pk, participant_id=waiting[0].pk)
+    accepted = admin_api.post(f"/api/v1/events/{event.pk}/reports/", {}).json()
+    download = admin_api.get(f"/api/v1/reports/{accepted['id']}/download/")
+    document = json.loads(b"".join(download.streaming_content))
+    assert [p["id"] for p in document["participants"]] == [holder.pk]
+    assert [(w["id"], w["email"], w["position"]) for w in document["waitlist"]] == [
+        (waiting[1].pk, waiting[1].email, 1),
+        (waiting[2].pk, waiting[2].email, 2),
+    ]
+    assert all(w["joined_at"] and w["full_name"] for w in document["waitlist"])

@@ -32,8 +32,28 @@ def test_document_is_the_contracts_shape():
         },
         "generated_at": "now",
         "participants": list(participants(2)),
+        "waitlist": [],
         "participant_count": 2,
     }
+
+
+def test_the_waiting_list_follows_the_participants_in_order():
+    waiting = [
+        {
+            "id": 10 + i,
+            "full_name": f"W {i}",
+            "email": f"w{i}@example.com",
+            "position": i + 1,
+            "joined_at": "t",
+        }
+        for i in range(3)
+    ]
+    text = "".join(
+        document_chunks(event=EVENT, participants=participants(1), generated_at="now", waitlist=waiting)
+    )
+    doc = json.loads(text)
+    assert doc["waitlist"] == waiting
+    assert text.index('"participants"') < text.index('"waitlist"') < text.index('"participant_count"')
 
 
 def test_empty_event():
