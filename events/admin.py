@@ -7,13 +7,14 @@ from typing import Any, cast
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet, Window
+from django.db.models.functions import RowNumber
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from config.errors import DomainError
 from events import domain, services
-from events.models import Enrollment, Event
+from events.models import Enrollment, Event, WaitlistEntry
 from participants import selectors as participant_selectors
 from participants.models import User
 
@@ -110,15 +111,78 @@ class NewEnrollmentInline(admin.TabularInline):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
+class WaitlistInline(admin.TabularInline):
+    """The waiting list in order. Removing a row takes the person off it (through the service)."""
+
+    model = WaitlistEntry
+    fields = ["position", "participant", "joined_at"]
+    readonly_fields = ["position", "participant", "joined_at"]
+    extra = 0
+    can_delete = True
+    verbose_name = "place on the waiting list"
+    verbose_name_plural = "Waiting list"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[WaitlistEntry]:
+        # The window runs after the event filter the formset adds: positions 1..n of this event.
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("participant")
+            .annotate(place=Window(RowNumber(), order_by=F("id").asc()))
+            .order_by("id")
+        )
+
+    @admin.display(description="Position")
+    def position(self, obj: WaitlistEntry) -> int:
+        return int(getattr(obj, "place", 0))
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class NewWaitlistFormSet(forms.BaseInlineFormSet):
+    """Participants to put at the end of the waiting list; the service decides (full, not closed,
+    not enrolled or waiting already) and a refusal is shown as a message."""
+
+
+class NewWaitlistInline(admin.TabularInline):
+    model = WaitlistEntry
+    formset = NewWaitlistFormSet
+    fields = ["participant"]
+    autocomplete_fields = ["participant"]
+    extra = 0
+    can_delete = False
+    verbose_name = "participant to put on the waiting list"
+    verbose_name_plural = "Add to the waiting list"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[WaitlistEntry]:
+        return super().get_queryset(request).none()  # new rows only; WaitlistInline lists the others
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "participant":
+            kwargs["queryset"] = participant_selectors.participants()
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
 @admin.register(Event)
 class EventAdmin(admin.ModelAdmin):
     form = EventAdminForm
-    list_display = ["title", "date", "time", "location", "capacity", "enrolled_count", "seats_left"]
-    list_filter = ["date"]
+    list_display = [
+        "title",
+        "date",
+        "time",
+        "location",
+        "capacity",
+        "enrolled_count",
+        "seats_left",
+        "waitlist_count",
+        "admission",
+    ]
+    list_filter = ["date", "admission"]
     date_hierarchy = "date"
     search_fields = ["title", "description", "location"]
-    readonly_fields = ["enrolled_count", "created_at", "updated_at"]
-    inlines = [EnrollmentInline, NewEnrollmentInline]
+    readonly_fields = ["enrolled_count", "waitlist_count", "created_at", "updated_at"]
+    inlines = [EnrollmentInline, NewEnrollmentInline, WaitlistInline, NewWaitlistInline]
     actions = ["export_participants_csv", "generate_report"]
 
     @admin.display(description="Seats left")
@@ -131,11 +195,21 @@ class EventAdmin(admin.ModelAdmin):
         saved = (
             services.update_event(event_id=obj.pk, **fields) if change else services.create_event(**fields)
         )
-        obj.pk, obj.enrolled_count = saved.pk, saved.enrolled_count
+        obj.pk, obj.enrolled_count, obj.waitlist_count = saved.pk, saved.enrolled_count, saved.waitlist_count
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
         if isinstance(formset, NewEnrollmentFormSet):
             self._enroll(request, event_id=form.instance.pk, formset=formset)
+            return
+        if isinstance(formset, NewWaitlistFormSet):
+            self._join_waitlist(request, event_id=form.instance.pk, formset=formset)
+            return
+        if formset.model is WaitlistEntry:
+            left = [f.instance for f in formset.deleted_forms if f.instance.pk is not None]
+            for entry in left:
+                with contextlib.suppress(DomainError):  # already gone (promoted, or left meanwhile)
+                    services.leave_waitlist(event_id=entry.event_id, participant_id=entry.participant_id)
+            formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], left
             return
         # The list of enrollments only deletes (its rows are read-only); through the service.
         removed = [f.instance for f in formset.deleted_forms if f.instance.pk is not None]
@@ -163,6 +237,25 @@ class EventAdmin(admin.ModelAdmin):
                 )
         # What formset.save() would have recorded, for the admin's change message.
         formset.new_objects, formset.changed_objects, formset.deleted_objects = enrolled, [], []
+
+    def _join_waitlist(self, request: HttpRequest, *, event_id: int, formset: NewWaitlistFormSet) -> None:
+        for f in formset.forms:
+            participant = f.cleaned_data.get("participant")
+            if participant is None or f.cleaned_data.get("DELETE"):
+                continue
+            try:
+                place = services.join_waitlist(event_id=event_id, participant_id=participant.pk)
+            except DomainError as refusal:
+                self.message_user(
+                    request,
+                    f"{participant} was not put on the waiting list: {refusal.message}",
+                    messages.ERROR,
+                )
+            else:
+                self.message_user(
+                    request, f"{participant} is on the waiting list at position {place.position}."
+                )
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
 
     def delete_model(self, request: HttpRequest, obj: Event) -> None:
         services.delete_event(event_id=obj.pk)

@@ -53,14 +53,27 @@ def create_event(
     location: str,
     capacity: int,
     description: str = "",
+    admission: str = domain.Admission.DIRECT,
 ) -> Event:
     domain.check_capacity(capacity)
+    _check_admission(admission)
     with transaction.atomic():
         event = Event.objects.create(
-            title=title, description=description, date=date, time=time, location=location, capacity=capacity
+            title=title,
+            description=description,
+            date=date,
+            time=time,
+            location=location,
+            capacity=capacity,
+            admission=admission,
         )
         transaction.on_commit(lambda: _seats_changed(event.pk))
     return event
+
+
+def _check_admission(admission: str) -> None:
+    if admission not in domain.Admission.CHOICES:
+        raise domain.InvalidValue("admission", f"Must be one of: {', '.join(domain.Admission.CHOICES)}.")
 
 
 def update_event(*, event_id: int, **changes: Any) -> Event:
@@ -74,8 +87,8 @@ def update_event(*, event_id: int, **changes: Any) -> Event:
             raise EventNotFound()
         if "capacity" in changes:
             domain.check_capacity(changes["capacity"], enrolled=event.enrolled_count)
-        if "admission" in changes and changes["admission"] not in domain.Admission.CHOICES:
-            raise domain.InvalidValue("admission", f"Must be one of {', '.join(domain.Admission.CHOICES)}.")
+        if "admission" in changes:
+            _check_admission(changes["admission"])
         for field, value in changes.items():
             setattr(event, field, value)
         event.save()

@@ -126,9 +126,10 @@ def _participant_rows(event_id: int) -> Iterator[dict[str, Any]]:
 
 
 def _waitlist_rows(event_id: int) -> Iterator[dict[str, Any]]:
+    # (django-stubs cannot see the selector's `position` annotation.)
     rows = (
         event_selectors.waitlist(event_id=event_id)
-        .values_list(
+        .values_list(  # type: ignore[misc]
             "participant_id", "participant__full_name", "participant__email", "position", "joined_at"
         )
         .iterator(chunk_size=CHUNK_SIZE)

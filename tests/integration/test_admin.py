@@ -7,7 +7,7 @@ import pytest
 from django.test import Client
 
 from events import services
-from events.models import Event
+from events.models import Event, WaitlistEntry
 from notifications.models import Notification
 from participants.models import User
 from tests.factories import AdminFactory, EventFactory, UserFactory
@@ -15,12 +15,22 @@ from tests.factories import AdminFactory, EventFactory, UserFactory
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-# The management form of the "Enroll participants" inline, with no rows.
-NO_NEW_ENROLLMENTS = {"enrollments-2-TOTAL_FORMS": "0", "enrollments-2-INITIAL_FORMS": "0"}
+# The rest of the event page as posted when only the enrollments change: direct admission, and the
+# management forms of the "Enroll participants" and both waiting-list inlines, with no rows.
+NO_NEW_ENROLLMENTS = {
+    "admission": "direct",
+    "enrollments-2-TOTAL_FORMS": "0",
+    "enrollments-2-INITIAL_FORMS": "0",
+    "waitlist-TOTAL_FORMS": "0",
+    "waitlist-INITIAL_FORMS": "0",
+    "waitlist-2-TOTAL_FORMS": "0",
+    "waitlist-2-INITIAL_FORMS": "0",
+}
 
 
-def change_form(event, *, enroll=()):
-    """The event's change form as the admin page posts it, enrolling the `enroll` participants."""
+def change_form(event, *, enroll=(), wait=()):
+    """The event's change form as the admin page posts it, enrolling the `enroll` participants and
+    putting the `wait` participants on the waiting list."""
     form = {
         "title": event.title,
         "description": event.description,
@@ -28,13 +38,20 @@ def change_form(event, *, enroll=()):
         "time": event.time.strftime("%H:%M"),
         "location": event.location,
         "capacity": str(event.capacity),
+        "admission": event.admission,
         "enrollments-TOTAL_FORMS": "0",
         "enrollments-INITIAL_FORMS": "0",
         "enrollments-2-TOTAL_FORMS": str(len(enroll)),
         "enrollments-2-INITIAL_FORMS": "0",
+        "waitlist-TOTAL_FORMS": "0",
+        "waitlist-INITIAL_FORMS": "0",
+        "waitlist-2-TOTAL_FORMS": str(len(wait)),
+        "waitlist-2-INITIAL_FORMS": "0",
     }
     for i, participant in enumerate(enroll):
         form[f"enrollments-2-{i}-participant"] = str(participant.pk)
+    for i, participant in enumerate(wait):
+        form[f"waitlist-2-{i}-participant"] = str(participant.pk)
     return form
 
 
@@ -201,3 +218,58 @@ def test_a_new_event_with_errors_and_participants_to_enroll_shows_the_errors(bro
     html = response.content.decode()
     assert "Enter a valid date." in html
     assert not Event.objects.exists()
+
+
+def test_the_event_page_shows_and_edits_the_waiting_list(browser):
+    event = EventFactory(capacity=1)
+    services.enroll(event_id=event.pk, participant_id=UserFactory().pk)
+    first, second, third = (
+        UserFactory(full_name="First Waiter"),
+        UserFactory(full_name="Second Waiter"),
+        UserFactory(),
+    )
+    services.join_waitlist(event_id=event.pk, participant_id=first.pk)
+    services.join_waitlist(event_id=event.pk, participant_id=second.pk)
+
+    page = browser.get(f"/admin/events/event/{event.pk}/change/").content.decode()
+    assert "Waiting list" in page and "First Waiter" in page
+    assert page.index("First Waiter") < page.index("Second Waiter")
+
+    # Add one at the end and take the first off, in one save.
+    form = change_form(event, wait=[third])
+    entries = list(WaitlistEntry.objects.filter(event=event).order_by("id"))
+    form.update({"waitlist-TOTAL_FORMS": "2", "waitlist-INITIAL_FORMS": "2"})
+    for i, entry in enumerate(entries):
+        form[f"waitlist-{i}-id"] = str(entry.pk)
+        form[f"waitlist-{i}-event"] = str(event.pk)
+    form["waitlist-0-DELETE"] = "on"
+    response = browser.post(f"/admin/events/event/{event.pk}/change/", form)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert list(
+        WaitlistEntry.objects.filter(event=event).order_by("id").values_list("participant_id", flat=True)
+    ) == [
+        second.pk,
+        third.pk,
+    ]
+    event.refresh_from_db()
+    assert event.waitlist_count == 2
+
+    changelist = browser.get("/admin/events/event/").content.decode()
+    assert "Waitlist count" in changelist and "Admission" in changelist
+
+
+def test_the_admin_refuses_a_waiting_list_place_while_seats_are_left(browser):
+    event = EventFactory(capacity=3)
+    response = browser.post(
+        f"/admin/events/event/{event.pk}/change/", change_form(event, wait=[UserFactory()]), follow=True
+    )
+    assert "still has seats" in response.content.decode()
+    assert not WaitlistEntry.objects.filter(event=event).exists()
+
+
+def test_the_admin_sets_queued_admission(browser):
+    event = EventFactory()
+    form = change_form(event)
+    form["admission"] = "queue"
+    assert browser.post(f"/admin/events/event/{event.pk}/change/", form).status_code == 302
+    assert Event.objects.get(pk=event.pk).admission == "queue"
