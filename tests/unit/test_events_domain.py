@@ -68,3 +68,65 @@ def test_error_codes_are_the_contracts():
     assert domain.AlreadyEnrolled().code == "already_enrolled"
     assert domain.EventClosed().code == "event_closed"
     assert domain.NotEnrolled().code == "not_found"
+
+
+# --- The waiting list and queued admission ----------------------------------------------------------
+
+
+def test_queued_requests_take_the_seats_in_order_then_wait_behind_the_list():
+    decisions = domain.decide_in_order([7, 3, 9, 4], seats_left=2, waitlist_length=5)
+    assert [(d.participant_id, d.status, d.position) for d in decisions] == [
+        (7, domain.RequestStatus.CONFIRMED, None),
+        (3, domain.RequestStatus.CONFIRMED, None),
+        (9, domain.RequestStatus.WAITLISTED, 6),
+        (4, domain.RequestStatus.WAITLISTED, 7),
+    ]
+    assert domain.decide_in_order([], seats_left=3, waitlist_length=0) == []
+    assert [d.status for d in domain.decide_in_order([1, 2], seats_left=0, waitlist_length=0)] == [
+        "waitlisted"
+    ] * 2
+
+
+def test_promotion_fills_free_seats_from_the_list_but_not_after_the_start():
+    assert (
+        domain.seats_to_promote(seats=domain.Seats(capacity=5, enrolled=3), waitlist_length=10, closed=False)
+        == 2
+    )
+    assert (
+        domain.seats_to_promote(seats=domain.Seats(capacity=5, enrolled=3), waitlist_length=1, closed=False)
+        == 1
+    )
+    assert (
+        domain.seats_to_promote(seats=domain.Seats(capacity=5, enrolled=5), waitlist_length=4, closed=False)
+        == 0
+    )
+    assert (
+        domain.seats_to_promote(seats=domain.Seats(capacity=5, enrolled=3), waitlist_length=4, closed=True)
+        == 0
+    )
+
+
+@pytest.mark.parametrize(
+    ("closed", "enrolled", "waiting", "full", "error"),
+    [
+        (True, True, True, False, domain.EventClosed),
+        (False, True, True, True, domain.AlreadyEnrolled),
+        (False, False, True, False, domain.AlreadyWaitlisted),
+        (False, False, False, False, domain.SeatsAvailable),
+        (False, False, False, True, None),
+    ],
+)
+def test_joining_the_waiting_list_answers_in_order(closed, enrolled, waiting, full, error):
+    starts = NOON - dt.timedelta(hours=1) if closed else NOON + dt.timedelta(hours=1)
+    seats = domain.Seats(capacity=2, enrolled=2 if full else 1)
+
+    def join():
+        domain.check_can_join_waitlist(
+            starts_at=starts, now=NOON, seats=seats, already_enrolled=enrolled, already_waitlisted=waiting
+        )
+
+    if error is None:
+        join()
+    else:
+        with pytest.raises(error):
+            join()
