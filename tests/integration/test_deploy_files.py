@@ -44,9 +44,13 @@ DASHBOARD_METRICS = frozenset(
 METRIC_NAME = re.compile(r"\b[a-z_]+(?:_total|_seconds|_bucket|_messages|_left)\b")
 
 # Roles run from the one application image, and the services around them.
-APP_ROLES = {"migrate", "web", "ws", "worker-notifications", "worker-reports", "relay"}
+APP_ROLES = {"migrate", "web", "ws", "worker-notifications", "worker-reports", "worker-admissions", "relay"}
 INFRASTRUCTURE = {"postgres", "redis", "rabbitmq", "nginx", "prometheus", "grafana"}
-WORKERS = {"worker-notifications": "notifications", "worker-reports": "reports"}
+WORKERS = {
+    "worker-notifications": "notifications",
+    "worker-reports": "reports",
+    "worker-admissions": "admissions",
+}
 MEDIA_ROOT = "/app/var/media"
 # Services that read or write report documents: web serves them, worker-reports builds them,
 # worker-notifications attaches them to the report emails.
@@ -134,6 +138,7 @@ def test_every_role_runs_from_the_application_image_with_the_env_file():
             "celery -A config worker -Q notifications -n notifications@%h --concurrency 2",
         ),
         ("worker-reports", "celery -A config worker -Q reports -n reports@%h --concurrency 1"),
+        ("worker-admissions", "celery -A config worker -Q admissions -n admissions@%h --concurrency 1"),
         ("relay", "python manage.py relay_outbox"),
         ("migrate", "python manage.py migrate --noinput && python manage.py ensure_admin"),
     ],
