@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions
 from rest_framework_simplejwt.exceptions import InvalidToken
@@ -13,10 +15,26 @@ from rest_framework_simplejwt.exceptions import InvalidToken
 from config import errors
 from config.problems import problem_response
 
+log = logging.getLogger(__name__)
+
+
+# A client told 503 may try again after this many seconds.
+UNAVAILABLE_RETRY_AFTER_SECONDS = 5
+
 
 def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> JsonResponse | None:
     if isinstance(exc, errors.DomainError):
         return _domain_problem(exc)
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        # The database is away or locked: the request was not kept (its transaction rolled back),
+        # and saying so with a 503 tells the client to come back, where a 500 would not.
+        log.warning("database unavailable: %s: %s", type(exc).__name__, exc)
+        return problem_response(
+            503,
+            "service_unavailable",
+            "The service cannot keep this request right now; try again shortly.",
+            headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_SECONDS)},
+        )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

@@ -216,3 +216,20 @@ def test_a_cancelled_queued_participant_can_ask_again(participant_api):
     assert_problem(participant_api.get(f"{EVENTS}{event.pk}/enrollments/me/"), 404, "not_found")
     assert participant_api.post(f"{EVENTS}{event.pk}/enrollments/").status_code == 202
     assert participant_api.get(f"{EVENTS}{event.pk}/enrollments/me/").json()["status"] == "confirmed"
+
+
+def test_a_request_that_cannot_be_kept_is_503_with_retry_after(participant_api, monkeypatch):
+    from django.db import OperationalError
+
+    from events import admission
+
+    event = EventFactory(capacity=5, admission="queue")
+
+    def database_away(**kwargs):
+        raise OperationalError("could not connect to server")
+
+    monkeypatch.setattr(admission, "request_admission", database_away)
+    answer = participant_api.post(f"{EVENTS}{event.pk}/enrollments/")
+    body = assert_problem(answer, 503, "service_unavailable")
+    assert answer["Retry-After"] == "5" and "try again" in body["detail"]
+    assert not AdmissionRequest.objects.exists()
