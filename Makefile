@@ -22,7 +22,7 @@ $(VENV)/.dev-installed: requirements/base.txt requirements/dev.txt | $(VENV)/bin
 	touch $(VENV)/.base-installed $@
 
 # One ASGI process (uvicorn) serves HTTP and WebSockets. With a broker (CELERY_BROKER_URL in the
-# environment or .env) honcho runs it beside both workers and the outbox relay (Procfile); without,
+# environment or .env) honcho runs it beside the workers (notifications, reports, admissions) and the outbox relay (Procfile); without,
 # it runs alone and tasks run in-process. Production serves HTTP from gunicorn: see README.
 run: $(VENV)/.base-installed
 	$(PY) manage.py migrate --noinput
@@ -31,7 +31,7 @@ run: $(VENV)/.base-installed
 	$(PY) manage.py relay_outbox --once
 	@echo "Platform on http://$(HOST):$(PORT)/  API docs: /api/docs/  ReDoc: /api/redoc/  admin: /admin/"
 	@if [ -n "$$CELERY_BROKER_URL" ] || grep -qs '^CELERY_BROKER_URL=.' .env; then \
-		echo "Broker configured: starting web, notifications and reports workers, outbox relay"; \
+		echo "Broker configured: starting web, notifications and reports workers, admission consumer, outbox relay"; \
 		HOST=$(HOST) WEB_PORT=$(PORT) exec $(VENV)/bin/honcho start -f Procfile; \
 	else \
 		exec $(VENV)/bin/uvicorn config.asgi:application --host $(HOST) --port $(PORT) --no-access-log \
