@@ -5,8 +5,15 @@ from notifications.domain import Kind, Status
 
 
 class Notification(models.Model):
-    """One email: what it says, to whom, and whether it went out. Every email sent is one of these."""
+    """One email: what it says, to whom, and whether it went out. Every email sent is one of these.
 
+    Participants' notifications are created by the notifications worker (see services.notify);
+    until then the outbox message that asked for them is their durable record.
+    """
+
+    # Set by the worker that creates the row from an outbox message (the message's key and the
+    # participant): a redelivered message finds its rows instead of creating them again.
+    key = models.CharField(max_length=100, unique=True, null=True, blank=True, editable=False)
     kind = models.CharField(max_length=40, choices=[(k.value, k.value) for k in Kind])
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,

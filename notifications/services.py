@@ -1,14 +1,29 @@
-"""Queueing and delivering notifications (emails through Django's email framework)."""
+"""Notifying participants and delivering notifications (emails through Django's email framework).
+
+Participants' notifications (`notify_participant`, `notify_participants`) cost the business
+transaction one outbox message, carrying what the worker needs: the kind, the event's id and a
+snapshot of it (title, date, time, location: the event may be gone when the worker runs), and the
+participants with their waiting-list positions. The `notifications.notify` task (batched: one
+broker message carries many such messages) creates the `Notification` rows, idempotently (each
+row's `key` is the message's key and the participant), pushes them, and sends their emails over one
+email connection. Other emails (report_ready) are recorded as rows at once with `queue_email` and
+delivered one by one by `notifications.send_notification`, as are an admin's resends.
+"""
 
 from __future__ import annotations
 
+import logging
+import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from django.apps import apps
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.core.mail import EmailMessage
-from django.db import transaction
+from django.core.mail import EmailMessage, get_connection
+from django.core.mail.backends import filebased
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from config.outbox import services as outbox
@@ -17,9 +32,15 @@ from notifications.domain import Kind, Status
 from notifications.models import Notification
 from participants import selectors as participant_selectors
 
+log = logging.getLogger(__name__)
+
 SEND_TASK = "notifications.send_notification"
+NOTIFY_TASK = "notifications.notify"
 # Attempts beyond the retries mean the worker died mid-send again and again: stop the loop.
 CRASH_ATTEMPTS_ALLOWANCE = 3
+# New notifications are sent and marked sent in transactions of at most this many: the first ones
+# of a big batch are visible as sent without waiting for the last.
+SEND_CHUNK = 25
 
 
 class DeliveryFailed(Exception):
@@ -70,50 +91,193 @@ def notify_participant(
     account: Any = None,
     position: int | None = None,
 ) -> None:
-    """Notifies one participant about `event`, in the caller's transaction (email and live push).
+    """Notifies one participant about `event` (email and `/ws/notifications/`), once the caller's
+    transaction commits: the transaction writes one outbox message, the worker the Notification.
 
-    `account`: the participant's account when the caller has it loaded (spares a query).
     `position`: the waiting-list position, for `waitlisted` (it goes into the email's context).
+    `account`: accepted for callers that have the account loaded; the worker loads what it needs.
     """
-    notify_participants(kind=kind, event=event, participants=[(participant_id, position)], account=account)
+    notify_participants(kind=kind, event=event, participants=[(participant_id, position)])
 
 
-def notify_participants(
-    *,
-    kind: Kind,
-    event: Any,
-    participants: Sequence[tuple[int, int | None]],
-    account: Any = None,
-) -> None:
-    """Notifies many participants about one event at once, in the caller's transaction.
+def notify_participants(*, kind: Kind, event: Any, participants: Sequence[tuple[int, int | None]]) -> None:
+    """Notifies many participants about one event with ONE outbox message, in the caller's transaction.
 
-    `participants`: `(participant_id, position)` pairs, `position` being the waiting-list
-    position or None. Meant for a batch of decisions that commit together (e.g. a batch of
-    admission decisions: `enrollment_confirmed` for some, `waitlisted` with positions for others,
-    one call per kind). Each participant gets a notification of their own, exactly as with
-    `notify_participant`.
+    `participants`: `(participant_id, position)` pairs, `position` being the waiting-list position
+    (for `waitlisted`) or None. Meant for decisions that commit together, e.g. a batch of admission
+    decisions: one call per kind (`enrollment_confirmed` for those admitted, `waitlisted` with
+    their positions for the others). Each participant gets a notification of their own, exactly as
+    with `notify_participant`, created and sent by the notifications worker after the commit; a
+    participant whose account is gone by then is skipped. The event is snapshotted now, so the
+    email still says what and when if the event is deleted before the worker runs.
     """
     if not participants:
         return
-    wanted = {participant_id for participant_id, _ in participants}
-    users = {}
-    if account is not None and account.pk in wanted:
-        users[account.pk] = account
-    missing = wanted - set(users)
-    if missing:
-        users.update(
-            (user.pk, user)
-            for user in participant_selectors.accounts().only("email", "full_name").filter(pk__in=missing)
-        )
-    snapshot = event_context(event)
-    for participant_id, position in participants:
+    outbox.enqueue(
+        NOTIFY_TASK,
+        key=uuid.uuid4().hex,
+        kind=Kind(kind).value,
+        event_id=event.pk,
+        event=event_context(event),
+        participants=[[participant_id, position] for participant_id, position in participants],
+    )
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A notification whose email could not be sent this time."""
+
+    item_key: str
+    notification_id: int
+    error: str
+
+
+def notify(items: Sequence[Mapping[str, Any]]) -> list[Failure]:
+    """The worker's side of notify_participants: creates the notifications of these outbox items
+    (once, however often they are delivered), pushes them, and sends their emails.
+
+    Returns the notifications whose emails failed (each keeps its error and stays queued). Rows
+    this call creates count their first attempt in the creating commit and are sent together over
+    one email connection; rows that already existed (a redelivery after a crash, a retry) are
+    delivered one by one by `deliver`, which also ends a crash loop.
+    """
+    created, existing = _create_notifications(items)
+    item_of = {n.pk: str(n.key).rsplit(":", 1)[0] for n in [*created, *existing]}
+    failures: list[Failure] = []
+    for start in range(0, len(created), SEND_CHUNK):
+        for notification_id, error in _send_new(created[start : start + SEND_CHUNK]):
+            failures.append(Failure(item_of[notification_id], notification_id, error))
+    for notification in existing:
+        if notification.status != Status.QUEUED:
+            continue
+        try:
+            deliver(notification_id=notification.pk)
+        except DeliveryFailed as exc:
+            failures.append(Failure(item_of[notification.pk], notification.pk, str(exc)))
+    return failures
+
+
+def _create_notifications(
+    items: Sequence[Mapping[str, Any]], *, tries: int = 3
+) -> tuple[list[Notification], list[Notification]]:
+    """The items' notifications: (created now, found already). A concurrent delivery of the same
+    message that creates them first makes this one find them on its next try."""
+    wanted = {
+        f"{item['key']}:{participant_id}": (item, participant_id, position)
+        for item in items
+        for participant_id, position in item["participants"]
+    }
+    for attempt in range(tries):
+        try:
+            with transaction.atomic():
+                existing = list(Notification.objects.filter(key__in=list(wanted)).order_by("id"))
+                found = {n.key for n in existing}
+                todo = {key: spec for key, spec in wanted.items() if key not in found}
+                created = Notification.objects.bulk_create(_build(todo)) if todo else []
+                for notification in created:
+                    realtime.push_on_commit(notification)
+            return created, existing
+        except IntegrityError:
+            if attempt == tries - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _build(todo: Mapping[str, tuple[Mapping[str, Any], int, int | None]]) -> list[Notification]:
+    users = {
+        user.pk: user
+        for user in participant_selectors.accounts()
+        .only("email", "full_name")
+        .filter(pk__in={participant_id for _, participant_id, _ in todo.values()})
+    }
+    alive = _existing_events({item["event_id"] for item, _, _ in todo.values() if item["event_id"]})
+    rows = []
+    for key, (item, participant_id, position) in todo.items():
         user = users.get(participant_id)
         if user is None:
-            continue
-        context: dict[str, Any] = {"full_name": user.full_name, "event": snapshot}
+            continue  # the account is gone, and its notifications with it
+        context: dict[str, Any] = {"full_name": user.full_name, "event": item["event"]}
         if position is not None:
             context["position"] = position
-        queue_email(kind=kind, to_email=user.email, user_id=user.pk, event_id=event.pk, context=context)
+        kind = Kind(item["kind"])
+        subject, body = emails.render(kind, context)
+        rows.append(
+            Notification(
+                key=key,
+                kind=kind.value,
+                user_id=user.pk,
+                to_email=user.email,
+                event_id=item["event_id"] if item["event_id"] in alive else None,
+                subject=subject,
+                body=body,
+                attempts=1,  # counted in the creating commit: a crash while sending leaves a trace
+            )
+        )
+    return rows
+
+
+def _existing_events(event_ids: set[int]) -> set[int]:
+    """Those of the events that exist, kept from being deleted until this transaction ends (on
+    PostgreSQL: FOR KEY SHARE, which enrollments' updates of the row do not wait for), so that the
+    notification can refer to them; a deleted event's notifications refer to none."""
+    if not event_ids:
+        return set()
+    event_model = apps.get_model("events", "Event")
+    if connection.vendor != "postgresql":  # SQLite: one writer at a time, no race
+        return set(event_model.objects.filter(pk__in=event_ids).values_list("pk", flat=True))
+    table = connection.ops.quote_name(event_model._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id FROM {table} WHERE id = ANY(%s) FOR KEY SHARE", [sorted(event_ids)])  # noqa: S608
+        return {row[0] for row in cursor.fetchall()}
+
+
+def _send_new(notifications: Sequence[Notification]) -> list[tuple[int, str]]:
+    """Sends the emails of freshly created notifications over one connection, under their row
+    locks, and marks those that went out sent in the same transaction. Returns (id, error) of the
+    others."""
+    failures: list[tuple[int, str]] = []
+    with transaction.atomic():
+        locked = list(
+            Notification.objects.select_for_update()
+            .filter(pk__in=[n.pk for n in notifications], status=Status.QUEUED)
+            .order_by("id")
+        )
+        sent: list[Notification] = []
+        mail = get_connection()
+        # One connection for the batch (an SMTP session, not one per email); the file backend
+        # writes all it is given while open into one file, so it keeps its one file per email.
+        reuse = not isinstance(mail, filebased.EmailBackend)
+        opened: Exception | None = None
+        try:
+            if reuse:
+                mail.open()
+        except Exception as exc:  # e.g. the SMTP server is away: every email of the batch failed
+            opened = exc
+        for notification in locked:
+            try:
+                if opened is not None:
+                    raise opened
+                mail.send_messages([_email(notification)])
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"[:2000]
+                notification.error = error
+                failures.append((notification.pk, error))
+                continue
+            notification.status = Status.SENT
+            notification.sent_at = timezone.now()
+            notification.error = ""
+            sent.append(notification)
+        if reuse and opened is None:
+            try:
+                mail.close()
+            except Exception:  # the emails are sent; a failed goodbye changes nothing
+                log.warning("closing the email connection failed", exc_info=True)
+        Notification.objects.bulk_update(locked, ["status", "sent_at", "error"])
+        for notification in sent:
+            realtime.push_on_commit(notification)
+        if sent:
+            transaction.on_commit(lambda: metrics.SENT.inc(len(sent)))
+    return failures
 
 
 def deliver(*, notification_id: int) -> str | None:

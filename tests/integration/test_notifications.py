@@ -8,7 +8,7 @@ from config.outbox import services as outbox_services
 from config.outbox.models import OutboxMessage
 from events import services as event_services
 from notifications import services
-from notifications.domain import Status
+from notifications.domain import Kind, Status
 from notifications.models import Notification
 from tests.conftest import DEAD_BROKER, assert_problem, broker, client_for
 from tests.factories import EventFactory, UserFactory
@@ -86,6 +86,7 @@ def test_delivery_is_idempotent(participant):
     event = EventFactory()
     event_services.enroll(event_id=event.pk, participant_id=participant.pk)
     notification = Notification.objects.get()
+    assert len(mail.outbox) == 1
     assert services.deliver(notification_id=notification.pk) == Status.SENT
     assert services.deliver(notification_id=notification.pk) == Status.SENT
     assert len(mail.outbox) == 1
@@ -115,10 +116,12 @@ def test_a_crash_looping_delivery_is_given_up(participant, settings):
     event = EventFactory()
     with broker(DEAD_BROKER):  # keep the task from running: the attempts below stand for crashes
         event_services.enroll(event_id=event.pk, participant_id=participant.pk)
+    items = [OutboxMessage.objects.get().kwargs]
+    # The worker created the row and died while sending, again and again.
+    created, _ = services._create_notifications(items)
+    Notification.objects.filter(pk=created[0].pk).update(attempts=5)
+    assert services.notify(items) == []  # the redelivery gives up instead of sending
     notification = Notification.objects.get()
-    Notification.objects.filter(pk=notification.pk).update(attempts=5)
-    assert services.deliver(notification_id=notification.pk) == Status.FAILED
-    notification.refresh_from_db()
     assert notification.status == "failed" and "interrupted" in notification.error
     assert mail.outbox == []
 
@@ -132,7 +135,10 @@ def test_broker_down_enrollment_succeeds_and_the_relay_delivers_later(participan
         message = OutboxMessage.objects.get()
         assert message.published_at is None and message.attempts == 1
         assert "Error" in message.last_error
-        assert Notification.objects.get().status == "queued"
+        # The outbox row is the notification's only record until the worker runs.
+        assert message.kwargs["participants"] == [[participant.pk, None]]
+        assert not Notification.objects.exists()
+        assert participant_api.get("/api/v1/me/notifications/").json()["results"] == []
         # The relay cannot publish either while the broker is away; nothing is lost.
         call_command("relay_outbox", "--once")
         assert OutboxMessage.objects.get().published_at is None
@@ -142,6 +148,7 @@ def test_broker_down_enrollment_succeeds_and_the_relay_delivers_later(participan
     call_command("relay_outbox", "--once")
     assert OutboxMessage.objects.get().published_at is not None
     assert Notification.objects.get().status == "sent"
+    assert participant_api.get("/api/v1/me/notifications/").json()["results"][0]["status"] == "sent"
     assert len(mail.outbox) == 1
 
 
@@ -180,3 +187,158 @@ def test_the_outbox_publisher_survives_an_unexpected_error(monkeypatch):
         assert outbox_services.flush_publisher()
     attempts = list(OutboxMessage.objects.order_by("id").values_list("attempts", flat=True))
     assert attempts == [0, 1]  # the first batch hit the error; the thread lived on to try the next
+
+
+def test_the_business_transaction_writes_one_outbox_message_and_no_notification(participant):
+    from django.db import transaction
+
+    event = EventFactory(title="Retro")
+    with broker(DEAD_BROKER), transaction.atomic():
+        services.notify_participant(
+            kind=Kind.WAITLISTED, participant_id=participant.pk, event=event, position=4
+        )
+        assert not Notification.objects.exists()
+        [message] = OutboxMessage.objects.all()
+    assert message.task == services.NOTIFY_TASK
+    assert message.kwargs["kind"] == "waitlisted"
+    assert message.kwargs["event_id"] == event.pk
+    assert message.kwargs["event"] == services.event_context(event)
+    assert message.kwargs["participants"] == [[participant.pk, 4]]
+
+
+def test_a_redelivered_message_creates_one_notification_and_one_email(participant):
+    event = EventFactory(title="Town hall")
+    with broker(DEAD_BROKER):
+        event_services.enroll(event_id=event.pk, participant_id=participant.pk)
+    items = [OutboxMessage.objects.get().kwargs]
+    tasks = __import__("notifications.tasks", fromlist=["notify"])
+    tasks.notify.apply(kwargs={"items": items})
+    tasks.notify.apply(kwargs={"items": items})  # the broker delivers it again
+    tasks.notify.apply(kwargs={"items": items + items})  # even twice in one batch
+    notification = Notification.objects.get()
+    assert (notification.status, notification.attempts) == ("sent", 1)
+    assert notification.key.startswith(items[0]["key"])
+    assert [m.subject for m in mail.outbox] == ["You are enrolled: Town hall"]
+
+
+def test_a_redelivery_after_a_crash_before_the_send_sends_once(participant):
+    event = EventFactory()
+    with broker(DEAD_BROKER):
+        event_services.enroll(event_id=event.pk, participant_id=participant.pk)
+    items = [OutboxMessage.objects.get().kwargs]
+    services._create_notifications(items)  # the worker died after creating the row
+    assert Notification.objects.get().status == "queued"
+    assert services.notify(items) == []
+    notification = Notification.objects.get()
+    assert (notification.status, notification.attempts) == ("sent", 2)
+    assert len(mail.outbox) == 1
+
+
+def test_event_deleted_before_the_worker_runs(participant_api, participant, admin_api):
+    event = EventFactory(title="Summer party", location="Roof")
+    assert participant_api.post(f"/api/v1/events/{event.pk}/enrollments/").status_code == 201
+    mail.outbox.clear()
+    with broker(DEAD_BROKER):  # the notifications wait in the outbox while the event goes
+        assert admin_api.delete(f"/api/v1/events/{event.pk}/").status_code == 204
+    assert not Notification.objects.filter(kind="event_cancelled").exists()
+    call_command("relay_outbox", "--once")
+    notification = Notification.objects.get(kind="event_cancelled")
+    assert notification.event_id is None
+    assert (notification.user_id, notification.status) == (participant.pk, "sent")
+    assert notification.subject == "Event cancelled: Summer party"
+    assert "Roof" in notification.body and event.date.isoformat() in notification.body
+    assert mail.outbox[0].subject == "Event cancelled: Summer party"
+    assert participant_api.get("/api/v1/me/notifications/").json()["results"][0]["event"] is None
+
+
+def test_a_live_event_is_referred_to(participant):
+    event = EventFactory()
+    event_services.enroll(event_id=event.pk, participant_id=participant.pk)
+    assert Notification.objects.get().event_id == event.pk
+
+
+def test_waitlist_notifications_carry_the_position(participant):
+    from django.db import transaction
+
+    event = EventFactory(title="Workshop")
+    other = UserFactory(full_name="Bo Berg")
+    with transaction.atomic():
+        services.notify_participant(
+            kind=Kind.WAITLISTED, participant_id=participant.pk, event=event, position=2
+        )
+        services.notify_participants(
+            kind=Kind.WAITLISTED, event=event, participants=[(other.pk, 3), (participant.pk, None)]
+        )
+        services.notify_participant(kind=Kind.WAITLIST_PROMOTED, participant_id=other.pk, event=event)
+    rows = list(Notification.objects.order_by("id").values_list("user_id", "kind", "subject", "body"))
+    assert [(user, kind) for user, kind, _, _ in rows] == [
+        (participant.pk, "waitlisted"),
+        (other.pk, "waitlisted"),
+        (participant.pk, "waitlisted"),
+        (other.pk, "waitlist_promoted"),
+    ]
+    assert "position 2" in rows[0][3] and "position 3" in rows[1][3] and "position" not in rows[2][3]
+    assert "Hello Bo Berg" in rows[1][3]
+    assert rows[3][2] == "A seat freed up: you are enrolled in Workshop"
+    assert len(mail.outbox) == 4 and Notification.objects.filter(status="sent").count() == 4
+
+
+def test_notify_participants_is_one_outbox_message_for_many(participant):
+    from django.db import transaction
+
+    event = EventFactory()
+    others = UserFactory.create_batch(3)
+    with broker(DEAD_BROKER), transaction.atomic():
+        services.notify_participants(
+            kind=Kind.ENROLLMENT_CONFIRMED, event=event, participants=[(p.pk, None) for p in others]
+        )
+    assert OutboxMessage.objects.count() == 1
+    call_command("relay_outbox", "--once")
+    assert sorted(Notification.objects.values_list("user_id", flat=True)) == sorted(p.pk for p in others)
+    assert len(mail.outbox) == 3
+
+
+def test_a_participant_deleted_before_the_worker_runs_is_skipped(participant):
+    from django.db import transaction
+
+    event = EventFactory()
+    gone = UserFactory()
+    with broker(DEAD_BROKER), transaction.atomic():
+        services.notify_participants(
+            kind=Kind.ENROLLMENT_CONFIRMED,
+            event=event,
+            participants=[(gone.pk, None), (participant.pk, None)],
+        )
+    gone.delete()
+    call_command("relay_outbox", "--once")
+    assert list(Notification.objects.values_list("user_id", flat=True)) == [participant.pk]
+    assert [m.to for m in mail.outbox] == [[participant.email]]
+
+
+def test_one_failing_email_of_a_batch_is_retried_alone(participant, settings, monkeypatch):
+    from notifications import tasks
+
+    settings.NOTIFICATION_MAX_RETRIES = 1
+    event = EventFactory()
+    other = UserFactory()
+    with broker(DEAD_BROKER):
+        event_services.enroll(event_id=event.pk, participant_id=participant.pk)
+        event_services.enroll(event_id=event.pk, participant_id=other.pk)
+    items = [m.kwargs for m in OutboxMessage.objects.order_by("id")]
+    real_email = services._email
+
+    def refusing_the_participant(notification):
+        if notification.user_id == participant.pk:
+            raise ConnectionRefusedError("mailbox unavailable")
+        return real_email(notification)
+
+    monkeypatch.setattr(services, "_email", refusing_the_participant)
+    retried = []
+    real_notify = services.notify
+    monkeypatch.setattr(services, "notify", lambda items: retried.append(len(items)) or real_notify(items))
+    tasks.notify.apply(kwargs={"items": items})
+    assert retried == [2, 1]  # the retry carries only the item whose email failed
+    mine = Notification.objects.get(user_id=participant.pk)
+    assert (mine.status, mine.attempts) == ("failed", 2) and "mailbox unavailable" in mine.error
+    assert Notification.objects.get(user_id=other.pk).status == "sent"
+    assert [m.to for m in mail.outbox] == [[other.email]]

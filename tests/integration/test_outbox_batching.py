@@ -1,0 +1,182 @@
+"""Batched tasks: many outbox messages of one task travel as one broker message (one task call)."""
+
+import threading
+
+import pytest
+from celery import shared_task
+from django.core import mail
+from django.core.management import call_command
+
+from config.outbox import services as outbox
+from config.outbox.models import OutboxMessage
+from events import services as event_services
+from notifications import services as notification_services
+from notifications.models import Notification
+from tests.conftest import DEAD_BROKER, broker, needs_service, wait_until
+from tests.factories import EventFactory, UserFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+BATCHED_CALLS: list[list[dict]] = []
+SINGLE_CALLS: list[dict] = []
+_calls_lock = threading.Lock()
+
+
+@shared_task(name="tests.outbox_batched_probe", batched=True)
+def batched_probe(items):
+    with _calls_lock:
+        BATCHED_CALLS.append(items)
+
+
+@shared_task(name="tests.outbox_capped_probe", batched=True, batch_max_items=2)
+def capped_probe(items):
+    with _calls_lock:
+        BATCHED_CALLS.append(items)
+
+
+@shared_task(name="tests.outbox_single_probe")
+def single_probe(**kwargs):
+    with _calls_lock:
+        SINGLE_CALLS.append(kwargs)
+
+
+@pytest.fixture(autouse=True)
+def _no_calls_yet():
+    BATCHED_CALLS.clear()
+    SINGLE_CALLS.clear()
+
+
+def pending(*specs):
+    """Records outbox messages without publishing them after commit (as a crashed process leaves them)."""
+    return [OutboxMessage.objects.create(task=task, kwargs=kwargs).pk for task, kwargs in specs]
+
+
+def spy_on_notify(monkeypatch):
+    """The sizes of the item lists the notifications task is called with."""
+    calls: list[int] = []
+    real_notify = notification_services.notify
+
+    def notify(items):
+        calls.append(len(items))
+        return real_notify(items)
+
+    monkeypatch.setattr(notification_services, "notify", notify)
+    return calls
+
+
+def test_the_decorator_option_marks_the_task_batched():
+    assert outbox.is_batched("tests.outbox_batched_probe")
+    assert outbox.is_batched(notification_services.NOTIFY_TASK)
+    assert not outbox.is_batched("tests.outbox_single_probe")
+    assert not outbox.is_batched(notification_services.SEND_TASK)
+    assert not outbox.is_batched("no.such.task")
+
+
+def test_messages_of_a_batched_task_make_one_call_with_their_items_in_id_order():
+    ids = pending(
+        ("tests.outbox_batched_probe", {"n": 1}),
+        ("tests.outbox_single_probe", {"s": 1}),
+        ("tests.outbox_batched_probe", {"n": 2}),
+        ("tests.outbox_single_probe", {"s": 2}),
+        ("tests.outbox_batched_probe", {"n": 3}),
+    )
+    assert outbox.publish(ids) == 5
+    assert BATCHED_CALLS == [[{"n": 1}, {"n": 2}, {"n": 3}]]
+    assert SINGLE_CALLS == [{"s": 1}, {"s": 2}]  # ordinary tasks: one call (message) each
+    assert not OutboxMessage.objects.filter(published_at__isnull=True).exists()
+    assert outbox.publish(ids) == 0  # nothing is published twice
+    assert len(BATCHED_CALLS) == 1
+
+
+def test_a_single_message_of_a_batched_task_still_comes_as_a_list():
+    from django.db import transaction
+
+    with transaction.atomic():
+        outbox.enqueue("tests.outbox_batched_probe", n=7)
+    assert BATCHED_CALLS == [[{"n": 7}]]  # the embedded default ran it right after commit
+
+
+def test_batch_max_items_splits_a_group():
+    ids = pending(*[("tests.outbox_capped_probe", {"n": n}) for n in range(5)])
+    assert outbox.publish_pending() == 5
+    assert BATCHED_CALLS == [[{"n": 0}, {"n": 1}], [{"n": 2}, {"n": 3}], [{"n": 4}]]
+    assert OutboxMessage.objects.filter(pk__in=ids, published_at__isnull=False).count() == 5
+
+
+def test_a_refused_group_stays_pending_counts_the_attempt_and_the_relay_publishes_it_once():
+    ids = pending(*[("tests.outbox_batched_probe", {"n": n}) for n in range(3)])
+    with broker(DEAD_BROKER), pytest.raises(Exception):  # noqa: B017 (kombu's OperationalError)
+        outbox.publish(ids)
+    messages = OutboxMessage.objects.filter(pk__in=ids)
+    assert [(m.published_at, m.attempts) for m in messages] == [(None, 1)] * 3
+    assert all("Error" in m.last_error for m in messages)
+    call_command("relay_outbox", "--once")
+    call_command("relay_outbox", "--once")
+    assert BATCHED_CALLS == [[{"n": 0}, {"n": 1}, {"n": 2}]]
+
+
+def test_rows_another_publisher_holds_are_skipped_not_published_twice():
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SKIP LOCKED needs PostgreSQL (SQLite has one writer at a time)")
+    ids = pending(*[("tests.outbox_batched_probe", {"n": n}) for n in range(4)])
+    held, release = threading.Event(), threading.Event()
+
+    def other_publisher():
+        from django.db import connection as own
+        from django.db import transaction
+
+        with transaction.atomic():
+            list(OutboxMessage.objects.select_for_update().filter(pk__in=ids[:2]))
+            held.set()
+            release.wait(10)
+        own.close()
+
+    thread = threading.Thread(target=other_publisher)
+    thread.start()
+    assert held.wait(10)
+    try:
+        assert outbox.publish(ids) == 2
+    finally:
+        release.set()
+        thread.join()
+    assert BATCHED_CALLS == [[{"n": 2}, {"n": 3}]]
+    assert outbox.publish(ids) == 2
+    assert BATCHED_CALLS[1] == [{"n": 0}, {"n": 1}]
+
+
+def test_notifications_of_many_enrollments_go_out_as_one_task_call(monkeypatch):
+    calls = spy_on_notify(monkeypatch)
+    event = EventFactory(title="Hackathon")
+    people = UserFactory.create_batch(4)
+    with broker(DEAD_BROKER):  # the committing process cannot publish: the relay finds them all
+        for person in people:
+            event_services.enroll(event_id=event.pk, participant_id=person.pk)
+    assert Notification.objects.count() == 0  # written by the worker, which has not run
+    assert OutboxMessage.objects.filter(published_at__isnull=True).count() == 4
+    call_command("relay_outbox", "--once")
+    assert calls == [4]
+    assert sorted(Notification.objects.values_list("user_id", "status")) == sorted(
+        (p.pk, "sent") for p in people
+    )
+    assert sorted(m.to[0] for m in mail.outbox) == sorted(p.email for p in people)
+
+
+@needs_service("CELERY_BROKER_URL")
+def test_on_rabbitmq_a_group_is_one_broker_message(celery_worker, monkeypatch):
+    ids = pending(*[("tests.outbox_batched_probe", {"n": n}) for n in range(5)])
+    assert outbox.publish(ids) == 5
+    wait_until(lambda: BATCHED_CALLS)
+    assert [[{"n": n} for n in range(5)]] == BATCHED_CALLS
+
+    calls = spy_on_notify(monkeypatch)
+    event = EventFactory()
+    people = UserFactory.create_batch(3)
+    with broker(DEAD_BROKER):
+        for person in people:
+            event_services.enroll(event_id=event.pk, participant_id=person.pk)
+    call_command("relay_outbox", "--once")  # the relay on the real broker, the worker consuming
+    wait_until(lambda: Notification.objects.filter(status="sent").count() == 3)
+    assert calls == [3]
+    assert len(mail.outbox) == 3
