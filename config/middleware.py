@@ -1,4 +1,4 @@
-"""HTTP plumbing around every request: request ids, the request log line, the error shape."""
+"""HTTP plumbing around every request: request ids, the request log line and metrics, the error shape."""
 
 from __future__ import annotations
 
@@ -7,59 +7,123 @@ import re
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
+from django.contrib.auth.middleware import AuthenticationMiddleware
+from django.contrib.messages.middleware import MessageMiddleware
+from django.contrib.sessions.middleware import SessionMiddleware
 from django.core.exceptions import PermissionDenied, SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse
+from django.utils.functional import empty
 
 from config.logging import current_request_id
+from config.metrics import observe_http_request
 from config.problems import is_problem, problem_response
 
 request_log = logging.getLogger("http.request")
 error_log = logging.getLogger("http.error")
 
 REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID_META = "HTTP_X_REQUEST_ID"
 # A client's id is echoed only when it is short and harmless in logs and headers.
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
-# The Django admin is a browser UI: its error pages stay HTML.
+# The Django admin is a browser UI: its error pages stay HTML, and it alone uses sessions, the
+# session's user and messages.
 _HTML_PREFIXES = ("/admin/",)
 
 
 class RequestIdMiddleware:
-    """Gives each request an id (echoed from X-Request-ID when sane) and logs one line for it.
+    """Gives each request an id (echoed from X-Request-ID when sane), logs one line and counts it.
 
     The line carries method, path (without query string: it may hold a token), status, duration,
-    user id and request id; never a header, body, password or token.
+    user id and request id; never a header, body, password or token. The HTTP metrics the
+    dashboard reads (config.metrics) are recorded here too, once, over the whole stack. Both are on
+    every request's path, so this is written for speed: headers read from META, the log record
+    built only when INFO is on, the metric children looked up in a dictionary.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        incoming = request.headers.get(REQUEST_ID_HEADER, "")
-        request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        started = time.perf_counter()
+        incoming = request.META.get(_REQUEST_ID_META, "")
+        request_id = incoming if incoming and _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         request.request_id = request_id  # type: ignore[attr-defined]
         token = current_request_id.set(request_id)
-        started = time.perf_counter()
         try:
             response = self.get_response(request)
-            response[REQUEST_ID_HEADER] = request_id
-            user = getattr(request, "user", None)
-            request_log.info(
-                "request",
-                extra={
-                    "fields": {
-                        "method": request.method,
-                        "path": request.path,
-                        "status": response.status_code,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                        "user_id": user.pk if user is not None and user.is_authenticated else None,
-                    }
-                },
+            response.headers[REQUEST_ID_HEADER] = request_id
+            duration = time.perf_counter() - started
+            match = request.resolver_match
+            method = request.method or ""
+            status = response.status_code
+            observe_http_request(
+                match.view_name if match is not None else None, request.is_secure(), method, status, duration
             )
+            if request_log.isEnabledFor(logging.INFO):
+                request_log.info(
+                    "request",
+                    extra={
+                        "request_id": request_id,
+                        "fields": {
+                            "method": method,
+                            "path": request.path,
+                            "status": status,
+                            "duration_ms": round(duration * 1000, 2),
+                            "user_id": _user_id(request),
+                        },
+                    },
+                )
             return response
         finally:
             current_request_id.reset(token)
+
+
+def _user_id(request: HttpRequest) -> Any:
+    """The id of the request's account, without loading one that nothing in the request asked for.
+
+    DRF puts the account it authenticated on the request; the admin's session user is a lazy
+    object, evaluated by the admin itself. An unevaluated lazy user was never needed: None.
+    """
+    user = request.__dict__.get("user")
+    if user is None:
+        return None
+    if getattr(user, "_wrapped", None) is empty:
+        return None
+    return user.pk if user.is_authenticated else None
+
+
+def _is_admin_path(request: HttpRequest) -> bool:
+    return request.path_info.startswith(_HTML_PREFIXES)
+
+
+class AdminSessionMiddleware(SessionMiddleware):
+    """Sessions for the admin only: the API authenticates with bearer tokens and sets no cookie."""
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:  # type: ignore[override]
+        if _is_admin_path(request):
+            return super().__call__(request)  # type: ignore[return-value]
+        return self.get_response(request)  # type: ignore[return-value]
+
+
+class AdminAuthenticationMiddleware(AuthenticationMiddleware):
+    """The session's user, for the admin only (API views get theirs from DRF's authentication)."""
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:  # type: ignore[override]
+        if _is_admin_path(request):
+            return super().__call__(request)  # type: ignore[return-value]
+        return self.get_response(request)  # type: ignore[return-value]
+
+
+class AdminMessageMiddleware(MessageMiddleware):
+    """Django's messages, for the admin's pages only."""
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:  # type: ignore[override]
+        if _is_admin_path(request):
+            return super().__call__(request)  # type: ignore[return-value]
+        return self.get_response(request)  # type: ignore[return-value]
 
 
 class ProblemDetailsMiddleware:
