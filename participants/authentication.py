@@ -5,8 +5,11 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from typing import Any
 
-from rest_framework_simplejwt.authentication import JWTStatelessUserAuthentication
+from rest_framework_simplejwt.authentication import AUTH_HEADER_TYPE_BYTES, JWTStatelessUserAuthentication
+from rest_framework_simplejwt.exceptions import InvalidToken
+from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import Token
 
 
@@ -36,3 +39,28 @@ class CachedStatelessJWTAuthentication(JWTStatelessUserAuthentication):
             if len(self._verified) > self.MAX_REMEMBERED:
                 self._verified.popitem(last=False)
         return token
+
+
+_reader = CachedStatelessJWTAuthentication()
+
+
+def stateless_user(authorization: str) -> Any | None:
+    """The token user of an `Authorization` header, exactly when CachedStatelessJWTAuthentication
+    would authenticate it (same header rules, same remembered tokens, same checks); else None.
+
+    For views outside DRF (events/api/reads.py) that answer only the plain success case and leave
+    every other case (no header, a bad or expired token) to the DRF view, which answers it with
+    its usual problem+json error. The result is a `TokenUser`: `pk` is the token's user id.
+    """
+    if not authorization:
+        return None
+    parts = authorization.encode("iso-8859-1", "replace").split()
+    if len(parts) != 2 or parts[0] not in AUTH_HEADER_TYPE_BYTES:
+        return None
+    try:
+        token = _reader.get_validated_token(parts[1])
+    except InvalidToken:
+        return None
+    if api_settings.USER_ID_CLAIM not in token:
+        return None
+    return api_settings.TOKEN_USER_CLASS(token)

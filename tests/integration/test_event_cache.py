@@ -4,7 +4,7 @@ import pytest
 from django.core.cache import cache
 
 from events import cache as event_cache
-from tests.conftest import client_for
+from tests.conftest import assert_problem, client_for
 from tests.factories import EventFactory, UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -85,3 +85,114 @@ def test_requests_succeed_when_redis_is_down(participant_api, settings):
     assert participant_api.get("/api/v1/events/").json()["results"][0]["seats_left"] == 2
     assert participant_api.post(f"/api/v1/events/{event.pk}/enrollments/").status_code == 201
     assert participant_api.get(f"/api/v1/events/{event.pk}/").json()["seats_left"] == 1
+
+
+# --- The fast path of cached reads (events/api/reads.py) ------------------------------------------
+# Routed here as proposed for events/api/urls.py: the DRF list and detail views behind
+# `with_cached_reads`, the rest of the platform's routes unchanged.
+from django.urls import include, path  # noqa: E402
+
+from events.api import reads  # noqa: E402
+from events.api import views as event_views  # noqa: E402
+
+urlpatterns = [
+    path(
+        "api/v1/events/",
+        reads.with_cached_reads(event_views.EventViewSet.as_view({"get": "list", "post": "create"})),
+    ),
+    path(
+        "api/v1/events/<int:pk>/",
+        reads.with_cached_reads(
+            event_views.EventViewSet.as_view(
+                {"get": "retrieve", "put": "update", "patch": "partial_update", "delete": "destroy"}
+            )
+        ),
+    ),
+    path("", include("config.urls")),
+]
+fast_reads = pytest.mark.urls(__name__)
+
+
+def _drf_calls(monkeypatch) -> list[str]:
+    """Counts the DRF view's list/retrieve calls: a read the fast path answered makes none."""
+    calls: list[str] = []
+    for action in ("list", "retrieve"):
+        original = getattr(event_views.EventViewSet, action)
+
+        def counted(self, request, *args, _original=original, _action=action, **kwargs):
+            calls.append(_action)
+            return _original(self, request, *args, **kwargs)
+
+        monkeypatch.setattr(event_views.EventViewSet, action, counted)
+    return calls
+
+
+@fast_reads
+@pytest.mark.parametrize("path", ["/api/v1/events/", "/api/v1/events/?page_size=2&ordering=-date", "detail"])
+def test_a_cache_hit_answers_the_drf_views_bytes_and_headers_without_drf(
+    path, participant_api, monkeypatch, django_assert_num_queries
+):
+    events = EventFactory.create_batch(3)
+    if path == "detail":
+        path = f"/api/v1/events/{events[0].pk}/"
+    calls = _drf_calls(monkeypatch)
+    built = participant_api.get(path)  # a miss: DRF builds and stores the answer
+    assert built.status_code == 200 and len(calls) == 1
+    with django_assert_num_queries(0):
+        hit = participant_api.get(path)
+    assert len(calls) == 1, "the hit went through DRF"
+    assert hit.status_code == 200
+    assert hit.content == built.content
+    for header in ("Content-Type", "Allow", "Vary", "X-Frame-Options", "X-Content-Type-Options"):
+        assert hit.get(header) == built.get(header), header
+    assert hit["X-Request-ID"] and hit["X-Request-ID"] != built["X-Request-ID"]
+
+
+@fast_reads
+def test_everything_but_a_plain_hit_is_answered_by_drf_as_before(participant_api, monkeypatch, settings):
+    from datetime import timedelta
+
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    event = EventFactory(capacity=5)
+    participant_api.get("/api/v1/events/")  # stored
+    calls = _drf_calls(monkeypatch)
+    anon = client_for(None)
+    assert_problem(anon.get("/api/v1/events/"), 401, "not_authenticated")
+    anon.credentials(HTTP_AUTHORIZATION="Bearer not-a-token")
+    assert_problem(anon.get("/api/v1/events/"), 401, "token_not_valid")
+    expired = AccessToken.for_user(UserFactory())
+    expired.set_exp(lifetime=-timedelta(seconds=1))
+    anon.credentials(HTTP_AUTHORIZATION=f"Bearer {expired}")
+    assert_problem(anon.get("/api/v1/events/"), 401, "token_not_valid")
+    anon.credentials(HTTP_AUTHORIZATION=f"Token {AccessToken.for_user(UserFactory())}")
+    assert_problem(anon.get("/api/v1/events/"), 401, "not_authenticated")
+    assert participant_api.get("/api/v1/events/", HTTP_ACCEPT="text/html").status_code == 406
+    # After a write the stored answer is unreachable: DRF builds the new one.
+    assert client_for(UserFactory()).post(f"/api/v1/events/{event.pk}/enrollments/").status_code == 201
+    before = len(calls)
+    assert participant_api.get("/api/v1/events/").json()["results"][0]["seats_left"] == 4
+    assert len(calls) == before + 1
+    assert participant_api.get("/api/v1/events/").json()["results"][0]["seats_left"] == 4
+    assert len(calls) == before + 1  # and the next read is a hit again
+
+
+@fast_reads
+def test_a_fast_read_is_logged_with_its_user(participant_api, participant, caplog):
+    caplog.set_level("INFO", logger="http.request")
+    participant_api.get("/api/v1/events/")
+    caplog.clear()
+    participant_api.get("/api/v1/events/")  # the fast path's hit
+    lines = [r.fields for r in caplog.records if r.name == "http.request"]
+    assert [(line["path"], line["status"], str(line["user_id"])) for line in lines] == [
+        ("/api/v1/events/", 200, str(participant.pk))
+    ]
+
+
+def test_accept_headers_the_fast_path_takes():
+    assert reads._accepts_plain_json("")
+    assert reads._accepts_plain_json("*/*")
+    assert reads._accepts_plain_json("application/json")
+    assert reads._accepts_plain_json("text/html, application/json;q=0.9")
+    assert not reads._accepts_plain_json("text/html")
+    assert not reads._accepts_plain_json("application/json; indent=4")  # DRF renders that itself
