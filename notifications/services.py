@@ -263,16 +263,20 @@ def _send_new(notifications: Sequence[Notification]) -> list[tuple[int, str]]:
                 notification.error = error
                 failures.append((notification.pk, error))
                 continue
-            notification.status = Status.SENT
-            notification.sent_at = timezone.now()
-            notification.error = ""
             sent.append(notification)
         if reuse and opened is None:
             try:
                 mail.close()
             except Exception:  # the emails are sent; a failed goodbye changes nothing
                 log.warning("closing the email connection failed", exc_info=True)
-        Notification.objects.bulk_update(locked, ["status", "sent_at", "error"])
+        sent_at = timezone.now()  # the batch's emails went out within milliseconds of each other
+        sent_ids = {n.pk for n in sent}
+        Notification.objects.filter(pk__in=sent_ids).update(status=Status.SENT, sent_at=sent_at, error="")
+        for notification in sent:
+            notification.status, notification.sent_at, notification.error = Status.SENT, sent_at, ""
+        unsent = [n for n in locked if n.pk not in sent_ids]
+        if unsent:
+            Notification.objects.bulk_update(unsent, ["error"])
         for notification in sent:
             realtime.push_on_commit(notification)
         if sent:

@@ -47,6 +47,10 @@ _inline_paused_until = 0.0
 BATCH_SIZE = 200
 # A publisher thread idle this long closes its database connection.
 PUBLISHER_IDLE_SECONDS = 5.0
+# A publisher thread publishes at most once per this interval: an idle one publishes a message at
+# once, a busy one gathers what commits meanwhile into its next batch, so that under load one
+# broker message of a batched task carries many items (and the workers run fewer, bigger tasks).
+PUBLISH_INTERVAL_SECONDS = 0.05
 
 
 def enqueue(task: str, **kwargs: Any) -> OutboxMessage:
@@ -214,10 +218,14 @@ class _Publisher:
                     item = self.queue.get_nowait()
                 except queue.Empty:
                     break
-            if batch and time.monotonic() >= _inline_paused_until:  # while paused, the relay takes them
+            started = time.monotonic()
+            if batch and started >= _inline_paused_until:  # while paused, the relay takes them
                 self._guarded(self._publish, batch)
             for done in flushed:
                 done.set()
+            if batch:
+                interval = getattr(settings, "OUTBOX_PUBLISH_INTERVAL_SECONDS", PUBLISH_INTERVAL_SECONDS)
+                time.sleep(max(0.0, started + interval - time.monotonic()))
 
     @staticmethod
     def _publish(batch: list[int]) -> None:
