@@ -5,6 +5,13 @@ broadcast is sent at once on the server's own event loop. With a cross-process l
 handed to this process's broadcaster thread, which keeps one event loop and its Redis connections
 for the life of the process and sends in order: the caller neither waits for Redis nor pays for a
 new event loop and connection per message (measured: about 6 ms per enrollment otherwise).
+
+Two kinds of broadcast:
+- `broadcast(group, message)`: an event (a notification): every message is sent, in order, to
+  the group's channels (one per socket).
+- `broadcast_state(group, state)`: a state (an event's seats), fanned out to sockets by each
+  WebSocket process itself (`config.fanout`): the group's members are processes, not sockets.
+  Newest wins: a state still waiting for the broadcaster is replaced by a newer one of its group.
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 from django.db import transaction
+
+from config import fanout
 
 log = logging.getLogger(__name__)
 
@@ -35,17 +44,26 @@ def broadcast_on_commit(group: str, message: dict[str, Any]) -> None:
     transaction.on_commit(lambda: broadcast(group, message))
 
 
-def broadcast(group: str, message: dict[str, Any]) -> None:
-    """Sends now (in-memory layer) or hands over to the broadcaster (other layers). Never raises."""
+def broadcast(group: str, message: dict[str, Any], *, latest_only: bool = False) -> None:
+    """Sends now (in-memory layer) or hands over to the broadcaster (other layers). Never raises.
+
+    `latest_only`: each message supersedes the group's earlier ones (a state, not an event): while
+    one is still waiting for the broadcaster, it is replaced, not queued.
+    """
     if time.monotonic() < _paused_until:
         return
     try:
         if isinstance(get_channel_layer(), InMemoryChannelLayer):
             async_to_sync(_send)(group, message)
         else:
-            _Broadcaster.instance().submit(group, message)
+            _Broadcaster.instance().submit(group, message, latest_only)
     except Exception:
         _pause(group)
+
+
+def broadcast_state(group: str, state: dict[str, Any]) -> None:
+    """Sends `state` to the sockets watching `group` through `config.fanout` (newest wins)."""
+    broadcast(group, fanout.state_message(group, state), latest_only=True)
 
 
 def _pause(group: str) -> None:
@@ -77,16 +95,28 @@ class _Broadcaster:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        self.queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue(MAX_PENDING)
+        # (group, message); the message is None for a latest-only group: it is in self.latest.
+        self.queue: asyncio.Queue[tuple[str, dict[str, Any] | None]] = asyncio.Queue(MAX_PENDING)
+        self.latest: dict[str, dict[str, Any]] = {}
         threading.Thread(target=self._run, name="broadcaster", daemon=True).start()
 
-    def submit(self, group: str, message: dict[str, Any]) -> None:
-        self.loop.call_soon_threadsafe(self._enqueue, group, message)
+    def submit(self, group: str, message: dict[str, Any], latest_only: bool = False) -> None:
+        self.loop.call_soon_threadsafe(self._enqueue, group, message, latest_only)
 
-    def _enqueue(self, group: str, message: dict[str, Any]) -> None:
+    def _enqueue(self, group: str, message: dict[str, Any], latest_only: bool) -> None:
+        # Runs on the broadcaster's loop, like _drain: no lock needed around self.latest.
+        queued: dict[str, Any] | None = message
+        if latest_only:
+            waiting = group in self.latest
+            self.latest[group] = message
+            if waiting:
+                return  # the entry already queued will send this newer message
+            queued = None
         try:
-            self.queue.put_nowait((group, message))
+            self.queue.put_nowait((group, queued))
         except asyncio.QueueFull:
+            if latest_only:
+                del self.latest[group]
             log.warning("broadcast to %s dropped: %d messages already waiting", group, MAX_PENDING)
 
     def _run(self) -> None:
@@ -95,7 +125,8 @@ class _Broadcaster:
 
     async def _drain(self) -> None:
         while True:
-            group, message = await self.queue.get()
+            group, queued = await self.queue.get()
+            message = queued if queued is not None else self.latest.pop(group)
             if time.monotonic() < _paused_until:
                 continue
             try:

@@ -151,23 +151,30 @@ else:
 # --- Channel layer (live updates over WebSockets) -------------------------------------------------
 if REDIS_URL:
     # Across processes: the web process, the WebSocket server and the workers all broadcast.
+    # Redis pub/sub: a process subscribes once per group it has sockets in, over one connection,
+    # and fans messages out itself; nothing is stored in Redis, so nothing can be left behind by
+    # sockets (or processes) that go away. Seat sockets do not even subscribe: their process
+    # does, once per event (config/fanout.py). docs/architecture.md, Live updates, has the figures.
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {
+                # Pub/sub channels belong to the whole Redis server, not to a database: the
+                # database's number in the prefix keeps deployments (and test runs) that share a
+                # server on different databases from hearing each other.
+                "prefix": "asgi-db" + ((REDIS_URL.split("?")[0].split("/")[3:4] or ["0"])[0] or "0") + "-",
                 "hosts": [
                     {
                         "address": REDIS_URL,
                         "socket_connect_timeout": 0.5,
-                        # No client-side read/write timeout. redis-py's default (5 s) ends an idle
-                        # socket's 5 s blocking pop, and any value makes redis-py write through
-                        # asyncio.wait_for, which on Python 3.11 can swallow a cancellation: a
-                        # closed socket's consumer then never finishes (and a server never stops).
-                        # The layer's blocking pop returns every 5 s; keepalive finds dead peers.
+                        # No client-side read/write timeout: any value makes redis-py write through
+                        # asyncio.wait_for, which on Python 3.11 can swallow a cancellation (a
+                        # closed socket's consumer then never finishes, and a server never stops).
+                        # The layer polls its subscription every 0.1 s; keepalive finds dead peers.
                         "socket_timeout": None,
                         "socket_keepalive": True,
-                        # redis-py's async pool fails at once beyond 100 connections; every socket
-                        # that opens or closes needs one (group_add/discard) during a reconnect storm.
+                        # Publishing takes a pooled connection per concurrent send (subscriptions
+                        # share one); redis-py's async pool fails at once beyond its maximum.
                         "max_connections": env.int("CHANNEL_LAYER_MAX_CONNECTIONS", default=2000),
                     }
                 ]
