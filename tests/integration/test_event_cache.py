@@ -196,3 +196,20 @@ def test_accept_headers_the_fast_path_takes():
     assert reads._accepts_plain_json("text/html, application/json;q=0.9")
     assert not reads._accepts_plain_json("text/html")
     assert not reads._accepts_plain_json("application/json; indent=4")  # DRF renders that itself
+
+
+@fast_reads
+def test_fast_reads_fall_back_to_drf_when_redis_is_down(participant_api, settings):
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens there
+            "OPTIONS": {"IGNORE_EXCEPTIONS": True, "SOCKET_CONNECT_TIMEOUT": 0.2, "SOCKET_TIMEOUT": 0.2},
+        }
+    }
+    event = EventFactory(capacity=2)
+    event_cache._last_generation = "seen-before-the-outage"  # so that the fast path tries Redis
+    assert event_cache.cached_answer("http://testserver/api/v1/events/") is None
+    assert participant_api.get("/api/v1/events/").json()["results"][0]["seats_left"] == 2
+    assert participant_api.post(f"/api/v1/events/{event.pk}/enrollments/").status_code == 201
+    assert participant_api.get(f"/api/v1/events/{event.pk}/").json()["seats_left"] == 1
