@@ -221,6 +221,57 @@ def gunicorn_command(port: int, workers: int, config_file: str | None = None) ->
     ]
 
 
+# The HTTP servers a benchmark can put the platform (and the bare reference app) behind.
+SERVERS = ("gunicorn-sync", "gunicorn-gthread", "granian")
+
+
+def server_command(server: str, app: str, port: int, workers: int, threads: int) -> list[str]:
+    """The command serving the WSGI `app` ("module:attribute") on HOST:port with `server`.
+
+    gunicorn runs with the deployment's config/gunicorn.conf.py, the worker class and counts given
+    here overriding it; `threads` is gthread's threads per worker, granian's blocking threads per
+    worker, and is ignored by sync workers. Every server logs to stderr.
+    """
+    if server in ("gunicorn-sync", "gunicorn-gthread"):
+        module, _, attribute = app.partition(":")
+        worker = ["--worker-class", "sync"] if server == "gunicorn-sync" else [
+            "--worker-class", "gthread", "--threads", str(threads)
+        ]  # fmt: skip
+        return [
+            str(VENV_BIN / "gunicorn"),
+            "--config",
+            "config/gunicorn.conf.py",
+            f"{module}:{attribute or 'application'}",
+            "--workers",
+            str(workers),
+            *worker,
+            "--bind",
+            f"{HOST}:{port}",
+            "--no-control-socket",
+            "--error-logfile",
+            "-",
+        ]
+    if server == "granian":
+        return [
+            str(VENV_BIN / "granian"),
+            "--interface",
+            "wsgi",
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--blocking-threads",
+            str(threads),
+            "--no-ws",
+            "--http",
+            "1",
+            app if ":" in app else f"{app}:application",
+        ]
+    raise BenchError(f"unknown server {server!r}; one of {', '.join(SERVERS)}")
+
+
 def wait_until_live(
     name: str, process: subprocess.Popen[bytes], port: int, log_path: Path, timeout: float = 30
 ) -> None:
@@ -254,12 +305,22 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def running_server(name: str, command: list[str], port: int, log_path: Path) -> Iterator[None]:
-    """Starts a server, waits for /health/live, and stops it on the way out whatever happened."""
+def running_server(
+    name: str, command: list[str], port: int, log_path: Path, env: dict[str, str] | None = None
+) -> Iterator[None]:
+    """Starts a server, waits for /health/live, and stops it on the way out whatever happened.
+
+    `env`: variables set for this server on top of this process's environment.
+    """
     with log_path.open("wb") as log:
         # A session of its own: Ctrl-C reaches this script only, which then stops the server in order.
         process = subprocess.Popen(
-            command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            command,
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, **env} if env else None,
         )
         try:
             wait_until_live(name, process, port, log_path)

@@ -1,14 +1,20 @@
-"""HTTP benchmark of the event API as it is deployed: gunicorn on PostgreSQL and Redis, loaded by wrk.
+"""HTTP benchmark of the event API against a bare Django view, in one run, on the same server.
 
 From the root of a clean clone (after `make .venv/.dev-installed`):
 
     .venv/bin/python bench/http_bench.py           # progress on stderr, the table on stdout
     .venv/bin/python bench/http_bench.py --json    # the same figures as one JSON document
 
-It recreates the throwaway PostgreSQL database `bench_events`, flushes Redis db 3, migrates, seeds
-events and participants, starts gunicorn, runs three wrk scenarios (a bare view as the reference,
-the cached event list, enrollments with a fresh participant per request), checks the seat counters
-in the database and reads the server's log. bench/README.md says what the figures mean.
+Every figure is a ratio to a **bare Django app** (bench/bare: one JsonResponse view, no middleware,
+its own minimal settings) served by the same server with the same worker count, in the same run;
+the platform's own `/health/live` (the whole middleware stack, no database) is a second reference.
+The platform logs every request at INFO, as deployed, with multiprocess metrics on.
+
+It recreates a throwaway PostgreSQL database, flushes one Redis db, migrates, seeds events and
+participants, starts the bare app and the platform, runs the wrk scenarios (bare, /health/live, the
+authenticated event list, enrollments with a fresh participant per request into one hot event) in
+turn for a few rounds, then bare once more, checks the seats in the database and reads the
+platform's log. bench/README.md says what the figures mean.
 
 The exit code is non-zero only when the benchmark could not run (or its figures are invalid, e.g.
 the token pool ran out); a missed target is a finding, printed as FAIL, not an error.
@@ -21,11 +27,10 @@ import datetime as dt
 import json
 import os
 import platform
-import shutil
-import subprocess
+import statistics
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,17 +39,15 @@ import redis
 
 # bench/common.py: run as `python bench/http_bench.py`, this script has bench/ first on sys.path.
 from common import (
-    BROKER_URL,
     HOST,
-    REPO,
     SERVER_UNDER_LOAD,
+    SERVERS,
     BenchError,
     ServerLog,
     configure_environment,
     create_participants,
     flush_redis,
     free_port,
-    gunicorn_command,
     http_get,
     purge_queues,
     read_server_log,
@@ -53,20 +56,27 @@ from common import (
     run_migrations,
     running_server,
     say,
+    server_command,
     setup_django,
 )
+from wrkrun import WrkRun, ensure_wrk, run_wrk, wrk_version
 
-WRK_SCRIPT = REPO / "bench" / "wrk_scenario.lua"
+# Defaults: a run of its own; give each parallel run its own database, Redis db and vhost.
+DB_NAME = os.environ.get("BENCH_DB", "bench_events")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/3")
+BROKER_URL = os.environ.get("BENCH_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+DEFAULT_SERVER = "gunicorn-sync"
 
-DB_NAME = "bench_events"
-REDIS_URL = "redis://127.0.0.1:6379/3"
+BARE_APP = "bench.bare.wsgi:application"
+PLATFORM_APP = "config.wsgi:application"
 
 # Far above any run's enrollments, so that every request of the enrollment scenario can get a seat.
 HOT_EVENT_CAPACITY = 1_000_000
 OTHER_EVENT_CAPACITY = 100
 
-# Minimum throughput of each scenario relative to the reference (a bare view: the server's ceiling).
+# Minimum throughput of each scenario relative to the bare app (the issue's targets).
 TARGETS = {"list": 0.5, "enroll": 0.2}
+SCENARIOS = ("bare", "live", "list", "enroll")
 
 
 # --- Options and environment ----------------------------------------------------------------------
@@ -76,37 +86,86 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--duration", type=int, default=10, help="seconds measured per scenario (10)")
-    parser.add_argument("--warmup", type=int, default=2, help="seconds of unmeasured warm-up (2)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of all the scenarios in turn (3)")
+    parser.add_argument("--duration", type=int, default=6, help="seconds measured per scenario and round (6)")
+    parser.add_argument("--warmup", type=int, default=1, help="seconds of unmeasured warm-up before each (1)")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections (16)")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (2)")
+    parser.add_argument(
+        "--server", choices=SERVERS, default=DEFAULT_SERVER, help=f"HTTP server ({DEFAULT_SERVER})"
+    )
+    parser.add_argument("--workers", type=int, default=2, help="server worker processes (2)")
+    parser.add_argument(
+        "--server-threads",
+        type=int,
+        default=4,
+        help="gthread threads / granian blocking threads per worker (4)",
+    )
+    parser.add_argument("--log-level", default="INFO", help="the platform's LOG_LEVEL (INFO: as deployed)")
+    parser.add_argument(
+        "--route-fast-reads",
+        action="store_true",
+        help="serve the platform with events/api/reads.py routed in front of the event reads "
+        "(bench/fast_reads), for as long as events/api/views.py does not route it itself",
+    )
+    parser.add_argument(
+        "--db", default=DB_NAME, help=f"throwaway database, dropped and recreated ({DB_NAME})"
+    )
+    parser.add_argument("--redis-url", default=REDIS_URL, help=f"Redis db, flushed ({REDIS_URL})")
+    parser.add_argument(
+        "--broker-url", default=BROKER_URL, help="RabbitMQ (its queues are purged at the end)"
+    )
+    parser.add_argument(
+        "--scenarios",
+        default=",".join(SCENARIOS),
+        help=f"comma-separated subset of {','.join(SCENARIOS)} (bare is always run)",
+    )
     parser.add_argument("--events", type=int, default=50, help="events seeded (50)")
     parser.add_argument(
         "--participants", type=int, default=30_000, help="participants, one enrollment each at most (30000)"
     )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON instead of a table")
-    parser.add_argument("--keep-files", action="store_true", help="keep the work directory (log, tokens)")
+    parser.add_argument("--keep-files", action="store_true", help="keep the work directory (logs, tokens)")
     args = parser.parse_args()
-    if min(args.duration, args.warmup, args.connections, args.threads, args.workers, args.events) < 1:
+    if (
+        min(
+            args.rounds, args.duration, args.warmup, args.connections, args.threads, args.workers, args.events
+        )
+        < 1
+    ):
         parser.error("durations and counts must be at least 1")
     if args.connections < args.threads:
         parser.error("wrk needs at least one connection per thread")
     if not args.threads * 100 <= args.participants < HOT_EVENT_CAPACITY:
         parser.error(f"--participants must be between {args.threads * 100} and {HOT_EVENT_CAPACITY - 1}")
+    chosen = [name.strip() for name in args.scenarios.split(",") if name.strip()]
+    unknown = set(chosen) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenarios {sorted(unknown)}")
+    args.scenarios = [name for name in SCENARIOS if name in chosen or name == "bare"]
     return args
 
 
-def configure_benchmark_environment(work_dir: Path) -> None:
-    """The deployment's variables (bench/common.py), with what the load needs on top."""
+def configure_benchmark_environment(args: argparse.Namespace, work_dir: Path) -> None:
+    """The deployment's variables (bench/common.py), with what the load needs on top.
+
+    As deployed: the request log at INFO and prometheus_client's multiprocess mode (several workers).
+    """
+    metrics_dir = work_dir / "prometheus"
+    metrics_dir.mkdir()
     configure_environment(
         work_dir,
-        db_name=DB_NAME,
-        redis_url=REDIS_URL,
+        db_name=args.db,
+        redis_url=args.redis_url,
         # Production publishes side effects to RabbitMQ (the workers are other machines' work,
         # not started here; their queues are purged at the end).
-        broker_url=BROKER_URL,
-        extra=SERVER_UNDER_LOAD,
+        broker_url=args.broker_url,
+        extra={
+            **SERVER_UNDER_LOAD,
+            "LOG_LEVEL": args.log_level,
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+            "WEB_WORKERS": str(args.workers),
+        },
         unset=["JWT_SIGNING_KEY"],
     )
 
@@ -170,126 +229,36 @@ def seed(args: argparse.Namespace, work_dir: Path) -> Seed:
     return Seed(hot_event_id, reader_token, token_file, args.participants)
 
 
-# --- wrk ----------------------------------------------------------------------------------------------
-
-
-def ensure_wrk() -> str:
-    """The path of wrk, installed with apt-get (refreshing the package lists if needed) when missing."""
-    found = shutil.which("wrk")
-    if found:
-        return found
-    sudo = [] if os.geteuid() == 0 else ["sudo"]
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    say("wrk is not installed: installing it with apt-get")
-    install = [*sudo, "apt-get", "install", "-y", "-q", "wrk"]
-    if subprocess.run(install, env=env, stdout=subprocess.DEVNULL).returncode != 0:
-        say("apt-get install failed: refreshing the package lists and trying again")
-        subprocess.run([*sudo, "apt-get", "update", "-q"], env=env, stdout=subprocess.DEVNULL)
-        subprocess.run(install, env=env, stdout=subprocess.DEVNULL)
-    found = shutil.which("wrk")
-    if not found:
-        raise BenchError("wrk is missing and could not be installed; install it (apt-get install wrk)")
-    return found
-
-
-def wrk_version(wrk: str) -> str:
-    # `wrk -v` prints its version and usage, then exits non-zero.
-    output = subprocess.run([wrk, "-v"], capture_output=True, text=True).stdout
-    return output.splitlines()[0].split(" Copyright")[0].strip() if output else "?"
-
-
-@dataclass
-class WrkRun:
-    """One wrk run, as wrk_scenario.lua reports it."""
-
-    duration_s: float
-    requests: int  # responses received
-    p50_ms: float
-    p90_ms: float
-    p99_ms: float
-    max_ms: float
-    statuses: dict[int, int]
-    socket_errors: dict[str, int]  # connect, read, write, timeout
-    issued: int  # requests handed out (the responses plus those cut off when wrk stopped)
-    exhausted: int  # token-pool scenario: requests that found no unused token left
-
-    @property
-    def rps(self) -> float:
-        return self.requests / self.duration_s if self.duration_s else 0.0
-
-    @property
-    def non_2xx(self) -> int:
-        return sum(count for status, count in self.statuses.items() if not 200 <= status < 300)
-
-    @property
-    def server_errors(self) -> int:
-        return sum(count for status, count in self.statuses.items() if status >= 500)
-
-    @property
-    def unanswered(self) -> int:
-        return self.issued - self.requests
-
-    def count(self, status: int) -> int:
-        return self.statuses.get(status, 0)
-
-
-def run_wrk(wrk: str, args: argparse.Namespace, url: str, seconds: int, script_args: list[str]) -> WrkRun:
-    command = [
-        wrk,
-        "--threads",
-        str(args.threads),
-        "--connections",
-        str(args.connections),
-        "--duration",
-        f"{seconds}s",
-        # Slow answers must be measured, not dropped: wrk leaves answers past its timeout out of the
-        # latency figures.
-        "--timeout",
-        "30s",
-        "--script",
-        str(WRK_SCRIPT),
-        url,
-        "--",
-        *script_args,
-    ]
-    completed = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 120)
-    marker = "BENCH_RESULT "
-    lines = [line for line in completed.stdout.splitlines() if line.startswith(marker)]
-    if completed.returncode != 0 or not lines:
-        raise BenchError(
-            f"wrk failed (code {completed.returncode}):\n{completed.stdout}\n{completed.stderr}".strip()
-        )
-    data = json.loads(lines[-1][len(marker) :])
-    latency = data["latency_us"]
-    errors = data["errors"]
-    return WrkRun(
-        duration_s=data["duration_us"] / 1e6,
-        requests=int(data["requests"]),
-        p50_ms=latency["p50"] / 1000,
-        p90_ms=latency["p90"] / 1000,
-        p99_ms=latency["p99"] / 1000,
-        max_ms=latency["max"] / 1000,
-        statuses={int(status): int(count) for status, count in data["statuses"].items()},
-        socket_errors={kind: int(errors[kind]) for kind in ("connect", "read", "write", "timeout")},
-        issued=int(data["issued"]),
-        exhausted=int(data["exhausted"]),
-    )
-
-
 # --- Scenarios ------------------------------------------------------------------------------------
 
 
 @dataclass
 class ScenarioResult:
+    """A scenario's wrk runs, one per round (the bare app has one more: the run after the last round)."""
+
     key: str
     label: str
-    run: WrkRun
-    warmup: WrkRun
+    runs: list[WrkRun] = field(default_factory=list)
+    warmups: list[WrkRun] = field(default_factory=list)
 
     @property
     def valid(self) -> bool:
         """False when the token pool ran out: requests without a token measure the 401 path."""
-        return self.run.exhausted == 0 and self.warmup.exhausted == 0
+        return all(run.exhausted == 0 for run in (*self.runs, *self.warmups))
+
+    @property
+    def rps(self) -> list[float]:
+        return [run.rps for run in self.runs]
+
+    def total(self, attribute: str) -> int:
+        return sum(getattr(run, attribute) for run in self.runs)
+
+    def statuses(self) -> dict[int, int]:
+        counts: dict[int, int] = {}
+        for run in self.runs:
+            for status, number in run.statuses.items():
+                counts[status] = counts.get(status, 0) + number
+        return counts
 
 
 def check_answers(port: int, path: str, token: str = "") -> None:
@@ -300,38 +269,47 @@ def check_answers(port: int, path: str, token: str = "") -> None:
 
 
 def measure_fixed(
-    wrk: str, args: argparse.Namespace, port: int, key: str, label: str, path: str, token: str = ""
-) -> ScenarioResult:
+    wrk: str, args: argparse.Namespace, result: ScenarioResult, port: int, path: str, token: str = ""
+) -> None:
     check_answers(port, path, token)
     url = f"http://{HOST}:{port}{path}"
     script_args = ["fixed", "GET", token]
-    say(f"{label}: {args.warmup} s warm-up, {args.duration} s measured")
-    warmup = run_wrk(wrk, args, url, args.warmup, script_args)
-    run = run_wrk(wrk, args, url, args.duration, script_args)
-    return ScenarioResult(key, label, run, warmup)
+    result.warmups.append(run_wrk(wrk, args.threads, args.connections, url, args.warmup, script_args))
+    result.runs.append(run_wrk(wrk, args.threads, args.connections, url, args.duration, script_args))
 
 
-def measure_enrollment(wrk: str, args: argparse.Namespace, port: int, seed: Seed) -> ScenarioResult:
-    """POSTs to the hot event, each request as a participant never seen before in this run.
+class TokenPool:
+    """Hands out disjoint ranges of the token file, in proportion to the seconds each wrk run lasts,
+    so that every run of the enrollment scenario, warm-ups included, gets participants of its own."""
 
-    The token pool is shared between warm-up and measurement in proportion to their durations, so
-    both run out at the same request rate; wrk_scenario.lua cuts each share into one slice per thread.
-    """
-    path = f"/api/v1/events/{seed.hot_event_id}/enrollments/"
-    url = f"http://{HOST}:{port}{path}"
-    label = f"(b) POST {path} (new user each)"
-    warmup_share = seed.pool_size * args.warmup // (args.warmup + args.duration)
-    ranges = {"warmup": (1, warmup_share), "run": (warmup_share + 1, seed.pool_size - warmup_share)}
+    def __init__(self, seed: Seed, total_seconds: int):
+        self.seed, self.total_seconds, self.next = seed, total_seconds, 1
+
+    def take(self, seconds: int) -> tuple[int, int]:
+        count = self.seed.pool_size * seconds // self.total_seconds
+        first, self.next = self.next, self.next + count
+        return first, count
+
+
+def measure_enrollment(
+    wrk: str, args: argparse.Namespace, result: ScenarioResult, port: int, seed: Seed, pool: TokenPool
+) -> None:
+    """POSTs to the hot event, each request as a participant never seen before in this run."""
+    url = f"http://{HOST}:{port}/api/v1/events/{seed.hot_event_id}/enrollments/"
 
     def pool_args(first: int, count: int) -> list[str]:
         return ["token-pool", "POST", str(seed.token_file), str(first), str(count), str(args.threads)]
 
-    say(f"{label}: {args.warmup} s warm-up, {args.duration} s measured")
-    warmup = run_wrk(wrk, args, url, args.warmup, pool_args(*ranges["warmup"]))
+    warmup = run_wrk(
+        wrk, args.threads, args.connections, url, args.warmup, pool_args(*pool.take(args.warmup))
+    )
     if warmup.count(201) == 0:
         raise BenchError(f"no enrollment succeeded during the warm-up; statuses: {warmup.statuses}")
-    run = run_wrk(wrk, args, url, args.duration, pool_args(*ranges["run"]))
-    return ScenarioResult("enroll", label, run, warmup)
+    result.warmups.append(warmup)
+    run = run_wrk(
+        wrk, args.threads, args.connections, url, args.duration, pool_args(*pool.take(args.duration))
+    )
+    result.runs.append(run)
 
 
 # --- Checks after the load --------------------------------------------------------------------------
@@ -379,7 +357,7 @@ def check_seats(hot_event_id: int, enrollment: ScenarioResult) -> SeatCheck:
     from events.models import Enrollment, Event
 
     hot = Event.objects.get(pk=hot_event_id)
-    runs = (enrollment.warmup, enrollment.run)
+    runs = (*enrollment.warmups, *enrollment.runs)
     miscounted = Event.objects.annotate(rows=Count("enrollments")).exclude(enrolled_count=F("rows")).count()
     return SeatCheck(
         capacity=hot.capacity,
@@ -395,50 +373,99 @@ def check_seats(hot_event_id: int, enrollment: ScenarioResult) -> SeatCheck:
 # --- Report -------------------------------------------------------------------------------------------
 
 
-def ratio(result: ScenarioResult, reference: ScenarioResult) -> float:
-    return result.run.rps / reference.run.rps if reference.run.rps else 0.0
+def bare_references(results: dict[str, ScenarioResult]) -> list[float]:
+    """Round r's denominator: the mean of the bare app's runs just before and just after round r."""
+    bare = results["bare"].rps
+    return [(bare[index] + bare[index + 1]) / 2 for index in range(len(bare) - 1)]
+
+
+def round_ratios(results: dict[str, ScenarioResult], key: str, to: str) -> list[float]:
+    """The scenario's req/s over the bare app's (`to="bare"`) or /health/live's, round by round."""
+    if to == "bare":
+        references = bare_references(results)
+    elif to in results:
+        references = results[to].rps
+    else:
+        return []
+    return [rps / ref if ref else 0.0 for rps, ref in zip(results[key].rps, references, strict=False)]
+
+
+@dataclass
+class Figure:
+    rps: float  # median over the rounds
+    to_bare: float  # median of the rounds' ratios
+    to_bare_range: tuple[float, float]
+    to_live: float | None
+
+
+def figure(results: dict[str, ScenarioResult], key: str) -> Figure:
+    to_bare = round_ratios(results, key, "bare")
+    to_live = round_ratios(results, key, "live")
+    rps = results[key].rps[: len(to_bare)] if key == "bare" else results[key].rps
+    return Figure(
+        rps=statistics.median(rps),
+        to_bare=statistics.median(to_bare),
+        to_bare_range=(min(to_bare), max(to_bare)),
+        to_live=statistics.median(to_live) if to_live else None,
+    )
+
+
+def verdicts(results: dict[str, ScenarioResult], seats: SeatCheck | None) -> dict[str, dict[str, Any]]:
+    """Each target: the median ratio to bare over the rounds, the target, and PASS/FAIL."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, target in TARGETS.items():
+        if key not in results:
+            continue
+        result, value = results[key], figure(results, key)
+        five_xx = sum(run.server_errors for run in (*result.runs, *result.warmups))
+        outcome: dict[str, Any] = {
+            "ratio": round(value.to_bare, 3),
+            "range": [round(value.to_bare_range[0], 3), round(value.to_bare_range[1], 3)],
+            "target": target,
+            "5xx": five_xx,
+            "valid": result.valid,
+        }
+        passed = value.to_bare >= target and five_xx == 0
+        if key == "enroll":
+            outcome["seats_ok"] = seats is not None and seats.passed
+            passed = passed and outcome["seats_ok"]
+        outcome["passed"] = passed
+        out[key] = outcome
+    return out
 
 
 def report_data(
-    results: dict[str, ScenarioResult], seats: SeatCheck, log: ServerLog, setup: dict[str, Any]
+    results: dict[str, ScenarioResult], seats: SeatCheck | None, log: ServerLog, setup: dict[str, Any]
 ) -> dict[str, Any]:
-    reference = results["reference"]
-    scenarios = {
-        key: {
+    scenarios = {}
+    for key, result in results.items():
+        value = figure(results, key)
+        scenarios[key] = {
             "label": result.label,
-            "rps": round(result.run.rps, 1),
-            "p50_ms": round(result.run.p50_ms, 2),
-            "p90_ms": round(result.run.p90_ms, 2),
-            "p99_ms": round(result.run.p99_ms, 2),
-            "max_ms": round(result.run.max_ms, 2),
-            "non_2xx": result.run.non_2xx,
-            "5xx": result.run.server_errors,
+            "rps_median": round(value.rps, 1),
+            "rps_per_round": [round(rps, 1) for rps in result.rps],
+            "ratio_to_bare": round(value.to_bare, 3),
+            "ratio_to_bare_per_round": [round(r, 3) for r in round_ratios(results, key, "bare")],
+            "ratio_to_live": round(value.to_live, 3) if value.to_live is not None else None,
+            "non_2xx": sum(run.non_2xx for run in result.runs),
+            "5xx": sum(run.server_errors for run in result.runs),
             "valid": result.valid,
-            "run": asdict(result.run),
-            "warmup": asdict(result.warmup),
+            "runs": [asdict(run) for run in result.runs],
+            "warmups": [asdict(run) for run in result.warmups],
         }
-        for key, result in results.items()
-    }
-    targets = {
-        key: {
-            "ratio": round(ratio(results[key], reference), 3),
-            "target": target,
-            "passed": ratio(results[key], reference) >= target,
-            "valid": results[key].valid,
+    checks: dict[str, Any] | None = None
+    if seats is not None:
+        checks = {
+            **asdict(seats),
+            "counter_matches_rows": seats.counter_matches_rows,
+            "rows_match_responses": seats.rows_match_responses,
+            "no_overbooking": seats.no_overbooking,
+            "passed": seats.passed,
         }
-        for key, target in TARGETS.items()
-    }
-    checks = {
-        **asdict(seats),
-        "counter_matches_rows": seats.counter_matches_rows,
-        "rows_match_responses": seats.rows_match_responses,
-        "no_overbooking": seats.no_overbooking,
-        "passed": seats.passed,
-    }
     return {
         "setup": setup,
         "scenarios": scenarios,
-        "targets": targets,
+        "targets": verdicts(results, seats),
         "seats": checks,
         "server_log": asdict(log),
     }
@@ -449,7 +476,7 @@ def verdict(ok: bool) -> str:
 
 
 def print_table(
-    results: dict[str, ScenarioResult], seats: SeatCheck, log: ServerLog, setup: dict[str, Any]
+    results: dict[str, ScenarioResult], seats: SeatCheck | None, log: ServerLog, setup: dict[str, Any]
 ) -> None:
     print()
     print(
@@ -459,51 +486,63 @@ def print_table(
     print(f"Data: {setup['events']} events, {setup['participants']} participants with a token each")
     print()
     width = max(len(result.label) for result in results.values())
-    columns = ("req/s", "p50 ms", "p99 ms", "non-2xx", "5xx", "sock err")
+    columns = ("req/s", "x bare", "x live", "p50 ms", "p99 ms", "non-2xx", "5xx", "sock err")
     header = f"{'scenario':<{width}} " + " ".join(f"{column:>8}" for column in columns)
     print(header)
     print("-" * len(header))
-    for result in results.values():
-        run = result.run
-        socket_errors = sum(run.socket_errors.values())
+    for key, result in results.items():
+        value = figure(results, key)
+        runs = result.runs
+        live_text = f"{value.to_live:>8.3f}" if value.to_live is not None else f"{'-':>8}"
+        p50 = statistics.median(run.p50_ms for run in runs)
+        p99 = statistics.median(run.p99_ms for run in runs)
+        socket_errors = sum(sum(run.socket_errors.values()) for run in runs)
         print(
-            f"{result.label:<{width}} {run.rps:>8.1f} {run.p50_ms:>8.2f} {run.p99_ms:>8.2f} "
-            f"{run.non_2xx:>8} {run.server_errors:>8} {socket_errors:>8}"
+            f"{result.label:<{width}} {value.rps:>8.1f} {value.to_bare:>8.3f} {live_text} {p50:>8.2f} "
+            f"{p99:>8.2f} {result.total('non_2xx'):>8} {result.total('server_errors'):>8} {socket_errors:>8}"
         )
-    unexpected = {
-        key: {status: count for status, count in result.run.statuses.items() if not 200 <= status < 300}
-        for key, result in results.items()
-    }
-    for key, statuses in unexpected.items():
+    print()
+    print(
+        "Round by round (req/s; the ratio divides by the mean of the bare runs before and after the round):"
+    )
+    for key, result in results.items():
+        per_round = "  ".join(f"{rps:8.1f}" for rps in result.rps)
+        ratios = "  ".join(f"{ratio:.3f}" for ratio in round_ratios(results, key, "bare"))
+        print(f"  {key:<7} {per_round}   x bare: {ratios}")
+    for key, result in results.items():
+        statuses = {status: count for status, count in result.statuses().items() if not 200 <= status < 300}
         if statuses:
             print(f"  {key}: non-2xx answers by status {statuses}")
     print()
-    reference = results["reference"]
-    names = {"list": "list / reference", "enroll": "enrollment / reference"}
-    for key, target in TARGETS.items():
-        value = ratio(results[key], reference)
-        outcome = verdict(value >= target) if results[key].valid else "INVALID (the token pool ran out)"
-        print(f"{names[key]:<24} {value:>6.3f}   target >= {target:<4}  {outcome}")
-    print()
-    print(f"Seats of the hot event (capacity {seats.capacity}):")
-    print(
-        f"  enrolled_count {seats.enrolled_count} == enrollment rows {seats.enrollment_rows}: "
-        f"{verdict(seats.counter_matches_rows)}"
-    )
-    extra = seats.enrollment_rows - seats.created_responses
-    print(
-        f"  enrollment rows {seats.enrollment_rows} == 201 answers {seats.created_responses} "
-        f"(+{extra} done for requests cut off when wrk stopped, at most {seats.unanswered_requests}): "
-        f"{verdict(seats.rows_match_responses)}"
-    )
-    print(
-        f"  no overbooking (hot event {seats.enrolled_count} <= {seats.capacity}, "
-        f"{seats.events_overbooked} events over capacity): {verdict(seats.no_overbooking)}"
-    )
-    print(f"  events whose counter differs from their rows: {seats.events_miscounted}")
+    names = {"list": "event list / bare", "enroll": "enrollment / bare"}
+    for key, outcome in verdicts(results, seats).items():
+        low, high = outcome["range"]
+        extra = f" (rounds {low:.3f}-{high:.3f})  5xx {outcome['5xx']}"
+        if key == "enroll":
+            extra += f", seats {'ok' if outcome['seats_ok'] else 'WRONG'}"
+        text = verdict(outcome["passed"]) if outcome["valid"] else "INVALID (the token pool ran out)"
+        print(f"{names[key]:<18} {outcome['ratio']:>6.3f}  target >= {outcome['target']:<4}{extra}  {text}")
+    if seats is not None:
+        print()
+        print(f"Seats of the hot event (capacity {seats.capacity}):")
+        print(
+            f"  enrolled_count {seats.enrolled_count} == enrollment rows {seats.enrollment_rows}: "
+            f"{verdict(seats.counter_matches_rows)}"
+        )
+        extra_rows = seats.enrollment_rows - seats.created_responses
+        print(
+            f"  enrollment rows {seats.enrollment_rows} == 201 answers {seats.created_responses} "
+            f"(+{extra_rows} done for requests cut off when wrk stopped, at most "
+            f"{seats.unanswered_requests}): {verdict(seats.rows_match_responses)}"
+        )
+        print(
+            f"  no overbooking (hot event {seats.enrolled_count} <= {seats.capacity}, "
+            f"{seats.events_overbooked} events over capacity): {verdict(seats.no_overbooking)}"
+        )
+        print(f"  events whose counter differs from their rows: {seats.events_miscounted}")
     print()
     levels = ", ".join(f"{level} {count}" for level, count in sorted(log.lines_by_level.items())) or "empty"
-    print(f"Server log ({log.path}): {levels}")
+    print(f"Platform log ({log.path}): {levels}")
     for count, message in log.notable:
         print(f"  {count:>6} x {message}")
 
@@ -511,17 +550,28 @@ def print_table(
 # --- Main -----------------------------------------------------------------------------------------------
 
 
+LABELS = {
+    "bare": "bare Django view (bench/bare)",
+    "live": "platform GET /health/live",
+    "list": "GET /api/v1/events/ (auth, cached)",
+    "enroll": "POST /api/v1/events/<hot>/enrollments/ (new user each)",
+}
+
+
 def run_benchmark(args: argparse.Namespace, work_dir: Path) -> int:
-    configure_benchmark_environment(work_dir)
+    configure_benchmark_environment(args, work_dir)
     wrk = ensure_wrk()
-    say(f"recreating database {DB_NAME} and flushing Redis db 3")
+    say(f"recreating database {args.db} and flushing {args.redis_url}")
+    threads = "" if args.server == "gunicorn-sync" else f", {args.server_threads} threads each"
     setup: dict[str, Any] = {
         "cpus": os.cpu_count(),
-        "gunicorn workers": args.workers,
-        "wrk": f"{args.threads} threads, {args.connections} connections, {args.duration} s "
-        f"(+{args.warmup} s warm-up)",
-        "PostgreSQL": recreate_database(DB_NAME),
-        "Redis": flush_redis(REDIS_URL),
+        "server": f"{args.server}, {args.workers} workers{threads} (bare app and platform alike)",
+        "log level": args.log_level,
+        "event reads": "reads.py routed (bench/fast_reads)" if args.route_fast_reads else "as routed",
+        "wrk": f"{args.threads} threads, {args.connections} connections, {args.rounds} rounds of "
+        f"{args.duration} s (+{args.warmup} s warm-up) per scenario",
+        "PostgreSQL": recreate_database(args.db),
+        "Redis": flush_redis(args.redis_url),
         "Python": platform.python_version(),
         "wrk version": wrk_version(wrk),
         "events": args.events,
@@ -532,29 +582,41 @@ def run_benchmark(args: argparse.Namespace, work_dir: Path) -> int:
     setup_django()
     seeded = seed(args, work_dir)
 
-    port = free_port()
-    log_path = work_dir / "gunicorn.log"
-    say(f"starting gunicorn ({args.workers} workers) on {HOST}:{port}, log in {log_path}")
-    results: dict[str, ScenarioResult] = {}
-    command = gunicorn_command(port, args.workers, config_file="config/gunicorn.conf.py")  # as `make run`
-    with running_server("gunicorn", command, port, log_path):
-        results["reference"] = measure_fixed(
-            wrk, args, port, "reference", "(c) reference: GET /health/live", "/health/live"
-        )
-        results["list"] = measure_fixed(
-            wrk,
-            args,
-            port,
-            "list",
-            "(a) GET /api/v1/events/ (auth, cached)",
-            "/api/v1/events/",
-            seeded.reader_token,
-        )
-        results["enroll"] = measure_enrollment(wrk, args, port, seeded)
-    say("server stopped; purging the benchmark's messages from RabbitMQ")
+    bare_port, port = free_port(), free_port()
+    bare_log, log_path = work_dir / "bare.log", work_dir / "platform.log"
+    say(f"starting the bare app and the platform ({args.server}, {args.workers} workers{threads})")
+    results = {key: ScenarioResult(key, LABELS[key]) for key in args.scenarios}
+    bare_command = server_command(args.server, BARE_APP, bare_port, args.workers, args.server_threads)
+    command = server_command(args.server, PLATFORM_APP, port, args.workers, args.server_threads)
+    platform_env = {"DJANGO_SETTINGS_MODULE": "bench.fast_reads.settings"} if args.route_fast_reads else None
+    pool = TokenPool(seeded, args.rounds * (args.warmup + args.duration))
+    # Both run for the whole measure; the one not under load is idle. The scenarios take turns,
+    # round after round, so that a change in the machine's load weighs on all of them alike.
+    with (
+        running_server("bare app", bare_command, bare_port, bare_log),
+        running_server("platform", command, port, log_path, platform_env),
+    ):
+        for number in range(1, args.rounds + 1):
+            say(f"round {number}/{args.rounds}: {', '.join(args.scenarios)} ({args.duration} s each)")
+            for key in args.scenarios:
+                result = results[key]
+                if key == "bare":
+                    measure_fixed(wrk, args, result, bare_port, "/bare")
+                elif key == "live":
+                    measure_fixed(wrk, args, result, port, "/health/live")
+                elif key == "list":
+                    measure_fixed(wrk, args, result, port, "/api/v1/events/", seeded.reader_token)
+                elif key == "enroll":
+                    measure_enrollment(wrk, args, result, port, seeded, pool)
+        say("the bare app once more, after the last round")
+        measure_fixed(wrk, args, results["bare"], bare_port, "/bare")
+    say("servers stopped; purging the benchmark's messages from RabbitMQ")
     purge_queues()
-    say("checking the seats in the database")
-    seats = check_seats(seeded.hot_event_id, results["enroll"])
+    seats = None
+    if "enroll" in results:
+        results["enroll"].label = LABELS["enroll"].replace("<hot>", str(seeded.hot_event_id))
+        say("checking the seats in the database")
+        seats = check_seats(seeded.hot_event_id, results["enroll"])
     log = read_server_log(log_path)
     if not args.keep_files:
         log.path = f"{log_path}, removed at exit: --keep-files keeps it"
@@ -565,7 +627,9 @@ def run_benchmark(args: argparse.Namespace, work_dir: Path) -> int:
         print_table(results, seats, log, setup)
 
     if not all(result.valid for result in results.values()):
-        exhausted = sum(result.run.exhausted + result.warmup.exhausted for result in results.values())
+        exhausted = sum(
+            run.exhausted for result in results.values() for run in (*result.runs, *result.warmups)
+        )
         say(
             f"INVALID RUN: the token pool ran out ({exhausted} requests had no unused participant); "
             "rerun with a larger --participants"
@@ -576,7 +640,7 @@ def run_benchmark(args: argparse.Namespace, work_dir: Path) -> int:
 
 def main() -> int:
     args = parse_args()
-    # The server is stopped on the way out, also on Ctrl-C or a `kill`.
+    # The servers are stopped on the way out, also on Ctrl-C or a `kill`.
     return run_in_work_dir(
         lambda work_dir: run_benchmark(args, work_dir),
         prefix="http-bench-",
