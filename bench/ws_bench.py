@@ -6,16 +6,27 @@ From the root of a clean clone (after `make .venv/.dev-installed`):
     .venv/bin/python bench/ws_bench.py --sockets 1000   # more watchers
     .venv/bin/python bench/ws_bench.py --json           # the same figures as one JSON document
 
-The production topology on this machine: PostgreSQL (the throwaway database `bench_ws`, recreated),
-Redis db 5 (channel layer and cache, flushed at start), RabbitMQ (the tasks the enrollments publish
-are purged at the end), HTTP served by gunicorn (`config.wsgi`, sync workers) and WebSockets by
-uvicorn (`config.asgi`). The script seeds one event and participants with access tokens, opens N
-sockets on `/ws/events/<id>/` from one asyncio process, then for each round POSTs one enrollment to
-gunicorn and times, for every socket, the arrival of the `event.seats` message with the new count.
-bench/README.md says what the figures mean.
+    .venv/bin/python bench/ws_bench.py --sockets 5000   # the rush target (below)
 
-The exit code is non-zero only when the benchmark could not run; sockets that miss a message are a
-finding (printed), not an error.
+The production topology on this machine: PostgreSQL (the throwaway database `events_ha`, recreated),
+Redis db 5 (channel layer and cache, flushed at start), RabbitMQ vhost `ha` (the tasks the
+enrollments publish are purged at the end), HTTP served by gunicorn (`config.wsgi`, sync workers)
+and WebSockets by uvicorn (`config.asgi`). The script seeds one event and participants with access
+tokens, opens N sockets on `/ws/events/<id>/` from one asyncio process, then for each round POSTs
+one enrollment to gunicorn and times, for every socket, the arrival of the `event.seats` message
+with the new count. Then a burst: `--burst` enrollments at once (seat messages may merge: each
+socket must end with the final count, within a second of the last change). Then every socket
+closes at once (a disconnect storm) and what the server left in Redis is counted. bench/README.md
+says what the figures mean.
+
+Targets (one uvicorn process): p99 < 1 s from the POST to every socket having the count, the final
+count on every socket, 0 errors (client side, and ERROR lines in the servers' logs), 0 group
+memberships and 0 pub/sub subscriptions left in Redis after the sockets closed. The last line says
+PASS or FAIL with the targets missed. `--layer core|pubsub` runs the servers with another
+channel-layer backend (bench/ws_layer_settings.py), to compare.
+
+The exit code is non-zero only when the benchmark could not run; a missed target is a finding
+(printed: FAIL), not an error.
 """
 
 from __future__ import annotations
@@ -24,6 +35,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
+import gc
 import importlib.metadata
 import json
 import math
@@ -68,9 +80,21 @@ from common import (
 from common import say as common_say
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-DB_NAME = "bench_ws"
+DB_NAME = "events_ha"
 REDIS_DB = 5
 REDIS_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
+# A RabbitMQ virtual host of this benchmark's own: the purge at the end touches nothing else.
+BENCH_BROKER_URL = BROKER_URL.rstrip("/") + "/ha"
+
+# The targets (module docstring).
+TARGET_P99_MS = 1000.0
+# From the last change of a burst to every socket having the final count (the contract's second).
+TARGET_SETTLE_MS = 1000.0
+# --layer: channel-layer backends to compare (bench/ws_layer_settings.py); "settings": as configured.
+LAYERS = {
+    "core": "channels_redis.core.RedisChannelLayer",
+    "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+}
 
 # Far above any run's enrollments: every round takes a seat, the event never fills.
 EVENT_CAPACITY = 1_000_000
@@ -102,18 +126,32 @@ def parse_args() -> argparse.Namespace:
         "--timeout", type=float, default=10.0, help="seconds from the POST a socket has to get the count (10)"
     )
     parser.add_argument("--pause", type=float, default=1.0, help="seconds of quiet between rounds (1)")
+    parser.add_argument(
+        "--burst", type=int, default=20, help="enrollments at once after the rounds, 0 for none (20)"
+    )
+    parser.add_argument(
+        "--layer",
+        choices=["settings", *LAYERS],
+        default="settings",
+        help="channel-layer backend of the servers: as config/settings.py says (default), or another",
+    )
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (2)")
+    parser.add_argument(
+        "--no-deflate",
+        action="store_true",
+        help="uvicorn with --ws-per-message-deflate false (compression costs CPU per socket and message)",
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON instead of a table")
     parser.add_argument("--keep-files", action="store_true", help="keep the work directory (server logs)")
     args = parser.parse_args()
     if min(args.sockets, args.rounds, args.connect_concurrency, args.workers) < 1:
         parser.error("--sockets, --rounds, --connect-concurrency and --workers must be at least 1")
-    if args.warmup_rounds < 0 or args.timeout <= 0 or args.pause < 0:
-        parser.error("--warmup-rounds and --pause must not be negative, --timeout must be positive")
+    if args.warmup_rounds < 0 or args.timeout <= 0 or args.pause < 0 or args.burst < 0:
+        parser.error("--warmup-rounds, --pause and --burst must not be negative, --timeout must be positive")
     return args
 
 
-def configure_benchmark_environment(work_dir: Path) -> None:
+def configure_benchmark_environment(work_dir: Path, layer: str) -> None:
     """The deployment's variables (bench/common.py), as both servers are to read them."""
     configure_environment(
         work_dir,
@@ -122,13 +160,25 @@ def configure_benchmark_environment(work_dir: Path) -> None:
         redis_url=REDIS_URL,
         # Production publishes the enrollment's notification to RabbitMQ (no worker runs here;
         # the queues are purged at the end).
-        broker_url=BROKER_URL,
+        broker_url=BENCH_BROKER_URL,
         extra=SERVER_UNDER_LOAD,
         # The pool is left to each server as deployed: gunicorn keeps persistent connections,
         # config/asgi.py turns psycopg's pool on for uvicorn. A value inherited from the shell
         # would change both.
-        unset=["JWT_SIGNING_KEY", "DB_POOL", "DB_POOL_MIN", "DB_POOL_MAX", "BROADCAST_TIMEOUT_SECONDS"],
+        unset=[
+            "JWT_SIGNING_KEY",
+            "DB_POOL",
+            "DB_POOL_MIN",
+            "DB_POOL_MAX",
+            "BROADCAST_TIMEOUT_SECONDS",
+            "WS_BENCH_LAYER",
+        ],
     )
+    if layer in LAYERS:
+        # config.settings with another backend (the servers run from the clone's root: `bench.` is
+        # importable there as a namespace package).
+        os.environ["DJANGO_SETTINGS_MODULE"] = "bench.ws_layer_settings"
+        os.environ["WS_BENCH_LAYER"] = LAYERS[layer]
 
 
 def raise_open_files_limit() -> tuple[int, int]:
@@ -137,6 +187,15 @@ def raise_open_files_limit() -> tuple[int, int]:
     if soft != hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
+def layer_backend(layer: str) -> str:
+    """The backend the servers run with (Django is set up in this process by then)."""
+    if layer in LAYERS:
+        return LAYERS[layer]
+    from django.conf import settings
+
+    return str(settings.CHANNEL_LAYERS["default"]["BACKEND"])
 
 
 def version_of(distribution: str) -> str:
@@ -185,7 +244,8 @@ def seed(watchers: int, enrollers: int) -> Seed:
 # --- The servers --------------------------------------------------------------------------------------
 
 
-def uvicorn_command(port: int) -> list[str]:
+def uvicorn_command(port: int, deflate: bool = True) -> list[str]:
+    """uvicorn as deployed (`deflate`: permessage-deflate offered to clients, uvicorn's default)."""
     return [
         str(VENV_BIN / "uvicorn"),
         "config.asgi:application",
@@ -198,6 +258,7 @@ def uvicorn_command(port: int) -> list[str]:
         "10",
         "--log-level",
         "warning",
+        *([] if deflate else ["--ws-per-message-deflate", "false"]),
     ]
 
 
@@ -243,6 +304,7 @@ class Watcher:
     connect_s: float | None = None  # handshake and initial message, once its turn to connect came
     initial: dict[str, Any] | None = None
     arrivals: dict[int, float] = field(default_factory=dict)  # enrolled -> perf_counter at arrival
+    last: int | None = None  # the count of the newest message
     unexpected: int = 0  # messages that are not a well-formed event.seats of the watched event
     close_code: int | None = None  # set when the connection closed before the end of the run
     reader: asyncio.Task[None] | None = None
@@ -274,6 +336,7 @@ async def read_messages(watcher: Watcher, event_id: int, fanout: Fanout) -> None
             if watcher.initial is None:
                 watcher.initial = json.loads(raw)
                 watcher.got_initial.set()
+            watcher.last = enrolled
             if enrolled not in watcher.arrivals:
                 watcher.arrivals[enrolled] = arrived
                 fanout.arrived(enrolled)
@@ -315,17 +378,23 @@ async def open_watcher(
         return failure
 
 
-async def close_watchers(watchers: list[Watcher]) -> None:
+async def close_watchers(watchers: list[Watcher]) -> dict[str, int]:
+    """Closes every socket at once (a disconnect storm); the failures, by kind."""
+    failures: Counter[str] = Counter()
+
     async def close(watcher: Watcher) -> None:
         if watcher.ws is not None:
-            with contextlib.suppress(Exception):
+            try:
                 await asyncio.wait_for(watcher.ws.close(), 10)
+            except Exception as exc:  # noqa: BLE001 - counted, the others still close
+                failures[f"close: {type(exc).__name__}"] += 1
         if watcher.reader is not None:
             watcher.reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await watcher.reader
 
     await asyncio.gather(*(close(watcher) for watcher in watchers))
+    return dict(failures)
 
 
 @dataclass
@@ -391,8 +460,66 @@ class Measurement:
     late: int  # counts that arrived after the timeout of their round
     unexpected_messages: int
     closed_early: dict[str, int]  # close code -> sockets closed by the server during the run
-    group_members_open: int  # members of the event's group in Redis with every socket open
-    group_members_closed: int  # the same once every socket is closed (should drop to 0)
+    burst: Burst | None
+    final: FinalCheck
+    redis_open: RedisFootprint  # with every socket open
+    redis_closed: RedisFootprint | None = None  # once every socket is closed (should be all 0)
+    close_failures: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Burst:
+    """`size` enrollments at once: seat messages may merge; every socket must end on the last."""
+
+    size: int
+    final: int  # the count after the burst
+    http_ms: list[float]
+    last_answer_ms: float  # from t0 to the last POST's answer (the last change is committed by then)
+    latencies_ms: list[float]  # per socket: from t0 to the arrival of the final count
+    watching: int
+
+    @property
+    def missed(self) -> int:
+        return self.watching - len(self.latencies_ms)
+
+    def summary(self) -> dict[str, Any]:
+        values = self.latencies_ms
+        settle = [value - self.last_answer_ms for value in values]
+        return {
+            "size": self.size,
+            "final": self.final,
+            "last_answer_ms": round(self.last_answer_ms, 2),
+            "received": len(values),
+            "missed": self.missed,
+            "p50_ms": rounded(percentile(values, 50)),
+            "p99_ms": rounded(percentile(values, 99)),
+            "max_ms": rounded(max(values, default=math.nan)),
+            # From the last answer: the contract's "within a second of the last change".
+            "settle_max_ms": rounded(max(settle, default=math.nan)),
+        }
+
+
+@dataclass
+class FinalCheck:
+    """After the last change and a quiet second: which count each socket shows."""
+
+    expected: int
+    right: int
+    wrong: dict[str, int]  # the count shown (or "closed") -> sockets
+
+
+@dataclass
+class RedisFootprint:
+    """What the WebSocket side holds in Redis (db 5 is this benchmark's alone)."""
+
+    group_members: int  # channels_redis core layer: members of the event's group (a sorted set)
+    subscriptions: int  # pub/sub channels subscribed by the clients of db 5
+    subscribers: int  # clients of db 5 subscribed to at least one channel
+    event_group_subscribers: int  # subscribers of the event group's pub/sub channel (pub/sub layer)
+
+    @property
+    def leftovers(self) -> int:
+        return self.group_members + self.subscriptions + self.event_group_subscribers
 
 
 async def post_enrollment(client: httpx.AsyncClient, url: str, token: str) -> float:
@@ -415,28 +542,50 @@ def arm(fanout: Fanout, watchers: list[Watcher], target: int) -> None:
     fanout.start(target, sum(1 for watcher in watchers if watcher.close_code is None))
 
 
+def layer_prefix() -> str:
+    """The channel layer's prefix, as the servers' settings say (Django is set up here too)."""
+    from django.conf import settings
+
+    return str(settings.CHANNEL_LAYERS["default"].get("CONFIG", {}).get("prefix", "asgi"))
+
+
 def group_key(event_id: int) -> str:
-    # channels_redis's key of a group: "<prefix>:group:<name>", prefix "asgi" (settings set none).
-    return f"asgi:group:event-seats-{event_id}"
+    # channels_redis core layer's key of a group: "<prefix>:group:<name>".
+    return f"{layer_prefix()}:group:event-seats-{event_id}"
 
 
-async def group_members(event_id: int) -> int:
+def group_channel(event_id: int) -> str:
+    # channels_redis pub/sub layer's channel of a group: "<prefix>__group__<name>".
+    return f"{layer_prefix()}__group__event-seats-{event_id}"
+
+
+async def redis_footprint(event_id: int) -> RedisFootprint:
     client = aioredis.Redis.from_url(REDIS_URL, socket_connect_timeout=5)
     try:
-        return int(await client.zcard(group_key(event_id)))
+        members = int(await client.zcard(group_key(event_id)))
+        # Pub/sub is not per database, but each client's line says which database it selected.
+        clients = [c for c in await client.client_list() if str(c.get("db")) == str(REDIS_DB)]
+        subscribed = [int(c.get("sub", 0)) + int(c.get("psub", 0)) for c in clients]
+        numsub = dict(await client.pubsub_numsub(group_channel(event_id)))
+        group_subscribers = int(next(iter(numsub.values()), 0))
     finally:
         await client.aclose()
+    return RedisFootprint(
+        group_members=members,
+        subscriptions=sum(subscribed),
+        subscribers=sum(1 for count in subscribed if count),
+        event_group_subscribers=group_subscribers,
+    )
 
 
-async def settled_group_members(event_id: int, seconds: float = 5.0) -> int:
-    """The group's size once the server has handled the disconnects (or after `seconds`)."""
+async def settled_footprint(event_id: int, seconds: float = 10.0) -> RedisFootprint:
+    """What is left once the server has handled the disconnects (nothing, or still after `seconds`:
+    the server handles thousands of disconnects in a second or two)."""
     deadline = time.monotonic() + seconds
-    previous = -1
     while True:
-        members = await group_members(event_id)
-        if members == 0 or members == previous or time.monotonic() > deadline:
-            return members
-        previous = members
+        footprint = await redis_footprint(event_id)
+        if footprint.leftovers == 0 or time.monotonic() > deadline:
+            return footprint
         await asyncio.sleep(0.5)
 
 
@@ -481,6 +630,8 @@ async def measure(args: argparse.Namespace, seeded: Seed, http_port: int, ws_por
     watchers = [Watcher(index) for index in range(args.sockets)]
     url = f"http://{HOST}:{http_port}/api/v1/events/{seeded.event_id}/enrollments/"
     tokens = iter(seeded.enroller_tokens)
+    measurement: Measurement | None = None
+    close_failures: dict[str, int] = {}
     try:
         say(f"opening {args.sockets} sockets, {args.connect_concurrency} at a time")
         connect = await open_all(args, seeded, ws_port, watchers, fanout)
@@ -493,7 +644,14 @@ async def measure(args: argparse.Namespace, seeded: Seed, http_port: int, ws_por
         if len(initial) != 1:
             raise BenchError(f"the sockets were told different initial counts: {sorted(initial)}")
         count = initial.pop()
-        members_open = await group_members(seeded.event_id)
+        footprint_open = await redis_footprint(seeded.event_id)
+        # The client stands for thousands of browsers: its own garbage collections (a full one
+        # walks every socket's objects, hundreds of ms at 5,000) must not count as the server's
+        # latency. Objects of the open sockets are frozen out of the collector, and it is off
+        # while the enrollments are measured.
+        gc.collect()
+        gc.freeze()
+        gc.disable()
 
         async with httpx.AsyncClient(timeout=httpx.Timeout(30.0)) as client:
             warmup = Warmup(args.warmup_rounds, args.workers, [], 0)
@@ -532,6 +690,28 @@ async def measure(args: argparse.Namespace, seeded: Seed, http_port: int, ws_por
                 )
                 await asyncio.sleep(args.pause)
 
+            burst = None
+            if args.burst:
+                count += args.burst
+                burst = await run_burst(
+                    args, client, url, [next(tokens) for _ in range(args.burst)], count, opened, fanout
+                )
+                figures = burst.summary()
+                say(
+                    f"burst of {args.burst}: last answer {figures['last_answer_ms']} ms, final count on "
+                    f"every socket p50 {figures['p50_ms']} ms, max {figures['max_ms']} ms, "
+                    f"missed {burst.missed}"
+                )
+
+        # A quiet second after the last change (the contract's bound), then what each socket shows.
+        await asyncio.sleep(1.0)
+        wrong = Counter(
+            "closed" if watcher.close_code is not None else str(watcher.last)
+            for watcher in opened
+            if watcher.close_code is not None or watcher.last != count
+        )
+        final = FinalCheck(expected=count, right=len(opened) - sum(wrong.values()), wrong=dict(wrong))
+
         # A count that came after its round's timeout is late, not lost: told apart here.
         late = sum(
             max(
@@ -549,15 +729,55 @@ async def measure(args: argparse.Namespace, seeded: Seed, http_port: int, ws_por
             late=late,
             unexpected_messages=sum(watcher.unexpected for watcher in watchers),
             closed_early=dict(closed),
-            group_members_open=members_open,
-            group_members_closed=-1,
+            burst=burst,
+            final=final,
+            redis_open=footprint_open,
         )
     finally:
-        say("closing the sockets")
-        await close_watchers(watchers)
-    # Each disconnect should take its socket out of the event's group (consumer's group_discard).
-    measurement.group_members_closed = await settled_group_members(seeded.event_id)
+        gc.enable()
+        say("closing every socket at once")
+        close_failures = await close_watchers(watchers)
+    # Each disconnect should leave nothing behind: no group member, no pub/sub subscription.
+    assert measurement is not None
+    measurement.close_failures = close_failures
+    measurement.redis_closed = await settled_footprint(seeded.event_id)
     return measurement
+
+
+async def run_burst(
+    args: argparse.Namespace,
+    client: httpx.AsyncClient,
+    url: str,
+    tokens: list[str],
+    final: int,
+    opened: list[Watcher],
+    fanout: Fanout,
+) -> Burst:
+    """All enrollments at once; when each socket got the final count (intermediate ones may merge)."""
+    arm(fanout, opened, final)
+    t0 = time.perf_counter()
+    answered: list[float] = []
+
+    async def post(token: str) -> float:
+        duration = await post_enrollment(client, url, token)
+        answered.append(time.perf_counter())
+        return duration
+
+    durations = await asyncio.gather(*(post(token) for token in tokens))
+    await wait_for_count(fanout, t0, args.timeout)
+    latencies = [
+        (watcher.arrivals[final] - t0) * 1000
+        for watcher in opened
+        if final in watcher.arrivals and watcher.arrivals[final] - t0 <= args.timeout
+    ]
+    return Burst(
+        size=len(tokens),
+        final=final,
+        http_ms=[duration * 1000 for duration in durations],
+        last_answer_ms=(max(answered) - t0) * 1000,
+        latencies_ms=latencies,
+        watching=len(opened),
+    )
 
 
 # --- Checks after the run -----------------------------------------------------------------------------
@@ -624,13 +844,59 @@ def report_data(
         "late": measurement.late,
         "unexpected_messages": measurement.unexpected_messages,
         "closed_early": measurement.closed_early,
-        "group_members": {
-            "sockets_open": measurement.group_members_open,
-            "after_close": measurement.group_members_closed,
+        "burst": measurement.burst.summary() if measurement.burst else None,
+        "final": asdict(measurement.final),
+        "redis": {
+            "sockets_open": asdict(measurement.redis_open),
+            "after_close": asdict(measurement.redis_closed) if measurement.redis_closed else None,
+            "left_after_close": measurement.redis_closed.leftovers if measurement.redis_closed else None,
         },
+        "close_failures": measurement.close_failures,
+        "errors": errors(measurement, logs),
         "seats": {**asdict(seats), "passed": seats.passed},
         "server_logs": {name: asdict(log) for name, log in logs.items()},
     }
+
+
+def errors(measurement: Measurement, logs: dict[str, ServerLog]) -> dict[str, int]:
+    """Every error of the run, client side and in the servers' logs (all of them should be 0)."""
+    return {
+        "connect failures": sum(measurement.connect.failures.values()),
+        "sockets closed by the server": sum(measurement.closed_early.values()),
+        "unexpected messages": measurement.unexpected_messages,
+        "close failures": sum(measurement.close_failures.values()),
+        **{
+            f"{name} log ERROR lines": log.lines_by_level.get("ERROR", 0)
+            + log.lines_by_level.get("CRITICAL", 0)
+            for name, log in logs.items()
+        },
+    }
+
+
+def verdict(data: dict[str, Any]) -> list[str]:
+    """The targets missed (empty: all met)."""
+    missed = []
+    total, burst, final = data["totals"], data["burst"], data["final"]
+    if total["p99_ms"] is None or total["p99_ms"] >= TARGET_P99_MS:
+        missed.append(f"p99 {total['p99_ms']} ms, not < {TARGET_P99_MS:.0f} ms")
+    if total["missed"] or data["warmup"]["missed"]:
+        missed.append(f"sockets without a count: {total['missed']} (warm-up {data['warmup']['missed']})")
+    if burst is not None:
+        if burst["missed"]:
+            missed.append(f"burst: {burst['missed']} sockets never got the final count")
+        elif burst["settle_max_ms"] is None or burst["settle_max_ms"] >= TARGET_SETTLE_MS:
+            missed.append(f"burst: final count {burst['settle_max_ms']} ms after the last answer, not < 1 s")
+    if final["wrong"]:
+        missed.append(f"final count {final['expected']} not on {sum(final['wrong'].values())} sockets")
+    if data["connect"]["opened"] < data["connect"]["requested"]:
+        missed.append(f"{data['connect']['requested'] - data['connect']['opened']} sockets could not open")
+    if sum(data["errors"].values()):
+        missed.append("errors: " + ", ".join(f"{k} {v}" for k, v in data["errors"].items() if v))
+    if data["redis"]["left_after_close"] != 0:
+        missed.append(f"left in Redis after close: {data['redis']['after_close']}")
+    if not data["seats"]["passed"]:
+        missed.append("seat counter does not match the enrollments")
+    return missed
 
 
 def cell(value: Any, width: int = 9) -> str:
@@ -680,11 +946,31 @@ def print_table(data: dict[str, Any]) -> None:
         f"{sum(closed.values())}" + (f" (close codes {closed})" if closed else "")
     )
     print(f"Enrollment POST (201): p50 {total['http_p50_ms']} ms, max {total['http_max_ms']} ms")
-    members = data["group_members"]
+    burst = data["burst"]
+    if burst:
+        print(
+            f"Burst of {burst['size']} enrollments at once (last answer after {burst['last_answer_ms']} ms): "
+            f"final count {burst['final']} on {burst['received']} sockets, p50 {burst['p50_ms']} ms, "
+            f"p99 {burst['p99_ms']} ms, max {burst['max_ms']} ms from the first POST; at most "
+            f"{burst['settle_max_ms']} ms after the last answer; missed {burst['missed']}"
+        )
+    final = data["final"]
     print(
-        f"Event group in Redis: {members['sockets_open']} members with the sockets open, "
-        f"{members['after_close']} left after they all closed (should be 0)"
+        f"Final count {final['expected']} after a quiet second: right on {final['right']} sockets"
+        + (f", wrong on {final['wrong']}" if final["wrong"] else "")
     )
+    redis_data = data["redis"]
+    for when in ("sockets_open", "after_close"):
+        footprint = redis_data[when]
+        if footprint:
+            print(
+                f"Redis, {when.replace('_', ' ')}: {footprint['group_members']} members of the event's "
+                f"group (core layer), {footprint['subscriptions']} pub/sub subscriptions of db {REDIS_DB} "
+                f"({footprint['subscribers']} subscribed connections), "
+                f"{footprint['event_group_subscribers']} subscribers of the event group's channel"
+            )
+    print(f"Left in Redis after every socket closed: {redis_data['left_after_close']} (should be 0)")
+    print("Errors: " + ", ".join(f"{name} {count}" for name, count in data["errors"].items()))
     seats = data["seats"]
     print(
         f"Seats: enrolled_count {seats['enrolled_count']}, rows {seats['enrollment_rows']}, "
@@ -696,13 +982,22 @@ def print_table(data: dict[str, Any]) -> None:
         print(f"{name} log ({log['path']}): {levels or 'empty'}")
         for count, message in log["notable"]:
             print(f"  {count:>6} x {message}")
+    print()
+    missed = data["verdict"]
+    if missed:
+        print("FAIL: " + "; ".join(missed))
+    else:
+        print(
+            f"PASS: p99 < {TARGET_P99_MS:.0f} ms, final count on every socket, 0 errors, "
+            "nothing left in Redis after close"
+        )
 
 
 # --- Main -----------------------------------------------------------------------------------------------
 
 
 def run_benchmark(args: argparse.Namespace, work_dir: Path) -> int:
-    configure_benchmark_environment(work_dir)
+    configure_benchmark_environment(work_dir, args.layer)
     soft, hard = raise_open_files_limit()
     if soft < args.sockets * 2 + 100:  # the client's sockets plus uvicorn's, both inherit this limit
         raise BenchError(f"RLIMIT_NOFILE {soft} is too low for {args.sockets} sockets (hard limit {hard})")
@@ -713,7 +1008,8 @@ def run_benchmark(args: argparse.Namespace, work_dir: Path) -> int:
         "connect concurrency": args.connect_concurrency,
         "timeout s": args.timeout,
         "HTTP": f"gunicorn {version_of('gunicorn')} config.wsgi, {args.workers} sync workers",
-        "WebSockets": f"uvicorn {version_of('uvicorn')} config.asgi, 1 process",
+        "WebSockets": f"uvicorn {version_of('uvicorn')} config.asgi, 1 process"
+        + (", no permessage-deflate" if args.no_deflate else ""),
         "channel layer": f"channels_redis {version_of('channels_redis')} on {REDIS_URL}",
         "client": f"one asyncio process, websockets {version_of('websockets')}, httpx {version_of('httpx')}",
         "PostgreSQL": recreate_database(DB_NAME),
@@ -725,7 +1021,8 @@ def run_benchmark(args: argparse.Namespace, work_dir: Path) -> int:
     say("migrating")
     run_migrations()
     setup_django()
-    seeded = seed(args.sockets, args.warmup_rounds * args.workers + args.rounds)
+    setup["channel layer"] = f"{layer_backend(args.layer)}, " + setup["channel layer"]
+    seeded = seed(args.sockets, args.warmup_rounds * args.workers + args.rounds + args.burst)
 
     http_port, ws_port = free_port(), free_port()
     logs = {"gunicorn": work_dir / "gunicorn.log", "uvicorn": work_dir / "uvicorn.log"}
@@ -739,7 +1036,9 @@ def run_benchmark(args: argparse.Namespace, work_dir: Path) -> int:
                 )
             )
             servers.enter_context(
-                running_server("uvicorn", uvicorn_command(ws_port), ws_port, logs["uvicorn"])
+                running_server(
+                    "uvicorn", uvicorn_command(ws_port, deflate=not args.no_deflate), ws_port, logs["uvicorn"]
+                )
             )
             measurement = asyncio.run(measure(args, seeded, http_port, ws_port))
             say("stopping the servers")
@@ -750,7 +1049,11 @@ def run_benchmark(args: argparse.Namespace, work_dir: Path) -> int:
             say(f"purged {purge_queues()} messages")
         except Exception as exc:  # noqa: BLE001 - a purge failure must not hide the run's own error
             say(f"could not purge the queues: {type(exc).__name__}: {exc}")
-    posted = len(measurement.warmup.http_ms) + len(measurement.rounds)
+    posted = (
+        len(measurement.warmup.http_ms)
+        + len(measurement.rounds)
+        + (measurement.burst.size if measurement.burst else 0)
+    )
     seats = check_seats(seeded.event_id, posted)
     server_logs = {name: read_server_log(path) for name, path in logs.items()}
     if not args.keep_files:
@@ -758,6 +1061,7 @@ def run_benchmark(args: argparse.Namespace, work_dir: Path) -> int:
             log.path += ", removed at exit: --keep-files keeps it"
 
     data = report_data(measurement, seats, server_logs, setup)
+    data["verdict"] = verdict(data)
     if args.json:
         print(json.dumps(data, indent=2))
     else:
