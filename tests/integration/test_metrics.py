@@ -54,7 +54,7 @@ def test_enrollment_counters_move(anon, participant_api, participant):
         moved(
             "celery_task_duration_seconds_count",
             queue="notifications",
-            task="notifications.send_notification",
+            task="notifications.notify",
         )
         == 2
     )
