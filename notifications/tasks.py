@@ -22,7 +22,9 @@ def send_notification(self, notification_id: int) -> None:
         raise self.retry(exc=exc, countdown=delay) from exc
 
 
-@shared_task(bind=True, name=services.NOTIFY_TASK, max_retries=None, batched=True)
+# At most 50 items per broker message: a backlog (the relay after an outage) is shared by the
+# worker's processes instead of landing in one task.
+@shared_task(bind=True, name=services.NOTIFY_TASK, max_retries=None, batched=True, batch_max_items=50)
 def notify(self, items: Sequence[Mapping[str, Any]]) -> None:
     """Creates, pushes and sends the notifications of many outbox messages (one per item).
 

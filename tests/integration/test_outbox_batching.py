@@ -6,11 +6,13 @@ import pytest
 from celery import shared_task
 from django.core import mail
 from django.core.management import call_command
+from django.db import transaction
 
 from config.outbox import services as outbox
 from config.outbox.models import OutboxMessage
 from events import services as event_services
 from notifications import services as notification_services
+from notifications.domain import Kind
 from notifications.models import Notification
 from tests.conftest import DEAD_BROKER, broker, needs_service, wait_until
 from tests.factories import EventFactory, UserFactory
@@ -89,8 +91,6 @@ def test_messages_of_a_batched_task_make_one_call_with_their_items_in_id_order()
 
 
 def test_a_single_message_of_a_batched_task_still_comes_as_a_list():
-    from django.db import transaction
-
     with transaction.atomic():
         outbox.enqueue("tests.outbox_batched_probe", n=7)
     assert BATCHED_CALLS == [[{"n": 7}]]  # the embedded default ran it right after commit
@@ -125,7 +125,6 @@ def test_rows_another_publisher_holds_are_skipped_not_published_twice():
 
     def other_publisher():
         from django.db import connection as own
-        from django.db import transaction
 
         with transaction.atomic():
             list(OutboxMessage.objects.select_for_update().filter(pk__in=ids[:2]))
@@ -180,3 +179,17 @@ def test_on_rabbitmq_a_group_is_one_broker_message(celery_worker, monkeypatch):
     wait_until(lambda: Notification.objects.filter(status="sent").count() == 3)
     assert calls == [3]
     assert len(mail.outbox) == 3
+
+
+def test_a_backlog_of_notifications_is_split_for_the_workers_processes(monkeypatch):
+    calls = spy_on_notify(monkeypatch)
+    event = EventFactory()
+    people = UserFactory.create_batch(55)
+    with broker(DEAD_BROKER), transaction.atomic():
+        for person in people:
+            notification_services.notify_participant(
+                kind=Kind.ENROLLMENT_CONFIRMED, participant_id=person.pk, event=event
+            )
+    call_command("relay_outbox", "--once")
+    assert calls == [50, 5]  # the task's batch_max_items
+    assert Notification.objects.filter(status="sent").count() == len(mail.outbox) == 55
