@@ -193,3 +193,19 @@ def test_a_backlog_of_notifications_is_split_for_the_workers_processes(monkeypat
     call_command("relay_outbox", "--once")
     assert calls == [50, 5]  # the task's batch_max_items
     assert Notification.objects.filter(status="sent").count() == len(mail.outbox) == 55
+
+
+def test_a_busy_publisher_gathers_what_commits_meanwhile_into_one_batch(monkeypatch, settings):
+    import time
+
+    settings.OUTBOX_PUBLISH_INTERVAL_SECONDS = 0.5
+    batches: list[list[int]] = []
+    monkeypatch.setattr(outbox, "_attempt", lambda ids: batches.append(list(ids)))
+    publisher = outbox._Publisher.instance()
+    publisher.submit(1)
+    wait_until(lambda: batches == [[1]])  # an idle publisher publishes at once
+    for message_id in (2, 3, 4):
+        publisher.submit(message_id)
+        time.sleep(0.02)  # each would be a batch of its own without the interval
+    assert outbox.flush_publisher()
+    assert batches == [[1], [2, 3, 4]]
