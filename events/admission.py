@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
@@ -49,37 +49,79 @@ def enroll_or_queue(
         return services.enroll(
             event_id=event_id, participant_id=participant_id, account=account, direct_only=True
         )
-    except services.EventQueued:
-        return request_admission(event_id=event_id, participant_id=participant_id)
+    except services.EventQueued as queued:
+        return request_admission(event_id=event_id, participant_id=participant_id, event=queued.event)
 
 
 def request_admission(
-    *, event_id: int, participant_id: int, now: dt.datetime | None = None
+    *,
+    event_id: int,
+    participant_id: int,
+    now: dt.datetime | None = None,
+    event: Event | None = None,
 ) -> AdmissionRequest:
     """Queues the participant's request (or returns the one still pending). Raises EventNotFound,
-    EventClosed, AlreadyEnrolled or AlreadyWaitlisted."""
+    EventClosed, AlreadyEnrolled or AlreadyWaitlisted. `event`: the event, when the caller has
+    just read it.
+
+    A rush's every request comes here, so the usual case is two statements: the request row,
+    inserted only if the participant holds no seat or place and has no request yet, and the
+    consumer's wake-up. A row not inserted takes the slow path that finds out why."""
     now = now or timezone.now()
     with transaction.atomic():
-        event = Event.objects.filter(pk=event_id).only("date", "time").first()
         if event is None:
-            raise EventNotFound()
+            event = Event.objects.filter(pk=event_id).only("date", "time").first()
+            if event is None:
+                raise EventNotFound()
         if domain.is_closed(event.starts_at, now):
             _rejected(domain.EventClosed())
-        try:
-            with transaction.atomic():  # a savepoint: the unique constraint may refuse
-                request = AdmissionRequest.objects.create(
-                    event_id=event_id, participant_id=participant_id, queued_at=now
-                )
-        except IntegrityError:
-            request = AdmissionRequest.objects.get(event_id=event_id, participant_id=participant_id)
-            _check_repeated(request)
-            return request
-        # Enrolled or waiting before the event was queued (or by an admin's hand): no request.
-        if Enrollment.objects.filter(event_id=event_id, participant_id=participant_id).exists():
-            _rejected(domain.AlreadyEnrolled())
-        if WaitlistEntry.objects.filter(event_id=event_id, participant_id=participant_id).exists():
-            _rejected(domain.AlreadyWaitlisted())
+        request_id = _insert_request(event_id=event_id, participant_id=participant_id, now=now)
+        if request_id is None:
+            existing = _already_asked(event_id=event_id, participant_id=participant_id)
+            if existing is not None:
+                return existing
+            # What stood in the way went meanwhile (a cancellation committed since): insert again.
+            request_id = _insert_request(event_id=event_id, participant_id=participant_id, now=now)
+            if request_id is None:
+                raise services.ConcurrentChange()
         outbox.enqueue(DECIDE_TASK, event_id=event_id)
+    return AdmissionRequest(id=request_id, event_id=event_id, participant_id=participant_id, queued_at=now)
+
+
+def _insert_request(*, event_id: int, participant_id: int, now: dt.datetime) -> int | None:
+    quote = connection.ops.quote_name
+    table = quote(AdmissionRequest._meta.db_table)
+    enrollments = quote(Enrollment._meta.db_table)
+    waitlist = quote(WaitlistEntry._meta.db_table)
+    # Only the models' own identifiers are formatted in; every value is a parameter.
+    sql = (
+        f"INSERT INTO {table} (event_id, participant_id, status, queued_at)"  # noqa: S608
+        " SELECT %s, %s, %s, %s"
+        f" WHERE NOT EXISTS (SELECT 1 FROM {enrollments} WHERE event_id = %s AND participant_id = %s)"
+        f" AND NOT EXISTS (SELECT 1 FROM {waitlist} WHERE event_id = %s AND participant_id = %s)"
+        " ON CONFLICT (event_id, participant_id) DO NOTHING RETURNING id"
+    )
+    queued_at = AdmissionRequest._meta.get_field("queued_at").get_db_prep_value(now, connection)
+    pair = [event_id, participant_id]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*pair, Status.PENDING, queued_at, *pair, *pair])
+        row = cursor.fetchone()
+    return None if row is None else int(row[0])
+
+
+def _already_asked(*, event_id: int, participant_id: int) -> AdmissionRequest | None:
+    """No row was inserted: a request already stands (returned while pending), or the participant
+    holds a seat or a place (refused). None: none of these stands any more."""
+    request = AdmissionRequest.objects.filter(event_id=event_id, participant_id=participant_id).first()
+    if request is not None and request.status == Status.PENDING:
+        return request  # asking again while pending: the same request
+    if Enrollment.objects.filter(event_id=event_id, participant_id=participant_id).exists():
+        _rejected(domain.AlreadyEnrolled())
+    if WaitlistEntry.objects.filter(event_id=event_id, participant_id=participant_id).exists():
+        _rejected(domain.AlreadyWaitlisted())
+    if request is None:
+        return None
+    _check_repeated(request)
     return request
 
 

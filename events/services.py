@@ -100,7 +100,8 @@ def update_event(*, event_id: int, **changes: Any) -> Event:
 
 
 def delete_event(*, event_id: int, now: dt.datetime | None = None) -> None:
-    """Deletes the event; if it had not started yet, its participants are told it is cancelled."""
+    """Deletes the event; if it had not started yet, its participants and those on its waiting list
+    are told it is cancelled (one outbox message for all of them)."""
     now = now or timezone.now()
     with transaction.atomic():
         event = Event.objects.select_for_update().filter(pk=event_id).first()
@@ -109,16 +110,24 @@ def delete_event(*, event_id: int, now: dt.datetime | None = None) -> None:
         if not domain.is_closed(event.starts_at, now):
             enrolled = Enrollment.objects.filter(event_id=event_id).values_list("participant_id", flat=True)
             waiting = WaitlistEntry.objects.filter(event_id=event_id).values_list("participant_id", flat=True)
-            for participant_id in [*enrolled.iterator(), *waiting.iterator()]:
-                notifications.notify_participant(
-                    kind=Kind.EVENT_CANCELLED, participant_id=participant_id, event=event
-                )
+            told = [(participant_id, None) for participant_id in [*enrolled, *waiting]]
+            if told:
+                notifications.notify_participants(kind=Kind.EVENT_CANCELLED, event=event, participants=told)
         event.delete()
         transaction.on_commit(lambda: _seats_changed(event_id))
 
 
+class ConcurrentChange(domain.Conflict):
+    code = "conflict"
+    message = "The request clashed with a simultaneous change; please try again."
+
+
 class EventQueued(Exception):
     """Not a refusal: the event takes enrollments through the queue (events.admission)."""
+
+    def __init__(self, event: Event):
+        super().__init__(event.pk)
+        self.event = event
 
 
 def enroll(
@@ -190,7 +199,7 @@ def _refuse_enrollment(
     if event is None:
         raise EventNotFound()
     if direct_only and event.admission == domain.Admission.QUEUE:
-        raise EventQueued()
+        raise EventQueued(event)
     already = Enrollment.objects.filter(event_id=event_id, participant_id=participant_id).exists()
     full = domain.Seats(capacity=event.capacity, enrolled=event.capacity)
     try:

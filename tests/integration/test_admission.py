@@ -206,7 +206,7 @@ def test_redelivered_wake_ups_decide_nothing_twice(rabbitmq, tmp_path, participa
             log = (tmp_path / "admissions.log").read_text()
             return log.count(f"{admission.DECIDE_TASK}[") >= 3 and log.count("succeeded") >= 3
 
-        wait_until(all_three_ran, timeout=60)
+        wait_until(all_three_ran, timeout=120)
     finally:
         stop(worker)
     assert_decided_in_queue_order(event, 2)
@@ -240,7 +240,7 @@ def test_a_consumer_killed_mid_batch_is_redelivered_and_decides_once(rabbitmq, t
             return cursor.fetchone()[0] >= 1
 
     try:
-        wait_until(waiting_on_the_lock, timeout=60)
+        wait_until(waiting_on_the_lock, timeout=120)
         doomed.send_signal(signal.SIGKILL)
         doomed.wait(timeout=30)
     finally:
