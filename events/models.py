@@ -7,15 +7,19 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
+from config.validators import multi_line, single_line
 from events.domain import MIN_CAPACITY, Admission, RequestStatus, Seats
+
+# An event's description is shown on every list page: long enough for an agenda, no longer.
+DESCRIPTION_MAX_LENGTH = 5000
 
 
 class Event(models.Model):
-    title = models.CharField(max_length=200)
-    description = models.TextField(blank=True)
+    title = models.CharField(max_length=200, validators=[single_line])
+    description = models.TextField(blank=True, max_length=DESCRIPTION_MAX_LENGTH, validators=[multi_line])
     date = models.DateField()
     time = models.TimeField(help_text="Start time, wall clock in the platform's time zone.")
-    location = models.CharField(max_length=200)
+    location = models.CharField(max_length=200, validators=[single_line])
     capacity = models.PositiveIntegerField()
     # Seats taken, kept by events.services in the same transaction as each enrollment row; the
     # conditional update on this column is what makes overbooking impossible (see services.enroll).

@@ -91,10 +91,15 @@ class PayloadTooLarge(APIException):
 def _acting_for(request: Request, data: Any) -> User:
     """Whom a participant's or an admin's request is for: participants act for themselves (no body),
     admins name the participant (`{participant: id}`)."""
+    user: User = request.user  # type: ignore[assignment]
+    # A participant naming anyone else is refused before the name is looked up: one answer
+    # whatever the id, so that participants cannot learn which ids exist.
+    named_raw = data.get("participant") if isinstance(data, dict) else None
+    if user.role != Role.ADMIN and named_raw is not None and str(named_raw) != str(user.pk):
+        raise PermissionDenied("Participants can only act for themselves.")
     serializer = EnrollRequestSerializer(data=data if data is not None else {})
     serializer.is_valid(raise_exception=True)
     named: User | None = serializer.validated_data.get("participant")
-    user: User = request.user  # type: ignore[assignment]
     if user.role == Role.ADMIN:
         if named is None:
             raise serializers.ValidationError({"participant": ["Admins must name the participant."]})
@@ -165,6 +170,8 @@ def _json_body(request: HttpRequest) -> Any:
         return json.loads(body)
     except ValueError as exc:
         raise ParseError(f"JSON parse error - {exc}") from exc
+    except RecursionError as exc:  # nested deeper than the parser goes: malformed, not a 500
+        raise ParseError("JSON parse error - the document is nested too deeply.") from exc
 
 
 class MyEnrollmentView(APIView):

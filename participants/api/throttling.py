@@ -16,7 +16,9 @@ from rest_framework.exceptions import Throttled
 
 
 def _keys(email: str) -> tuple[str, str]:
-    digest = hashlib.sha256(email.encode()).hexdigest()  # no address in cache keys or logs
+    # No address in cache keys or logs. (Lone surrogates cannot be UTF-8: such an email is refused
+    # as invalid later, but the throttle runs first and must not fail on it.)
+    digest = hashlib.sha256(email.encode("utf-8", "surrogatepass")).hexdigest()
     return f"auth:failures:{digest}", f"auth:failures-since:{digest}"
 
 

@@ -56,6 +56,8 @@ class TokenView(AuthThrottleMixin, TokenObtainPairView):
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         email = request.data.get("email") if isinstance(request.data, dict) else None
         email = normalize_email(email) if isinstance(email, str) else ""
+        if isinstance(request.data, dict):
+            _refuse_unencodable(request.data, ("email", "password"))
         if email:
             throttling.check_not_locked(email)
         try:
@@ -69,10 +71,31 @@ class TokenView(AuthThrottleMixin, TokenObtainPairView):
         return response
 
 
+def _refuse_unencodable(data: dict[str, Any], fields: Sequence[str]) -> None:
+    """Text that is not valid Unicode (lone surrogates, which JSON's \\u escapes allow) is refused
+    as invalid input before it reaches the database or a hash."""
+    errors = {}
+    for field in fields:
+        value = data.get(field)
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                errors[field] = ["Enter valid text (this contains invalid characters)."]
+    if errors:
+        raise serializers.ValidationError(errors)
+
+
 class RefreshView(AuthThrottleMixin, TokenRefreshView):
     """Trades a refresh token for a new pair; the old refresh token is blacklisted (rotation)."""
 
     authentication_classes = ()
+
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        try:
+            return super().post(request, *args, **kwargs)
+        except User.DoesNotExist as exc:  # simplejwt loads the account: it was deleted meanwhile
+            raise InvalidToken("The account of this token no longer exists.") from exc
 
 
 class LogoutView(generics.GenericAPIView):

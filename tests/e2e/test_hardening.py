@@ -1,0 +1,189 @@
+"""Hostile and malformed input answered with a clear 4xx, never a 500; secrets that stop working
+when they should."""
+
+import json
+
+import pytest
+from django.db import connection
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from events.models import Enrollment, Event
+from participants.models import User
+from tests.conftest import assert_problem
+from tests.factories import PASSWORD, EventFactory, UserFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+DEEP = "[" * 1200 + "]" * 1200
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/v1/auth/register/", "/api/v1/auth/token/", "/api/v1/auth/token/refresh/", "/api/v1/events/"],
+)
+def test_a_deeply_nested_body_is_400(path, admin_api):
+    answer = admin_api.generic("POST", path, DEEP, content_type="application/json")
+    assert_problem(answer, 400, "validation_error")
+
+
+def test_a_deeply_nested_body_to_the_enrollment_route_is_400(participant_api):
+    event = EventFactory()
+    answer = participant_api.generic(
+        "POST", f"/api/v1/events/{event.pk}/enrollments/", DEEP, content_type="application/json"
+    )
+    assert_problem(answer, 400, "validation_error")
+    assert not Enrollment.objects.exists()
+
+
+def test_a_lone_surrogate_in_the_sign_in_email_is_400(anon):
+    body = '{"email": "\\ud800@example.com", "password": "x"}'
+    answer = anon.generic("POST", "/api/v1/auth/token/", body, content_type="application/json")
+    problem = assert_problem(answer, 400, "validation_error")
+    assert "email" in problem["errors"]
+
+
+def test_the_refresh_token_of_a_deleted_account_is_401(anon):
+    user = UserFactory()
+    refresh = str(RefreshToken.for_user(user))
+    user.delete()
+    assert_problem(
+        anon.post("/api/v1/auth/token/refresh/", {"refresh": refresh}, format="json"), 401, "token_not_valid"
+    )
+
+
+@pytest.mark.parametrize("how", ["admin_api", "model"])
+def test_a_password_change_revokes_outstanding_refresh_tokens(how, admin_api, anon):
+    user = UserFactory()
+    signed_in = anon.post("/api/v1/auth/token/", {"email": user.email, "password": PASSWORD}, format="json")
+    refresh = signed_in.json()["refresh"]
+    if how == "admin_api":
+        changed = admin_api.patch(
+            f"/api/v1/participants/{user.pk}/", {"password": "An0ther-Passw0rd!"}, format="json"
+        )
+        assert changed.status_code == 200, changed.content
+    else:  # the Django admin's password form, the admin bootstrap: all save a new password
+        user.set_password("An0ther-Passw0rd!")
+        user.save()
+    assert_problem(
+        anon.post("/api/v1/auth/token/refresh/", {"refresh": refresh}, format="json"), 401, "token_not_valid"
+    )
+    # Other changes of the account keep its sessions.
+    again = anon.post(
+        "/api/v1/auth/token/", {"email": user.email, "password": "An0ther-Passw0rd!"}, format="json"
+    )
+    fresh = again.json()["refresh"]
+    User.objects.filter(pk=user.pk).update(full_name="Renamed")
+    account = User.objects.get(pk=user.pk)
+    account.phone = "123"
+    account.save()
+    assert anon.post("/api/v1/auth/token/refresh/", {"refresh": fresh}, format="json").status_code == 200
+
+
+@pytest.mark.parametrize("named", ["other", "missing", "garbage"])
+def test_a_participant_naming_anyone_else_gets_403_whatever_the_id(named, participant_api):
+    event = EventFactory()
+    value = {"other": UserFactory().pk, "missing": 10**9, "garbage": "x"}[named]
+    for route in ("enrollments", "waitlist"):
+        answer = participant_api.post(
+            f"/api/v1/events/{event.pk}/{route}/", {"participant": value}, format="json"
+        )
+        assert_problem(answer, 403, "permission_denied")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("title", "Party\r\nBcc: victim@example.com"),
+        ("location", "Room \x1b[31m1"),
+        ("title", "Invoice \u202egpj.exe"),
+        ("description", "Agenda\x00"),
+        ("description", "x" * 5001),
+    ],
+)
+def test_event_text_with_control_characters_or_too_long_is_400(field, value, admin_api):
+    body = {"title": "Launch", "date": "2031-01-01", "time": "10:00", "location": "Hall", "capacity": 5}
+    body[field] = value
+    problem = assert_problem(admin_api.post("/api/v1/events/", body, format="json"), 400, "validation_error")
+    assert field in problem["errors"]
+    assert not Event.objects.exists()
+
+
+def test_multi_line_descriptions_and_ordinary_text_are_fine(admin_api):
+    body = {
+        "title": "Café ☕ — launch",
+        "date": "2031-01-01",
+        "time": "10:00",
+        "location": "Hall",
+        "capacity": 5,
+        "description": "Agenda:\n\t1. Coffee\r\n\t2. Talks",
+    }
+    assert admin_api.post("/api/v1/events/", body, format="json").status_code == 201
+
+
+@pytest.mark.parametrize("name", ["Ann\nBcc: x@example.com", "Ann\u202e", "Ann\x07"])
+def test_names_with_control_characters_are_400(name, anon):
+    body = {"email": "ann@example.com", "password": PASSWORD, "full_name": name}
+    problem = assert_problem(
+        anon.post("/api/v1/auth/register/", body, format="json"), 400, "validation_error"
+    )
+    assert "full_name" in problem["errors"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "page=-1",
+        "page=0",
+        "page=abc",
+        "page=null",
+        "page_size=0",
+        "page_size=-1",
+        "page_size=abc",
+        "page_size=null",
+        "page_size=1.5",
+    ],
+)
+def test_malformed_paging_is_400(query, participant_api, admin_api):
+    EventFactory()
+    for api, path in ((participant_api, "/api/v1/events/"), (admin_api, "/api/v1/participants/")):
+        problem = assert_problem(api.get(f"{path}?{query}"), 400, "validation_error")
+        assert query.split("=")[0] in problem["errors"]
+
+
+def test_good_paging_still_works(participant_api):
+    EventFactory.create_batch(3)
+    page = participant_api.get("/api/v1/events/?page=2&page_size=2").json()
+    assert len(page["results"]) == 1 and page["previous"]
+    assert participant_api.get("/api/v1/events/?page_size=500").json()["count"] == 3  # capped, not refused
+    assert_problem(participant_api.get("/api/v1/events/?page=9"), 404, "not_found")
+
+
+def test_the_password_hash_is_computed_outside_the_write_transaction(anon, monkeypatch):
+    """SQLite has one writer at a time: hashing inside the transaction made every sign-up wait for
+    the others' PBKDF2 (and some fail with "database is locked")."""
+    from django.contrib.auth import hashers
+
+    seen = []
+    original = hashers.make_password
+
+    def spy(*args, **kwargs):
+        seen.append(connection.in_atomic_block)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr("django.contrib.auth.base_user.make_password", spy)
+    body = {"email": "new@example.com", "password": PASSWORD, "full_name": "New"}
+    assert anon.post("/api/v1/auth/register/", body, format="json").status_code == 201
+    assert seen == [False]
+
+
+def test_deep_json_through_a_plain_client_too():
+    # Not only through the test client's encoder: the raw bytes a hostile client sends.
+    client = APIClient()
+    answer = client.generic(
+        "POST",
+        "/api/v1/auth/register/",
+        json.dumps({"a": 1})[:-1] + DEEP + "}",
+        content_type="application/json",
+    )
+    assert_problem(answer, 400, "validation_error")
