@@ -6,6 +6,7 @@ from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, Permis
 from django.db import models
 from django.db.models.functions import Lower
 
+from config.validators import single_line
 from participants.domain import Role, normalize_email, role_of
 
 
@@ -35,8 +36,8 @@ class User(AbstractBaseUser, PermissionsMixin):
     """An account: an admin (staff) or a participant. Signs in with its email."""
 
     email = models.EmailField(unique=True)
-    full_name = models.CharField(max_length=150)
-    phone = models.CharField(max_length=32, blank=True)
+    full_name = models.CharField(max_length=150, validators=[single_line])
+    phone = models.CharField(max_length=32, blank=True, validators=[single_line])
     is_staff = models.BooleanField(default=False, help_text="Admins manage events and sign in to /admin/.")
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -59,7 +60,11 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         self.email = normalize_email(self.email)
+        # set_password() keeps the new raw password until the save (Django's own bookkeeping).
+        password_changed = self.pk is not None and getattr(self, "_password", None) is not None
         super().save(*args, **kwargs)
+        if password_changed:
+            revoke_refresh_tokens(self.pk)
 
     @property
     def role(self) -> Role:
@@ -70,3 +75,15 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def get_short_name(self) -> str:
         return self.full_name.split(" ")[0] if self.full_name else self.email
+
+
+def revoke_refresh_tokens(user_id: int) -> int:
+    """Blacklists every outstanding refresh token of the account: after a password change (by its
+    owner, an admin, the admin bootstrap) no session minted with the old password can go on.
+    Returns how many were revoked. Access tokens expire on their own within minutes."""
+    from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+
+    pending = OutstandingToken.objects.filter(user_id=user_id, blacklistedtoken__isnull=True)
+    revoked = [BlacklistedToken(token=token) for token in pending]
+    BlacklistedToken.objects.bulk_create(revoked, ignore_conflicts=True)
+    return len(revoked)
