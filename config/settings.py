@@ -7,6 +7,8 @@ switched on by its variable: DATABASE_URL, REDIS_URL, CELERY_BROKER_URL, EMAIL_U
 
 from __future__ import annotations
 
+import os
+import secrets
 import sys
 import warnings
 from datetime import timedelta
@@ -24,17 +26,33 @@ env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 # --- Secrets and debug ----------------------------------------------------------------------------
-_DEV_SECRET_KEY = "dev-only-insecure-key-never-use-in-production-0123456789abcdefghijklmnop"  # noqa: S105
+
+
+def _dev_secret_key() -> str:
+    """A random key made once per checkout (var/dev-secret-key, readable by its owner only), so no
+    two development instances share one and nobody can mint tokens for another's. It lives in the
+    checkout's var/ whatever VAR_DIR says: every process of one checkout signs with the same key."""
+    path = BASE_DIR / "var" / "dev-secret-key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()  # made by an earlier run, or a process starting beside us
+    with os.fdopen(fd, "w") as out:
+        out.write(secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
 SECRET_KEY = env.str("SECRET_KEY", default="")
 # Debug follows the presence of a real secret: a deployment sets SECRET_KEY and gets debug off.
 DEBUG = env.bool("DEBUG", default=not SECRET_KEY)
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
-    SECRET_KEY = _DEV_SECRET_KEY
+    SECRET_KEY = _dev_secret_key()
     if "pytest" not in sys.modules:
         warnings.warn(
-            "SECRET_KEY is not set: running with the development key and DEBUG on. "
+            "SECRET_KEY is not set: running with this checkout's development key and DEBUG on. "
             "Never expose this instance.",
             stacklevel=1,
         )
@@ -42,7 +60,10 @@ if not SECRET_KEY:
 if not DEBUG and SECRET_KEY.startswith("change-me"):
     raise ImproperlyConfigured("SECRET_KEY is still the placeholder of .env.example: generate a real one.")
 
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["*"] if DEBUG else [])
+# Development answers local names only: a foreign Host header would otherwise be echoed into links.
+ALLOWED_HOSTS = env.list(
+    "ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"] if DEBUG else []
+)
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 # --- Applications ---------------------------------------------------------------------------------
@@ -177,7 +198,7 @@ if REDIS_URL:
                         # share one); redis-py's async pool fails at once beyond its maximum.
                         "max_connections": env.int("CHANNEL_LAYER_MAX_CONNECTIONS", default=2000),
                     }
-                ]
+                ],
             },
         }
     }

@@ -113,3 +113,27 @@ def test_the_example_placeholder_key_is_refused(tmp_path):
     )
     assert result.returncode != 0
     assert "placeholder" in result.stderr
+
+
+def test_the_development_key_is_random_per_checkout_and_kept(tmp_path):
+    from django.conf import settings
+
+    key_file = ROOT / "var" / "dev-secret-key"
+    key = run(
+        "import django; django.setup(); from django.conf import settings; print(settings.SECRET_KEY)",
+        {},
+        tmp_path,
+    )
+    assert key.returncode == 0, key.stderr
+    probe_key = key.stdout.strip().splitlines()[-1]
+    assert probe_key == key_file.read_text().strip() == settings.SECRET_KEY  # the same in every process
+    assert len(probe_key) >= 50 and "dev-only" not in probe_key
+    assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+    assert "var/" in (ROOT / ".gitignore").read_text().split()  # never committed
+
+
+def test_development_answers_local_host_names_only(client):
+    assert client.get("/health/live", HTTP_HOST="localhost:8000").status_code == 200
+    refused = client.get("/api/v1/events/?page=1", HTTP_HOST="evil.example.com")
+    assert refused.status_code == 400
+    assert b"evil.example.com" not in refused.content
