@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions
@@ -35,6 +36,8 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> JsonRe
             "The service cannot keep this request right now; try again shortly.",
             headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_SECONDS)},
         )
+    if isinstance(exc, RequestDataTooBig):
+        return problem_response(413, "payload_too_large", "The request body is too large.")
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

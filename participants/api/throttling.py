@@ -15,15 +15,17 @@ from django.core.cache import cache
 from rest_framework.exceptions import Throttled
 
 
-def _keys(email: str) -> tuple[str, str]:
-    # No address in cache keys or logs. (Lone surrogates cannot be UTF-8: such an email is refused
-    # as invalid later, but the throttle runs first and must not fail on it.)
-    digest = hashlib.sha256(email.encode("utf-8", "surrogatepass")).hexdigest()
+def _keys(email: str, address: str = "") -> tuple[str, str]:
+    # No email or address in cache keys or logs. (Lone surrogates cannot be UTF-8: such an email is
+    # refused as invalid later, but the throttle runs first and must not fail on it.)
+    digest = hashlib.sha256(f"{email}|{address}".encode("utf-8", "surrogatepass")).hexdigest()
     return f"auth:failures:{digest}", f"auth:failures-since:{digest}"
 
 
-def check_not_locked(email: str) -> None:
-    count_key, since_key = _keys(email)
+def check_not_locked(email: str, address: str = "") -> None:
+    """Raises Throttled while the account (from `address`, when given) has too many recent
+    failures. Counting per account and address lets nobody lock an account out from elsewhere."""
+    count_key, since_key = _keys(email, address)
     if (cache.get(count_key) or 0) < settings.LOGIN_FAILURE_LIMIT:
         return
     since = cache.get(since_key) or time.time()
@@ -34,8 +36,8 @@ def check_not_locked(email: str) -> None:
     )
 
 
-def record_failure(email: str) -> None:
-    count_key, since_key = _keys(email)
+def record_failure(email: str, address: str = "") -> None:
+    count_key, since_key = _keys(email, address)
     window = settings.LOGIN_FAILURE_WINDOW_SECONDS
     cache.add(since_key, time.time(), timeout=window)
     cache.add(count_key, 0, timeout=window)
@@ -45,5 +47,5 @@ def record_failure(email: str) -> None:
         cache.set(count_key, 1, timeout=window)
 
 
-def clear_failures(email: str) -> None:
-    cache.delete_many(list(_keys(email)))
+def clear_failures(email: str, address: str = "") -> None:
+    cache.delete_many(list(_keys(email, address)))

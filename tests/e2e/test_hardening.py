@@ -187,3 +187,12 @@ def test_deep_json_through_a_plain_client_too():
         content_type="application/json",
     )
     assert_problem(answer, 400, "validation_error")
+
+
+@pytest.mark.parametrize("path", ["/api/v1/auth/register/", "/api/v1/events/"])
+def test_a_body_over_the_limit_is_413_on_every_route(path, admin_api, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    answer = admin_api.generic(
+        "POST", path, json.dumps({"title": "x" * 5000}), content_type="application/json"
+    )
+    assert_problem(answer, 413, "payload_too_large")

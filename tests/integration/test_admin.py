@@ -10,7 +10,7 @@ from events import services
 from events.models import Event, WaitlistEntry
 from notifications.models import Notification
 from participants.models import User
-from tests.factories import AdminFactory, EventFactory, UserFactory
+from tests.factories import PASSWORD, AdminFactory, EventFactory, UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -273,3 +273,17 @@ def test_the_admin_sets_queued_admission(browser):
     form["admission"] = "queue"
     assert browser.post(f"/admin/events/event/{event.pk}/change/", form).status_code == 302
     assert Event.objects.get(pk=event.pk).admission == "queue"
+
+
+def test_the_admin_sign_in_locks_an_account_after_repeated_failures_from_one_address(settings):
+    settings.LOGIN_FAILURE_LIMIT = 3
+    boss = AdminFactory()
+    attacker, colleague = Client(REMOTE_ADDR="203.0.113.9"), Client(REMOTE_ADDR="198.51.100.7")
+    wrong = {"username": boss.email, "password": "wrong-guess", "next": "/admin/"}
+    for _ in range(3):
+        assert "Please enter the correct email" in attacker.post("/admin/login/", wrong).content.decode()
+    right = {**wrong, "password": PASSWORD}
+    locked = attacker.post("/admin/login/", right).content.decode()
+    assert "Too many failed sign-ins for this account" in locked  # even the right password waits
+    # From another address the account is not locked: an attacker cannot lock the admin out.
+    assert colleague.post("/admin/login/", right).status_code == 302
