@@ -91,6 +91,7 @@ MIDDLEWARE = [
     # Request id, the request log line and the HTTP metrics (config.metrics), once per request.
     "config.middleware.RequestIdMiddleware",
     "config.middleware.ProblemDetailsMiddleware",
+    "config.methods.UnservedMethodMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Sessions, the session's user and messages serve the admin only (the API uses tokens).

@@ -196,3 +196,15 @@ def test_a_body_over_the_limit_is_413_on_every_route(path, admin_api, settings):
         "POST", path, json.dumps({"title": "x" * 5000}), content_type="application/json"
     )
     assert_problem(answer, 413, "payload_too_large")
+
+
+@pytest.mark.parametrize("method", ["TRACE", "CONNECT", "PROPFIND"])
+def test_unserved_methods_are_405_before_any_permission_check(method, participant_api, anon):
+    event = EventFactory()
+    for api in (participant_api, anon):
+        for path in (f"/api/v1/events/{event.pk}/", "/api/v1/participants/", "/api/v1/nowhere/"):
+            answer = api.generic(method, path)
+            assert_problem(answer, 405, "method_not_allowed")
+            assert answer["Allow"]
+    allow = participant_api.generic("TRACE", f"/api/v1/events/{event.pk}/enrollments/me/")["Allow"]
+    assert set(allow.split(", ")) == {"GET", "DELETE", "OPTIONS", "HEAD"}
