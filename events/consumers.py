@@ -40,7 +40,10 @@ class EventSeatsConsumer(PlatformConsumer):
             await self._leave()
             await self.close(code=CLOSE_NOT_FOUND)
             return
-        await self.watcher.start(seats)
+        try:
+            await self.watcher.start(seats)
+        except OSError:  # the client left before its first message (uvicorn's ClientDisconnected)
+            await self._leave()
 
     async def disconnect(self, code: int) -> None:
         await self._leave()

@@ -1,6 +1,7 @@
 """Live updates end to end: a real server process (make run's uvicorn), real WebSocket clients."""
 
 import asyncio
+import contextlib
 import json
 import os
 
@@ -101,3 +102,37 @@ def test_a_notification_sent_by_a_worker_reaches_the_users_socket(tmp_path, cele
 
         assert asyncio.run(scenario()) == ["queued", "sent"]
     assert Notification.objects.get().status == "sent"
+
+
+def test_after_a_burst_of_enrollments_a_watcher_ends_on_the_final_count(tmp_path):
+    """Enrollments at the same moment: seat messages may merge, but the last one a watcher gets
+    is the final count (the contract: newest wins, within a second of the last change)."""
+    event = EventFactory(capacity=50)
+    watcher = UserFactory()
+    enrollees = UserFactory.create_batch(12)
+    with asgi_server(tmp_path, CELERY_BROKER_URL="") as base:
+        ws_url = base.replace("http", "ws", 1) + f"/ws/events/{event.pk}/?token={token(watcher)}"
+
+        async def scenario():
+            async with websockets.connect(ws_url) as ws:
+                assert (await next_message(ws))["enrolled"] == 0
+                async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+                    answers = await asyncio.gather(
+                        *(
+                            http.post(
+                                f"/api/v1/events/{event.pk}/enrollments/",
+                                headers={"Authorization": f"Bearer {token(enrollee)}"},
+                            )
+                            for enrollee in enrollees
+                        )
+                    )
+                assert [answer.status_code for answer in answers] == [201] * len(enrollees)
+                counts = []
+                # Every message until a quiet 1.5 s (the contract's bound is a second).
+                with contextlib.suppress(TimeoutError):
+                    while True:
+                        counts.append(json.loads(await asyncio.wait_for(ws.recv(), 1.5))["enrolled"])
+                return counts
+
+        counts = asyncio.run(scenario())
+    assert counts[-1] == len(enrollees)

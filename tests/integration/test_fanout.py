@@ -14,6 +14,7 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
+from django.db import connections
 from rest_framework_simplejwt.tokens import AccessToken
 
 from config import fanout
@@ -138,6 +139,14 @@ def test_the_process_leaves_the_group_with_its_last_socket(participant):
 # --- A real server, real clients, Redis ------------------------------------------------------------
 
 
+def enroll_and_close(event_id, participant_id):
+    """In a thread of its own, which must not keep a connection to the test database open."""
+    try:
+        services.enroll(event_id=event_id, participant_id=participant_id)
+    finally:
+        connections.close_all()
+
+
 def numsub(client, channel):
     return dict(client.pubsub_numsub(channel)).get(channel.encode(), 0)
 
@@ -174,7 +183,7 @@ def test_a_disconnect_storm_leaves_no_subscription_behind(tmp_path):
             # One subscription for the 300 seat sockets: the server's, not one per socket.
             assert numsub(client, seats_channel) == 1
             # A change committed here (another process) reaches every socket.
-            await database_sync_to_async(services.enroll)(event_id=event.pk, participant_id=enrollee.pk)
+            await asyncio.to_thread(enroll_and_close, event.pk, enrollee.pk)
             updates = await asyncio.gather(*(asyncio.wait_for(ws.recv(), 30) for ws in seats))
             assert {json.loads(update)["enrolled"] for update in updates} == {1}
             await asyncio.gather(*(ws.close() for ws in seats + notes))
