@@ -240,3 +240,25 @@ def test_a_remembered_token_is_still_refused_once_expired(participant):
     assert api.get("/api/v1/events/").status_code == 200
     time.sleep(2.1)
     assert_problem(api.get("/api/v1/events/"), 401, "token_not_valid")
+
+
+def test_me_email_change_signs_in_with_the_new_address(participant_api, participant, anon):
+    changed = participant_api.patch(ME, {"email": "  New.Address@Example.com "}, format="json")
+    assert changed.status_code == 200 and changed.json()["email"] == "new.address@example.com"
+    new = anon.post(
+        "/api/v1/auth/token/", {"email": "new.address@example.com", "password": PASSWORD}, format="json"
+    )
+    assert new.status_code == 200
+    old = anon.post("/api/v1/auth/token/", {"email": participant.email, "password": PASSWORD}, format="json")
+    assert_problem(old, 401, "not_authenticated")
+
+
+def test_refreshing_the_token_of_an_inactive_account_is_refused(anon, participant):
+    refresh = anon.post(
+        "/api/v1/auth/token/", {"email": participant.email, "password": PASSWORD}, format="json"
+    )
+    token = refresh.json()["refresh"]
+    User.objects.filter(pk=participant.pk).update(is_active=False)
+    answer = anon.post("/api/v1/auth/token/refresh/", {"refresh": token}, format="json")
+    assert answer.status_code == 401
+    assert answer["Content-Type"].startswith("application/problem+json")

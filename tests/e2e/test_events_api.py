@@ -73,6 +73,10 @@ def test_cancel_when_not_enrolled_or_after_start(participant_api, participant):
     event = EventFactory()
     assert_problem(participant_api.delete(f"{EVENTS}{event.pk}/enrollments/me/"), 404, "not_found")
     assert_problem(participant_api.delete(f"{EVENTS}999999/enrollments/me/"), 404, "not_found")
+    assert participant_api.post(f"{EVENTS}{event.pk}/enrollments/").status_code == 201
+    Event.objects.filter(pk=event.pk).update(date=timezone.localdate() - dt.timedelta(days=1))
+    assert_problem(participant_api.delete(f"{EVENTS}{event.pk}/enrollments/me/"), 409, "event_closed")
+    assert Enrollment.objects.filter(event=event, participant=participant).exists()  # still enrolled
 
 
 def test_admin_enrolls_lists_and_removes_participants(admin_api):

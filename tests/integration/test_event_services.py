@@ -124,3 +124,19 @@ def test_database_refuses_overbooking_whatever_the_code_path():
     Enrollment.objects.create(event=event, participant=user)
     with pytest.raises(IntegrityError), transaction.atomic():
         Enrollment.objects.create(event=event, participant=user)
+
+
+@pytest.mark.django_db(transaction=True)  # real commits: the notifications would be written after
+def test_deleting_an_event_that_has_started_tells_nobody():
+    from django.utils import timezone
+
+    from notifications.models import Notification
+
+    event = EventFactory(capacity=1)
+    services.enroll(event_id=event.pk, participant_id=UserFactory().pk)
+    services.join_waitlist(event_id=event.pk, participant_id=UserFactory().pk)
+    assert Notification.objects.filter(kind="waitlisted").exists()  # notifications do get written
+    Event.objects.filter(pk=event.pk).update(date=timezone.localdate() - dt.timedelta(days=1))
+    services.delete_event(event_id=event.pk)
+    assert not Notification.objects.filter(kind="event_cancelled").exists()
+    assert not Event.objects.filter(pk=event.pk).exists()

@@ -206,3 +206,29 @@ def test_the_report_lists_the_waiting_list_after_the_participants(admin_api):
         (waiting[2].pk, waiting[2].email, 2),
     ]
     assert all(w["joined_at"] and w["full_name"] for w in document["waitlist"])
+
+
+def test_duplicate_recipients_get_one_email_each(admin_api, admin, event_with_two):
+    event, _ = event_with_two
+    response = admin_api.post(
+        f"/api/v1/events/{event.pk}/reports/",
+        {"recipients": ["hr@example.com", "HR@example.com ", "hr@example.com"]},
+        format="json",
+    )
+    assert response.status_code == 202
+    assert response.json()["recipients"] == ["hr@example.com"]
+    assert [m.to for m in mail.outbox].count(["hr@example.com"]) == 1
+
+
+def test_a_report_larger_than_one_streaming_chunk(admin_api, monkeypatch):
+    monkeypatch.setattr(services, "CHUNK_SIZE", 3)
+    event = EventFactory(capacity=8)
+    people = UserFactory.create_batch(8)
+    for person in people:
+        event_services.enroll(event_id=event.pk, participant_id=person.pk)
+    accepted = admin_api.post(f"/api/v1/events/{event.pk}/reports/", {}).json()
+    document = json.loads(
+        b"".join(admin_api.get(f"/api/v1/reports/{accepted['id']}/download/").streaming_content)
+    )
+    assert document["participant_count"] == 8
+    assert [p["id"] for p in document["participants"]] == [p.pk for p in people]
