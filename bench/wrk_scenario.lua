@@ -10,10 +10,6 @@
 --       the run (nor of another run given another range) share a participant. A thread that runs
 --       out sends its requests without a token (answered 401) and counts them as `exhausted`, so
 --       the Python side reports an invalid run instead of mistaking repeated tokens for load.
---   token-pool <method> <token file> <first> <count> <threads> stop
---       the same, for a burst of exactly <count> requests (bench/rush_bench.py): a thread whose slice
---       is used up stops instead. wrk may still send a request or two per connection while its
---       thread stops: those are a `GET /health/live` (counted in `after_stop`), never a POST.
 --
 -- Each wrk thread runs this file in its own Lua state (init, request, response); setup and done run
 -- in a separate one, which reads the threads' counters through thread:get.
@@ -22,15 +18,12 @@
 statuses = {} -- status code (as a string) -> responses
 issued = 0 -- requests handed to wrk by request()
 exhausted = 0 -- requests sent without a token because this thread's slice was used up
-after_stop = 0 -- stop mode: requests wrk asked for after this thread's slice was used up
 thread_index = 0 -- set by setup()
 
 local method
 local fixed_request
 local tokens = {}
 local next_token = 1
-local stop_when_done = false
-local stop_request
 
 -- setup/done state.
 local threads = {}
@@ -81,14 +74,6 @@ function init(args)
     local first, count, thread_count = tonumber(args[4]), tonumber(args[5]), tonumber(args[6])
     local per_thread = math.floor(count / thread_count)
     local my_first = first + thread_index * per_thread
-    if args[7] == "stop" then
-      -- Every request of the burst: the last thread takes what division left over.
-      stop_when_done = true
-      stop_request = wrk.format("GET", "/health/live")
-      if thread_index == thread_count - 1 then
-        per_thread = count - thread_index * per_thread
-      end
-    end
     tokens = read_token_slice(args[3], my_first, my_first + per_thread - 1)
   else
     error("unknown mode " .. tostring(mode))
@@ -101,11 +86,6 @@ function request()
     return fixed_request
   end
   local token = tokens[next_token]
-  if token == nil and stop_when_done then
-    after_stop = after_stop + 1
-    wrk.thread:stop()
-    return stop_request
-  end
   if token == nil then
     exhausted = exhausted + 1
     return format_request({})
@@ -138,14 +118,13 @@ local function to_json(value)
 end
 
 function done(summary, latency, requests)
-  local all_statuses, all_issued, all_exhausted, all_after_stop = {}, 0, 0, 0
+  local all_statuses, all_issued, all_exhausted = {}, 0, 0
   for _, thread in ipairs(threads) do
     for status, count in pairs(thread:get("statuses")) do
       all_statuses[status] = (all_statuses[status] or 0) + count
     end
     all_issued = all_issued + thread:get("issued")
     all_exhausted = all_exhausted + thread:get("exhausted")
-    all_after_stop = all_after_stop + thread:get("after_stop")
   end
   local result = {
     duration_us = summary.duration,
@@ -161,7 +140,6 @@ function done(summary, latency, requests)
     statuses = all_statuses,
     issued = all_issued,
     exhausted = all_exhausted,
-    after_stop = all_after_stop,
   }
   io.write("BENCH_RESULT ", to_json(result), "\n")
 end

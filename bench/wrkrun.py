@@ -10,10 +10,12 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from common import REPO, BenchError, say
 
 WRK_SCRIPT = REPO / "bench" / "wrk_scenario.lua"
+BURST_SCRIPT = REPO / "bench" / "wrk_burst.lua"
 MARKER = "BENCH_RESULT "
 
 
@@ -79,7 +81,13 @@ class WrkRun:
 
 
 def wrk_command(
-    wrk: str, threads: int, connections: int, url: str, seconds: int, script_args: list[str]
+    wrk: str,
+    threads: int,
+    connections: int,
+    url: str,
+    seconds: int,
+    script_args: list[str],
+    script: Path = WRK_SCRIPT,
 ) -> list[str]:
     return [
         wrk,
@@ -94,7 +102,7 @@ def wrk_command(
         "--timeout",
         "30s",
         "--script",
-        str(WRK_SCRIPT),
+        str(script),
         url,
         "--",
         *script_args,
@@ -141,13 +149,14 @@ def run_wrk_until(
     done: Callable[[], bool],
     timeout: float,
     poll: float = 0.05,
+    script: Path = WRK_SCRIPT,
 ) -> WrkRun:
     """Runs wrk until `done()` (polled every `poll` s) is true or `timeout` passes, then stops it.
 
     wrk waits for its whole --duration even when every thread has stopped; SIGINT ends the wait
     and it still prints its figures (the duration it reports is then the time until the SIGINT).
     """
-    command = wrk_command(wrk, threads, connections, url, int(timeout) + 1, script_args)
+    command = wrk_command(wrk, threads, connections, url, int(timeout) + 1, script_args, script)
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + timeout
     try:

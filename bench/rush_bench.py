@@ -1,0 +1,644 @@
+"""Rush benchmark: 5,000 distinct participants enroll at once in a queued event of 500 seats.
+
+From the root of a clean clone (after `make .venv/.dev-installed`):
+
+    .venv/bin/python bench/rush_bench.py           # progress on stderr, the table on stdout
+    .venv/bin/python bench/rush_bench.py --json    # the same figures as one JSON document
+
+It runs the platform as deployed for a rush: the web server (the same server and worker count as
+the bare reference app, bench/bare), the admission consumer (`celery -A config worker -Q admissions
+--concurrency 1`) and the outbox relay (`manage.py relay_outbox`), on PostgreSQL, Redis and
+RabbitMQ. One event of `--capacity` seats is switched to `admission: "queue"` by an admin
+(`PATCH /api/v1/events/{id}/`), then wrk POSTs `/api/v1/events/{id}/enrollments/` once for each of
+`--participants` participants (each its own token), as fast as the server takes them.
+
+Measured, and checked against the targets:
+- accepting: the requests answered 202 per second (server side: from the first to the last
+  `queued_at`), as a ratio to the bare app's req/s in the same run (target >= 0.30);
+- the last decision's `decided_at` after the last `queued_at` (target <= 2 s);
+- exactly `capacity` confirmed, and they are the earliest `queued_at`; everyone else waitlisted at
+  positions 1..n in `queued_at` order (read through the API: each participant's
+  `GET .../enrollments/me/`, the admin's participants and waiting-list pages, the event's counts);
+- no 5xx, every POST answered 202.
+
+The exit code is non-zero only when the benchmark could not run; a missed target prints FAIL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import datetime as dt
+import http.client
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import redis
+from common import (
+    HOST,
+    REPO,
+    SERVER_UNDER_LOAD,
+    SERVERS,
+    VENV_BIN,
+    BenchError,
+    configure_environment,
+    create_participants,
+    flush_redis,
+    free_port,
+    purge_queues,
+    read_server_log,
+    recreate_database,
+    run_in_work_dir,
+    run_migrations,
+    running_server,
+    say,
+    server_command,
+    setup_django,
+    stop,
+)
+from wrkrun import BURST_SCRIPT, WrkRun, ensure_wrk, run_wrk, run_wrk_until, wrk_version
+
+DB_NAME = os.environ.get("BENCH_DB", "bench_rush")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/6")
+BROKER_URL = os.environ.get("BENCH_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+BARE_APP = "bench.bare.wsgi:application"
+PLATFORM_APP = "config.wsgi:application"
+
+ACCEPT_TARGET = 0.30  # accepted req/s over the bare app's
+DECISION_LAG_TARGET_S = 2.0  # last decided_at - last queued_at
+WARMUP_PARTICIPANTS = 300
+WARMUP_CAPACITY = 30
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--participants", type=int, default=5000, help="participants in the rush (5000)")
+    parser.add_argument("--capacity", type=int, default=500, help="seats of the queued event (500)")
+    parser.add_argument("--connections", type=int, default=16, help="wrk connections (16)")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
+    parser.add_argument(
+        "--server", choices=SERVERS, default="gunicorn-sync", help="HTTP server (gunicorn-sync)"
+    )
+    parser.add_argument("--workers", type=int, default=2, help="server worker processes (2)")
+    parser.add_argument(
+        "--server-threads", type=int, default=4, help="gthread/granian threads per worker (4)"
+    )
+    parser.add_argument("--bare-seconds", type=int, default=5, help="each bare measure, before and after (5)")
+    parser.add_argument("--timeout", type=float, default=180.0, help="seconds allowed for the rush (180)")
+    parser.add_argument("--db", default=DB_NAME, help=f"throwaway database ({DB_NAME})")
+    parser.add_argument("--redis-url", default=REDIS_URL, help=f"Redis db, flushed ({REDIS_URL})")
+    parser.add_argument(
+        "--broker-url", default=BROKER_URL, help="RabbitMQ (its queues are purged at the end)"
+    )
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON instead of a table")
+    parser.add_argument("--keep-files", action="store_true", help="keep the work directory (logs, tokens)")
+    args = parser.parse_args()
+    if args.participants < args.threads or not args.capacity >= 1:
+        parser.error("at least one participant per wrk thread and one seat")
+    return args
+
+
+def configure(args: argparse.Namespace, work_dir: Path) -> None:
+    metrics_dir = work_dir / "prometheus"
+    metrics_dir.mkdir()
+    configure_environment(
+        work_dir,
+        db_name=args.db,
+        redis_url=args.redis_url,
+        broker_url=args.broker_url,
+        extra={
+            **SERVER_UNDER_LOAD,
+            "LOG_LEVEL": "INFO",
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+            "WEB_WORKERS": str(args.workers),
+        },
+        unset=["JWT_SIGNING_KEY"],
+    )
+
+
+# --- Seed data --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Seed:
+    admin_token: str
+    rush_event_id: int
+    warmup_event_id: int
+    token_file: Path  # the rush's participants, one token a line
+    warmup_token_file: Path
+    participants: list[tuple[int, str]]  # (participant id, token) of the rush, in token-file order
+
+
+def seed(args: argparse.Namespace, work_dir: Path) -> Seed:
+    from django.contrib.auth.hashers import make_password
+    from django.db import connections
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    from events.models import Event
+    from participants.models import User
+
+    started = time.monotonic()
+    admin = User.objects.create(
+        email="admin@bench.example", full_name="Bench admin", is_staff=True, password=make_password(None)
+    )
+    day = dt.date.today() + dt.timedelta(days=30)
+    events = [
+        Event(title=title, description="bench/rush_bench.py", date=day, time=dt.time(10), location="Hall",
+              capacity=capacity)
+        for title, capacity in (("Rush", args.capacity), ("Warm-up", WARMUP_CAPACITY))
+    ]  # fmt: skip
+    Event.objects.bulk_create(events)
+    users = create_participants(args.participants + WARMUP_PARTICIPANTS, "rush")
+    rush, warm = users[: args.participants], users[args.participants :]
+    # Tokens minted in-process (no sign-in per participant): one signature each.
+    participants = [(user.pk, str(AccessToken.for_user(user))) for user in rush]
+    token_file, warmup_token_file = work_dir / "tokens.txt", work_dir / "warmup-tokens.txt"
+    token_file.write_text("".join(f"{token}\n" for _, token in participants))
+    warmup_token_file.write_text("".join(f"{AccessToken.for_user(user)}\n" for user in warm))
+    connections.close_all()
+    say(f"seeded 2 events and {len(users)} participants with tokens in {time.monotonic() - started:.1f} s")
+    return Seed(
+        str(AccessToken.for_user(admin)),
+        events[0].pk,
+        events[1].pk,
+        token_file,
+        warmup_token_file,
+        participants,
+    )
+
+
+# --- HTTP helpers -------------------------------------------------------------------------------------
+
+
+def request(port: int, method: str, path: str, token: str, body: dict[str, Any] | None = None) -> Any:
+    connection = http.client.HTTPConnection(HOST, port, timeout=30)
+    try:
+        payload = json.dumps(body).encode() if body is not None else None
+        headers = {"Authorization": f"Bearer {token}"}
+        if payload is not None:
+            headers["Content-Type"] = "application/json"
+        connection.request(method, path, body=payload, headers=headers)
+        response = connection.getresponse()
+        data = response.read()
+        if response.status >= 300:
+            raise BenchError(f"{method} {path} answered {response.status}: {data[:300]!r}")
+        return json.loads(data) if data else None
+    finally:
+        connection.close()
+
+
+def pages(port: int, path: str, token: str) -> list[dict[str, Any]]:
+    """Every item of a paginated admin list, in the API's order."""
+    items: list[dict[str, Any]] = []
+    page = 1
+    while True:
+        data = request(port, "GET", f"{path}?page={page}&page_size=100", token)
+        items.extend(data["results"])
+        if not data.get("next"):
+            return items
+        page += 1
+
+
+# --- Progress of the rush, from the database -------------------------------------------------------
+
+
+class QueueWatch:
+    """Counts the event's requests and decisions with one light query (polled while wrk runs)."""
+
+    def __init__(self, db_url: str, event_id: int):
+        from events.models import AdmissionRequest
+
+        self.table = AdmissionRequest._meta.db_table
+        self.event_id = event_id
+        self.connection = psycopg.connect(db_url, autocommit=True)
+
+    def counts(self) -> tuple[int, int]:
+        row = self.connection.execute(
+            f"SELECT count(*), count(decided_at) FROM {self.table} WHERE event_id = %s",  # noqa: S608
+            (self.event_id,),
+        ).fetchone()
+        return (int(row[0]), int(row[1])) if row else (0, 0)
+
+    def ids_by_participant(self) -> dict[int, int]:
+        rows = self.connection.execute(
+            f"SELECT participant_id, id FROM {self.table} WHERE event_id = %s",  # noqa: S608
+            (self.event_id,),
+        ).fetchall()
+        return {int(participant): int(request_id) for participant, request_id in rows}
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+@dataclass
+class Progress:
+    all_queued_after_s: float | None = None  # from wrk's start, as polled
+    all_decided_after_s: float | None = None
+    timeline: list[tuple[float, int, int]] = field(default_factory=list)  # (s, queued, decided)
+
+
+def run_rush(
+    wrk: str,
+    args: argparse.Namespace,
+    port: int,
+    event_id: int,
+    token_file: Path,
+    count: int,
+    watch: QueueWatch,
+) -> tuple[WrkRun, Progress]:
+    """One burst of `count` POSTs (each with its own token), then waits until all are decided."""
+    url = f"http://{HOST}:{port}/api/v1/events/{event_id}/enrollments/"
+    script = ["POST", str(token_file), "1", str(count), str(args.threads)]
+    progress = Progress()
+    started = time.monotonic()
+
+    def poll() -> tuple[int, int]:
+        queued, decided = watch.counts()
+        now = time.monotonic() - started
+        progress.timeline.append((round(now, 3), queued, decided))
+        if queued >= count and progress.all_queued_after_s is None:
+            progress.all_queued_after_s = now
+        if decided >= count and progress.all_decided_after_s is None:
+            progress.all_decided_after_s = now
+        return queued, decided
+
+    def burst_done() -> bool:
+        # Every request is in: wrk is stopped a moment later, so that the answers on their way
+        # (at most one per connection) reach it before it stops counting.
+        poll()
+        reached = progress.all_queued_after_s
+        return reached is not None and time.monotonic() - started - reached >= 0.5
+
+    run = run_wrk_until(
+        wrk,
+        args.threads,
+        args.connections,
+        url,
+        script,
+        done=burst_done,
+        timeout=args.timeout,
+        poll=0.05,
+        script=BURST_SCRIPT,
+    )
+    deadline = started + args.timeout
+    while progress.all_decided_after_s is None and time.monotonic() < deadline:
+        poll()
+        time.sleep(0.05)
+    return run, progress
+
+
+# --- Checks -------------------------------------------------------------------------------------------
+
+
+def parse_time(text: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+
+@dataclass
+class RushCheck:
+    answered_202: int
+    server_errors: int
+    other_statuses: dict[int, int]
+    states: dict[str, int]  # status -> participants (from each participant's enrollments/me/)
+    enrolled_count: int
+    waitlist_count: int
+    confirmed_are_earliest: bool
+    positions_are_1_to_n: bool
+    positions_follow_queued_at: bool
+    admin_participants: int  # rows of GET /events/{id}/participants/
+    admin_lists_agree: bool  # the admin's participants and waiting list match the per-participant answers
+    accept_window_s: float
+    accept_rate: float
+    decision_lag_s: float  # last decided_at - last queued_at
+    queued_at_vs_id_inversions: int  # participants whose rank by queued_at differs from their rank by id
+
+
+def check(port: int, seed: Seed, args: argparse.Namespace, run: WrkRun, watch: QueueWatch) -> RushCheck:
+    event_path = f"/api/v1/events/{seed.rush_event_id}/"
+
+    def mine(item: tuple[int, str]) -> tuple[int, dict[str, Any]]:
+        participant_id, token = item
+        return participant_id, request(port, "GET", f"{event_path}enrollments/me/", token)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        answers = dict(pool.map(mine, seed.participants))
+    states: dict[str, int] = {}
+    for answer in answers.values():
+        states[answer["status"]] = states.get(answer["status"], 0) + 1
+    queued = {pid: parse_time(a["queued_at"]) for pid, a in answers.items()}
+    decided = [parse_time(a["decided_at"]) for a in answers.values() if a.get("decided_at")]
+    by_queued_at = sorted(answers, key=lambda pid: (queued[pid], pid))
+    confirmed = {pid for pid, a in answers.items() if a["status"] == "confirmed"}
+    waitlisted = sorted(
+        (pid for pid, a in answers.items() if a["status"] == "waitlisted"),
+        key=lambda pid: answers[pid]["position"],
+    )
+    positions = [answers[pid]["position"] for pid in waitlisted]
+
+    event = request(port, "GET", event_path, seed.admin_token)
+    admin_participants = pages(port, f"{event_path}participants/", seed.admin_token)
+    admin_waitlist = pages(port, f"{event_path}waitlist/", seed.admin_token)
+    admin_lists_agree = {p["id"] for p in admin_participants} == confirmed and [
+        (entry["participant"]["id"], entry["position"]) for entry in admin_waitlist
+    ] == [(pid, answers[pid]["position"]) for pid in waitlisted]
+
+    times = [t for t in queued.values() if t is not None]
+    window = (max(times) - min(times)).total_seconds() if times else 0.0
+    ids = watch.ids_by_participant()
+    by_id = sorted(ids, key=ids.__getitem__)
+    rank_by_id = {pid: rank for rank, pid in enumerate(by_id)}
+    inversions = sum(1 for rank, pid in enumerate(by_queued_at) if rank_by_id.get(pid) != rank)
+    return RushCheck(
+        answered_202=run.count(202),
+        server_errors=run.server_errors,
+        other_statuses={s: c for s, c in run.statuses.items() if s not in (200, 202)},
+        states=states,
+        enrolled_count=int(event["enrolled_count"]),
+        waitlist_count=int(event.get("waitlist_count", -1)),
+        confirmed_are_earliest=confirmed == set(by_queued_at[: args.capacity]),
+        positions_are_1_to_n=positions == list(range(1, len(positions) + 1)),
+        positions_follow_queued_at=waitlisted == by_queued_at[args.capacity :],
+        admin_participants=len(admin_participants),
+        admin_lists_agree=admin_lists_agree,
+        accept_window_s=window,
+        accept_rate=(len(times) - 1) / window if window > 0 else 0.0,
+        decision_lag_s=(max(decided) - max(times)).total_seconds() if decided and times else float("inf"),
+        queued_at_vs_id_inversions=inversions,
+    )
+
+
+# --- Processes ---------------------------------------------------------------------------------------
+
+
+class Workers:
+    """The admission consumer and the outbox relay, as deployed, logging to the work directory."""
+
+    def __init__(self, work_dir: Path):
+        self.work_dir = work_dir
+        self.processes: list[tuple[str, subprocess.Popen[bytes], Any]] = []
+
+    def start(self) -> None:
+        commands = {
+            "admissions": [str(VENV_BIN / "celery"), "-A", "config", "worker", "-Q", "admissions",
+                           "-n", "admissions@%h", "--concurrency", "1", "-l", "info", "--without-mingle",
+                           "--without-gossip"],
+            "relay": [sys.executable, "manage.py", "relay_outbox"],
+        }  # fmt: skip
+        for name, command in commands.items():
+            log = (self.work_dir / f"{name}.log").open("wb")
+            process = subprocess.Popen(
+                command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+            self.processes.append((name, process, log))
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        """The consumer has connected to its queue (its log says "ready")."""
+        deadline = time.monotonic() + timeout
+        log = self.work_dir / "admissions.log"
+        while time.monotonic() < deadline:
+            for name, process, _ in self.processes:
+                if process.poll() is not None:
+                    raise BenchError(f"{name} exited with code {process.returncode}: see {self.work_dir}")
+            if log.exists() and "ready." in log.read_text(errors="replace"):
+                return
+            time.sleep(0.2)
+        raise BenchError("the admission consumer did not become ready")
+
+    def stop(self) -> None:
+        for _, process, log in self.processes:
+            stop(process)
+            log.close()
+
+
+def consumer_work(path: Path) -> dict[str, Any]:
+    """How many decide tasks the consumer ran and how long they took in all (from its log)."""
+    tasks, busy = 0, 0.0
+    for line in path.read_text(errors="replace").splitlines() if path.exists() else []:
+        if "decide_admissions" in line and "succeeded in " in line:
+            tasks += 1
+            busy += float(line.split("succeeded in ", 1)[1].split("s", 1)[0])
+    return {"tasks": tasks, "busy_s": round(busy, 2)}
+
+
+# --- Main -----------------------------------------------------------------------------------------------
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def run_benchmark(args: argparse.Namespace, work_dir: Path) -> int:
+    configure(args, work_dir)
+    wrk = ensure_wrk()
+    say(f"recreating database {args.db} and flushing {args.redis_url}")
+    setup: dict[str, Any] = {
+        "cpus": os.cpu_count(),
+        "server": f"{args.server}, {args.workers} workers (bare app and platform alike)",
+        "consumer": "celery -Q admissions --concurrency 1, plus manage.py relay_outbox",
+        "wrk": f"{args.threads} threads, {args.connections} connections",
+        "PostgreSQL": recreate_database(args.db),
+        "Redis": flush_redis(args.redis_url),
+        "Python": platform.python_version(),
+        "wrk version": wrk_version(wrk),
+        "rush": f"{args.participants} participants, {args.capacity} seats",
+    }
+    say("migrating")
+    run_migrations()
+    setup_django()
+    seeded = seed(args, work_dir)
+    db_url = os.environ["DATABASE_URL"]
+
+    bare_port, port = free_port(), free_port()
+    bare_command = server_command(args.server, BARE_APP, bare_port, args.workers, args.server_threads)
+    command = server_command(args.server, PLATFORM_APP, port, args.workers, args.server_threads)
+    workers = Workers(work_dir)
+    watch = QueueWatch(db_url, seeded.rush_event_id)
+    warm_watch = QueueWatch(db_url, seeded.warmup_event_id)
+    bare_runs: list[WrkRun] = []
+    try:
+        with (
+            running_server("bare app", bare_command, bare_port, work_dir / "bare.log"),
+            running_server("platform", command, port, work_dir / "platform.log"),
+        ):
+            workers.start()
+            workers.wait_ready()
+            for event_id in (seeded.warmup_event_id, seeded.rush_event_id):
+                changed = request(
+                    port, "PATCH", f"/api/v1/events/{event_id}/", seeded.admin_token, {"admission": "queue"}
+                )
+                if changed.get("admission") != "queue":
+                    raise BenchError(f"PATCH admission=queue answered {changed}")
+            bare_url = f"http://{HOST}:{bare_port}/bare"
+            run_wrk(wrk, args.threads, args.connections, bare_url, 1, ["fixed", "GET", ""])
+            bare_runs.append(run_wrk(wrk, args.threads, args.connections, bare_url, args.bare_seconds,
+                                     ["fixed", "GET", ""]))  # fmt: skip
+            say(f"warm-up: {WARMUP_PARTICIPANTS} requests on another queued event (not measured)")
+            warm_run, warm_progress = run_rush(
+                wrk,
+                args,
+                port,
+                seeded.warmup_event_id,
+                seeded.warmup_token_file,
+                WARMUP_PARTICIPANTS,
+                warm_watch,
+            )
+            if warm_progress.all_decided_after_s is None:
+                raise BenchError(f"the warm-up was not decided; statuses {warm_run.statuses}")
+            say(
+                f"the rush: {args.participants} POSTs on event {seeded.rush_event_id} ({args.capacity} seats)"
+            )
+            run, progress = run_rush(
+                wrk, args, port, seeded.rush_event_id, seeded.token_file, args.participants, watch
+            )
+            say("the bare app again")
+            bare_runs.append(run_wrk(wrk, args.threads, args.connections, bare_url, args.bare_seconds,
+                                     ["fixed", "GET", ""]))  # fmt: skip
+            say("reading every participant's answer and the admin's lists through the API")
+            result = check(port, seeded, args, run, watch)
+    finally:
+        workers.stop()
+        watch.close()
+        warm_watch.close()
+    purge_queues()
+    bare = statistics.mean(r.rps for r in bare_runs)
+    ratio = result.accept_rate / bare if bare else 0.0
+    ordered = (
+        result.states.get("confirmed") == args.capacity
+        and result.enrolled_count == args.capacity
+        and result.states.get("waitlisted") == args.participants - args.capacity
+        and result.waitlist_count == args.participants - args.capacity
+        and result.confirmed_are_earliest
+        and result.positions_are_1_to_n
+        and result.positions_follow_queued_at
+        and result.admin_lists_agree
+    )
+    targets = {
+        "accept": {
+            "value": round(ratio, 3),
+            "target": f">= {ACCEPT_TARGET}",
+            "passed": ratio >= ACCEPT_TARGET,
+        },
+        "decision_lag_s": {
+            "value": round(result.decision_lag_s, 3),
+            "target": f"<= {DECISION_LAG_TARGET_S}",
+            "passed": result.decision_lag_s <= DECISION_LAG_TARGET_S,
+        },
+        "order": {"passed": ordered},
+        "answers": {
+            "passed": result.answered_202 == args.participants and result.server_errors == 0,
+        },
+    }
+    logs = {
+        name: asdict(read_server_log(work_dir / f"{name}.log"))
+        for name in ("platform", "admissions", "relay")
+    }
+    logs["admissions"].update(consumer_work(work_dir / "admissions.log"))
+    data = {
+        "setup": setup,
+        "bare_rps": [round(r.rps, 1) for r in bare_runs],
+        "rush": {
+            "wrk": asdict(run),
+            "check": asdict(result),
+            "polled": {
+                "all_queued_after_s": progress.all_queued_after_s,
+                "all_decided_after_s": progress.all_decided_after_s,
+            },
+        },
+        "targets": targets,
+        "logs": logs,
+    }
+    if args.json:
+        data["rush"]["timeline"] = progress.timeline
+        print(json.dumps(data, indent=2, default=str))
+    else:
+        print_report(args, data, result, bare, ratio, progress, targets)
+    return 0
+
+
+def print_report(
+    args: argparse.Namespace,
+    data: dict[str, Any],
+    result: RushCheck,
+    bare: float,
+    ratio: float,
+    progress: Progress,
+    targets: dict[str, dict[str, Any]],
+) -> None:
+    print()
+    print("Setup: " + ", ".join(f"{key} {value}" for key, value in data["setup"].items()))
+    print()
+    print(
+        f"bare app: {' / '.join(str(v) for v in data['bare_rps'])} req/s before / after the rush "
+        f"(mean {bare:.1f})"
+    )
+    print(
+        f"accepted: {result.answered_202} x 202 in {result.accept_window_s:.2f} s (first to last queued_at) "
+        f"= {result.accept_rate:.1f} req/s = {ratio:.3f} x bare   target >= {ACCEPT_TARGET}  "
+        f"{verdict(targets['accept']['passed'])}"
+    )
+    print(
+        f"last decision {result.decision_lag_s:.3f} s after the last 202 (decided_at - queued_at)   "
+        f"target <= {DECISION_LAG_TARGET_S} s  {verdict(targets['decision_lag_s']['passed'])}"
+    )
+    if progress.all_queued_after_s is not None and progress.all_decided_after_s is not None:
+        print(
+            f"  polled: all {args.participants} queued {progress.all_queued_after_s:.2f} s after wrk "
+            "started, "
+            f"all decided {progress.all_decided_after_s:.2f} s"
+        )
+    print(
+        f"states (each participant's enrollments/me/): {result.states}; event enrolled_count "
+        f"{result.enrolled_count}, waitlist_count {result.waitlist_count}"
+    )
+    print(f"  confirmed are the {args.capacity} earliest queued_at: {verdict(result.confirmed_are_earliest)}")
+    print(f"  waiting-list positions are 1..n: {verdict(result.positions_are_1_to_n)}")
+    print(f"  waiting-list order is queued_at order: {verdict(result.positions_follow_queued_at)}")
+    print(f"  admin's participants ({result.admin_participants}) and waiting list agree: "
+          f"{verdict(result.admin_lists_agree)}")  # fmt: skip
+    print(
+        f"  (diagnostic: {result.queued_at_vs_id_inversions} participants rank differently by queued_at "
+        "than by request id, the consumer's queue order)"
+    )
+    print(f"  order overall: {verdict(targets['order']['passed'])}")
+    print(
+        f"answers: 202 x {result.answered_202} of {args.participants}, 5xx {result.server_errors}, "
+        f"others {result.other_statuses}: {verdict(targets['answers']['passed'])}"
+    )
+    wrk_run = data["rush"]["wrk"]
+    print(
+        f"  POST latency (wrk): p50 {wrk_run['p50_ms']:.1f} ms, p99 {wrk_run['p99_ms']:.1f} ms, "
+        f"max {wrk_run['max_ms']:.1f} ms; socket errors {wrk_run['socket_errors']}"
+    )
+    work = data["logs"]["admissions"]
+    print(f"admission consumer: {work['tasks']} decide tasks, busy {work['busy_s']} s in all")
+    for name, log in data["logs"].items():
+        levels = ", ".join(f"{level} {count}" for level, count in sorted(log["lines_by_level"].items()))
+        print(f"{name} log: {levels or 'empty'}")
+        for count, message in log["notable"][:5]:
+            print(f"  {count:>6} x {message}")
+
+
+def main() -> int:
+    args = parse_args()
+    return run_in_work_dir(
+        lambda work_dir: run_benchmark(args, work_dir),
+        prefix="rush-bench-",
+        keep_files=args.keep_files,
+        errors=(psycopg.Error, redis.RedisError),
+        say=say,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
