@@ -18,7 +18,10 @@ lets seat messages of one event merge, newest wins):
   publish in the opposite order), and a channel layer on Redis pub/sub may lose a message while
   it reconnects: `settle_delay` after a fan-out, the group's state is read again (`refresh`, one
   read per process and group) and sent to the sockets that do not have it. So within about a
-  second of the last change every socket has the current state.
+  second of the last change every socket has the current state;
+- a message lost for good (Redis pub/sub delivers at most once: none reaches a process while
+  its subscription reconnects) is made up for by reading every watched state again every
+  `resync_interval` (one read per process and group).
 
 The messages on the layer: `{"type": "fanout.state", "group": ..., "state": {...}}`, sent by
 `config.realtime.broadcast_state`.
@@ -45,6 +48,8 @@ NO_CHANNEL_LAYER = "(none: fed by config.fanout)"
 MIN_INTERVAL = 0.05
 # After a fan-out, the group's state is read again this much later (seconds).
 SETTLE_DELAY = 0.3
+# Every watched state is read again this often (seconds), whether messages came or not.
+RESYNC_INTERVAL = 30.0
 # A fan-out waits at most this long for its sends before it counts as done (seconds).
 SEND_WAIT = 0.5
 
@@ -132,10 +137,18 @@ class _Group:
 class FanoutHub:
     """The fan-out of one event loop: one channel of the layer, a member of each watched group."""
 
-    def __init__(self, layer: Any, *, min_interval: float = MIN_INTERVAL, settle_delay: float = SETTLE_DELAY):
+    def __init__(
+        self,
+        layer: Any,
+        *,
+        min_interval: float = MIN_INTERVAL,
+        settle_delay: float = SETTLE_DELAY,
+        resync_interval: float = RESYNC_INTERVAL,
+    ):
         self.layer = layer
         self.min_interval = min_interval
         self.settle_delay = settle_delay
+        self.resync_interval = resync_interval
         self.groups: dict[str, _Group] = {}
         self.joined: set[str] = set()  # groups this hub's channel is a member of
         self.channel: str | None = None
@@ -149,6 +162,7 @@ class FanoutHub:
         entry = self.groups.get(group)
         if entry is None:
             entry = self.groups[group] = _Group(refresh)
+            self._reread_in(group, entry, self.resync_interval)
         entry.watchers.add(watcher)
         if group in self.joined:
             return
@@ -237,14 +251,23 @@ class FanoutHub:
                         len(sends),
                         (time.monotonic() - started) * 1000,
                     )
-                if entry.refresh is not None and entry.settling is None:
-                    entry.settling = asyncio.get_running_loop().call_later(
-                        self.settle_delay, self._settle, group
-                    )
+                self._reread_in(group, entry, self.settle_delay)
                 await asyncio.sleep(max(self.min_interval, time.monotonic() - started))
         finally:
             if entry.pump is asyncio.current_task():
                 entry.pump = None
+
+    def _reread_in(self, group: str, entry: _Group, delay: float) -> None:
+        """Reads the group's state again `delay` from now, unless a re-read comes sooner (one
+        running re-arms itself when it ends)."""
+        if entry.refresh is None or isinstance(entry.settling, asyncio.Task):
+            return
+        loop = asyncio.get_running_loop()
+        if entry.settling is not None:
+            if entry.settling.when() <= loop.time() + delay:
+                return
+            entry.settling.cancel()
+        entry.settling = loop.call_later(delay, self._settle, group)
 
     def _settle(self, group: str) -> None:
         entry = self.groups.get(group)
@@ -265,9 +288,10 @@ class FanoutHub:
             return  # nobody watches any more (the task was cancelled, or is finishing)
         entry.settling = None
         if entry.received != received or entry.latest is not None:
-            # A message came while reading: which of the two is newer is unknown. Read again later.
-            entry.settling = asyncio.get_running_loop().call_later(self.settle_delay, self._settle, group)
+            # A message came while reading: which of the two is newer is unknown. Read again soon.
+            self._reread_in(group, entry, self.settle_delay)
             return
+        self._reread_in(group, entry, self.resync_interval)
         if state is None:
             return
         text = encode(state)

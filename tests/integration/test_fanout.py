@@ -116,6 +116,24 @@ def test_a_stale_count_that_comes_late_is_corrected_from_the_database(participan
     assert async_to_sync(scenario)() == realtime.seats_message(event_id=event.pk, capacity=10, enrolled=1)
 
 
+def test_a_lost_message_is_made_up_for_by_the_periodic_re_read(participant):
+    """Redis pub/sub delivers at most once: a change whose message never came still arrives."""
+    event = EventFactory(capacity=10)
+
+    async def scenario():
+        fanout.hub().resync_interval = 0.5
+        watcher = seats_socket(event, participant)
+        assert (await watcher.connect())[0]
+        assert (await watcher.receive_json_from(timeout=5))["enrolled"] == 0
+        # Committed without a broadcast, as if its message had been lost.
+        await database_sync_to_async(Event.objects.filter(pk=event.pk).update)(enrolled_count=3)
+        resynced = await watcher.receive_json_from(timeout=5)
+        await watcher.disconnect()
+        return resynced
+
+    assert async_to_sync(scenario)() == realtime.seats_message(event_id=event.pk, capacity=10, enrolled=3)
+
+
 def test_the_process_leaves_the_group_with_its_last_socket(participant):
     """Sockets join and leave the process's fan-out; the channel layer sees one member."""
     event = EventFactory()
