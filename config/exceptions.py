@@ -92,18 +92,27 @@ def _first_message(detail: Any) -> str:
     return str(detail)
 
 
-def _field_errors(detail: Any) -> dict[str, Any]:
-    """`{"field": ["message", ...]}`, with errors not tied to a field under `non_field_errors`."""
+def _field_errors(detail: Any) -> dict[str, list[str]]:
+    """`{"field": ["message", ...]}`, with errors not tied to a field under `non_field_errors`.
+    Errors inside a nested value are named by their path: `recipients.1`, `participant.email`."""
+    errors: dict[str, list[str]] = {}
     if isinstance(detail, dict):
-        return {field: _messages(value) for field, value in detail.items()}
-    return {"non_field_errors": _messages(detail)}
+        for field, value in detail.items():
+            _collect(str(field), value, errors)
+    else:
+        _collect("non_field_errors", detail, errors)
+    return errors
 
 
-def _messages(value: Any) -> Any:
-    if isinstance(value, dict):  # a nested object keeps its own field map
-        return {field: _messages(inner) for field, inner in value.items()}
-    if isinstance(value, list):
-        if any(isinstance(item, dict | list) for item in value):
-            return [_messages(item) for item in value]
-        return [str(item) for item in value]
-    return [str(value)]
+def _collect(path: str, value: Any, errors: dict[str, list[str]]) -> None:
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            _collect(f"{path}.{key}", inner, errors)
+    elif isinstance(value, list) and any(isinstance(item, dict | list) for item in value):
+        for index, item in enumerate(value):
+            if item:  # DRF lists an empty entry for each valid item of a list
+                _collect(f"{path}.{index}", item, errors)
+    elif isinstance(value, list):
+        errors.setdefault(path, []).extend(str(item) for item in value)
+    else:
+        errors.setdefault(path, []).append(str(value))

@@ -121,6 +121,21 @@ ANSWER_OF = {
 TIME = {"type": "string", "pattern": r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$", "example": "10:00"}
 
 
+# Text the API refuses control characters in (config/validators.py), as patterns.
+_BIDI = "\\u202a-\\u202e\\u2066-\\u2069"
+SINGLE_LINE = f"^[^\\x00-\\x1f\\x7f{_BIDI}]*$"
+MULTI_LINE = f"^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f{_BIDI}]*$"
+TEXT_PATTERNS = {
+    "title": SINGLE_LINE,
+    "location": SINGLE_LINE,
+    "full_name": SINGLE_LINE,
+    "phone": SINGLE_LINE,
+    "description": MULTI_LINE,
+}
+# A JWT: three base64url parts.
+JWT_PATTERN = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$"
+
+
 class PlatformAutoSchema(AutoSchema):
     """Descriptions come only from explicit `extend_schema(description=...)`: a view's docstring is
     written for the people who keep the code, not for the API's users."""
@@ -132,10 +147,14 @@ class PlatformAutoSchema(AutoSchema):
 def postprocess(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
     schemas["Problem"] = PROBLEM
-    for schema in schemas.values():
+    for component, schema in schemas.items():
         for name, prop in schema.get("properties", {}).items():
             if name == "time" and prop.get("format") == "time":
                 schema["properties"][name] = {**TIME, **{k: v for k, v in prop.items() if k == "readOnly"}}
+            elif name in TEXT_PATTERNS and prop.get("type") == "string" and component.endswith("Request"):
+                prop["pattern"] = TEXT_PATTERNS[name]
+            elif name == "refresh" and component.endswith("Request"):
+                prop["pattern"] = JWT_PATTERN
     for name in STRICT_REQUESTS & set(schemas):
         body = schemas[name]
         body["additionalProperties"] = False
@@ -155,6 +174,14 @@ def _describe(method: str, operation: dict[str, Any], schemas: dict[str, Any]) -
     operation["tags"], operation["summary"] = [tag], summary
     statuses = set(extra)
     parameters = operation.get("parameters", [])
+    for parameter in parameters:
+        if parameter.get("name") in ("page", "page_size"):
+            parameter["schema"] = {"type": "integer", "minimum": 1}
+    if op_id == "v1_reports_download_retrieve":  # the stored document itself
+        operation["responses"]["200"] = {
+            "description": "The report document.",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
     if op_id in ANONYMOUS:
         operation["security"] = []
         if op_id in CREDENTIAL_CHECKS:

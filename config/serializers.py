@@ -18,6 +18,17 @@ class StrictSerializer(serializers.Serializer):
             unknown = sorted(set(data) - set(self.fields))
             if unknown:
                 raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+            # DRF's text fields take numbers too (0 becomes "0"); the schema says text, so text only.
+            not_text = [
+                name
+                for name, field in self.fields.items()
+                if isinstance(field, serializers.CharField)
+                and not field.read_only
+                and data.get(name) is not None
+                and not isinstance(data[name], str)
+            ]
+            if not_text:
+                raise serializers.ValidationError({name: ["Not a valid string."] for name in not_text})
         return super().to_internal_value(data)
 
 

@@ -1,15 +1,31 @@
+from typing import Any
+
 import django_filters
+from django import forms
 from django.db.models import Q, QuerySet
 
 from events.models import Event
+
+
+class _GivenDateField(forms.DateField):
+    """A date parameter that is given must be a date: `?date_to=` is refused, not ignored."""
+
+    def to_python(self, value: Any) -> Any:
+        if value == "":
+            raise forms.ValidationError("Enter a valid date.", code="invalid")
+        return super().to_python(value)
+
+
+class GivenDateFilter(django_filters.DateFilter):
+    field_class = _GivenDateField
 
 
 class EventFilter(django_filters.FilterSet):
     search = django_filters.CharFilter(
         method="filter_search", help_text="Words in title, description or location."
     )
-    date_from = django_filters.DateFilter(field_name="date", lookup_expr="gte")
-    date_to = django_filters.DateFilter(field_name="date", lookup_expr="lte")
+    date_from = GivenDateFilter(field_name="date", lookup_expr="gte")
+    date_to = GivenDateFilter(field_name="date", lookup_expr="lte")
     ordering = django_filters.OrderingFilter(
         fields=(("date", "date"), ("title", "title")),
         help_text="date (default), -date, title or -title.",

@@ -97,7 +97,7 @@ def _acting_for(request: Request, data: Any) -> User:
     named_raw = data.get("participant") if isinstance(data, dict) else None
     if user.role != Role.ADMIN and named_raw is not None and str(named_raw) != str(user.pk):
         raise PermissionDenied("Participants can only act for themselves.")
-    serializer = EnrollRequestSerializer(data=data if data is not None else {})
+    serializer = EnrollRequestSerializer(data=data)  # an empty body is {}; JSON null is refused
     serializer.is_valid(raise_exception=True)
     named: User | None = serializer.validated_data.get("participant")
     if user.role == Role.ADMIN:
@@ -159,13 +159,14 @@ class EventEnrollmentsView(generics.GenericAPIView):
 
 
 def _json_body(request: HttpRequest) -> Any:
-    """The request's JSON body, None when empty; 400 when not JSON, 413 when over the limit."""
+    """The request's JSON body, {} when empty (as DRF reads it); 400 when not JSON, 413 when over
+    the limit."""
     try:
         body = request.body
     except RequestDataTooBig as exc:
         raise PayloadTooLarge() from exc
     if not body.strip():
-        return None
+        return {}
     try:
         return json.loads(body)
     except ValueError as exc:

@@ -26,7 +26,7 @@ class EventReportsView(generics.GenericAPIView):
 
     @extend_schema(request=ReportRequestSerializer, responses={202: ReportSerializer})
     def post(self, request: Request, event_id: int) -> Response:
-        serializer = self.get_serializer(data=request.data if request.data is not None else {})
+        serializer = self.get_serializer(data=request.data)  # an empty body is {}; JSON null is refused
         serializer.is_valid(raise_exception=True)
         admin = cast(User, request.user)
         recipients = serializer.validated_data.get("recipients") or [admin.email]

@@ -208,3 +208,33 @@ def test_unserved_methods_are_405_before_any_permission_check(method, participan
             assert answer["Allow"]
     allow = participant_api.generic("TRACE", f"/api/v1/events/{event.pk}/enrollments/me/")["Allow"]
     assert set(allow.split(", ")) == {"GET", "DELETE", "OPTIONS", "HEAD"}
+
+
+def test_numbers_where_text_is_declared_are_400(admin_api):
+    body = {"title": "Launch", "date": "2031-01-01", "time": "10:00", "location": 0, "capacity": 5}
+    problem = assert_problem(admin_api.post("/api/v1/events/", body, format="json"), 400, "validation_error")
+    assert problem["errors"] == {"location": ["Not a valid string."]}
+
+
+def test_errors_inside_a_list_are_named_by_their_path(admin_api):
+    event = EventFactory()
+    body = {"recipients": ["a@example.com", 0, "not-an-email"]}
+    problem = assert_problem(
+        admin_api.post(f"/api/v1/events/{event.pk}/reports/", body, format="json"), 400, "validation_error"
+    )
+    assert set(problem["errors"]) == {"recipients.1", "recipients.2"}
+    assert all(isinstance(m, str) for messages in problem["errors"].values() for m in messages)
+
+
+def test_an_empty_date_filter_is_400_not_ignored(participant_api):
+    problem = assert_problem(participant_api.get("/api/v1/events/?date_to="), 400, "validation_error")
+    assert "date_to" in problem["errors"]
+
+
+@pytest.mark.parametrize("route", ["enrollments", "waitlist", "reports"])
+def test_a_json_null_body_is_400_where_an_object_or_nothing_is_taken(route, admin_api):
+    event = EventFactory()
+    answer = admin_api.generic(
+        "POST", f"/api/v1/events/{event.pk}/{route}/", "null", content_type="application/json"
+    )
+    assert_problem(answer, 400, "validation_error")
