@@ -35,7 +35,7 @@ run: $(VENV)/.base-installed
 		HOST=$(HOST) WEB_PORT=$(PORT) exec $(VENV)/bin/honcho start -f Procfile; \
 	else \
 		exec $(VENV)/bin/uvicorn config.asgi:application --host $(HOST) --port $(PORT) --no-access-log \
-			--timeout-graceful-shutdown 10; \
+			--timeout-graceful-shutdown 10 --ws-per-message-deflate false; \
 	fi
 
 test: $(VENV)/.dev-installed
