@@ -18,6 +18,7 @@ django_asgi_app = get_asgi_application()  # sets Django up before the consumers 
 
 from django.urls import path  # noqa: E402
 
+from config import redaction  # noqa: E402
 from config.websockets import TokenQueryAuthMiddleware  # noqa: E402
 from events.consumers import EventSeatsConsumer  # noqa: E402
 from notifications.consumers import NotificationsConsumer  # noqa: E402
@@ -26,6 +27,9 @@ websocket_urlpatterns = [
     path("ws/events/<int:event_id>/", EventSeatsConsumer.as_asgi()),
     path("ws/notifications/", NotificationsConsumer.as_asgi()),
 ]
+
+# uvicorn writes each WebSocket's path with its ?token= to the log: redact it first.
+redaction.install()
 
 application = ProtocolTypeRouter(
     {
