@@ -307,10 +307,11 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 @contextlib.contextmanager
 def running_server(
     name: str, command: list[str], port: int, log_path: Path, env: dict[str, str] | None = None
-) -> Iterator[None]:
+) -> Iterator[subprocess.Popen[bytes]]:
     """Starts a server, waits for /health/live, and stops it on the way out whatever happened.
 
-    `env`: variables set for this server on top of this process's environment.
+    `env`: variables set for this server on top of this process's environment. Yields the process
+    (the leader of a session of its own: see `session_cpu_seconds`).
     """
     with log_path.open("wb") as log:
         # A session of its own: Ctrl-C reaches this script only, which then stops the server in order.
@@ -324,9 +325,34 @@ def running_server(
         )
         try:
             wait_until_live(name, process, port, log_path)
-            yield
+            yield process
         finally:
             stop(process)
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def session_cpu_seconds(session_id: int) -> float:
+    """CPU time (user + system) used so far by the live processes of a session (Linux /proc).
+
+    A server started by `running_server` leads a session of its own, so this is the server's
+    master and workers. Taken before and after a run, the difference is that run's CPU, which
+    the machine's other load does not inflate the way it does wall-clock throughput.
+    """
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        # fields[0] is the state (field 3 of proc(5)): session is field 6, utime 14, stime 15.
+        if int(fields[3]) == session_id:
+            total += int(fields[11]) + int(fields[12])
+    return total / _CLOCK_TICKS
 
 
 # --- Server logs ----------------------------------------------------------------------------------------

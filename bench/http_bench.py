@@ -28,8 +28,10 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +59,7 @@ from common import (
     running_server,
     say,
     server_command,
+    session_cpu_seconds,
     setup_django,
 )
 from wrkrun import WrkRun, ensure_wrk, run_wrk, wrk_version
@@ -86,8 +89,8 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of all the scenarios in turn (3)")
-    parser.add_argument("--duration", type=int, default=6, help="seconds measured per scenario and round (6)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of all the scenarios in turn (5)")
+    parser.add_argument("--duration", type=int, default=4, help="seconds measured per scenario and round (4)")
     parser.add_argument("--warmup", type=int, default=1, help="seconds of unmeasured warm-up before each (1)")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections (16)")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
@@ -240,6 +243,8 @@ class ScenarioResult:
     label: str
     runs: list[WrkRun] = field(default_factory=list)
     warmups: list[WrkRun] = field(default_factory=list)
+    # The server's CPU (master and workers) per answered request, in microseconds, per run.
+    cpu_us: list[float] = field(default_factory=list)
 
     @property
     def valid(self) -> bool:
@@ -268,14 +273,35 @@ def check_answers(port: int, path: str, token: str = "") -> None:
         raise BenchError(f"GET {path} answered {status} before the load: {body[:500]!r}")
 
 
+class Server:
+    """A running server: its port, and the CPU its processes have used so far."""
+
+    def __init__(self, port: int, process: subprocess.Popen[bytes]):
+        self.port, self.session = port, process.pid
+
+    def cpu_seconds(self) -> float:
+        return session_cpu_seconds(self.session)
+
+
+def measured(result: ScenarioResult, server: Server, run: Callable[[], WrkRun]) -> None:
+    """Runs `run` and records it with the server's CPU per answered request."""
+    before = server.cpu_seconds()
+    done = run()
+    used = server.cpu_seconds() - before
+    result.runs.append(done)
+    result.cpu_us.append(used / done.requests * 1e6 if done.requests else 0.0)
+
+
 def measure_fixed(
-    wrk: str, args: argparse.Namespace, result: ScenarioResult, port: int, path: str, token: str = ""
+    wrk: str, args: argparse.Namespace, result: ScenarioResult, server: Server, path: str, token: str = ""
 ) -> None:
-    check_answers(port, path, token)
-    url = f"http://{HOST}:{port}{path}"
+    check_answers(server.port, path, token)
+    url = f"http://{HOST}:{server.port}{path}"
     script_args = ["fixed", "GET", token]
     result.warmups.append(run_wrk(wrk, args.threads, args.connections, url, args.warmup, script_args))
-    result.runs.append(run_wrk(wrk, args.threads, args.connections, url, args.duration, script_args))
+    measured(
+        result, server, lambda: run_wrk(wrk, args.threads, args.connections, url, args.duration, script_args)
+    )
 
 
 class TokenPool:
@@ -292,10 +318,10 @@ class TokenPool:
 
 
 def measure_enrollment(
-    wrk: str, args: argparse.Namespace, result: ScenarioResult, port: int, seed: Seed, pool: TokenPool
+    wrk: str, args: argparse.Namespace, result: ScenarioResult, server: Server, seed: Seed, pool: TokenPool
 ) -> None:
     """POSTs to the hot event, each request as a participant never seen before in this run."""
-    url = f"http://{HOST}:{port}/api/v1/events/{seed.hot_event_id}/enrollments/"
+    url = f"http://{HOST}:{server.port}/api/v1/events/{seed.hot_event_id}/enrollments/"
 
     def pool_args(first: int, count: int) -> list[str]:
         return ["token-pool", "POST", str(seed.token_file), str(first), str(count), str(args.threads)]
@@ -306,10 +332,10 @@ def measure_enrollment(
     if warmup.count(201) == 0:
         raise BenchError(f"no enrollment succeeded during the warm-up; statuses: {warmup.statuses}")
     result.warmups.append(warmup)
-    run = run_wrk(
-        wrk, args.threads, args.connections, url, args.duration, pool_args(*pool.take(args.duration))
+    run_args = pool_args(*pool.take(args.duration))
+    measured(
+        result, server, lambda: run_wrk(wrk, args.threads, args.connections, url, args.duration, run_args)
     )
-    result.runs.append(run)
 
 
 # --- Checks after the load --------------------------------------------------------------------------
@@ -447,6 +473,7 @@ def report_data(
             "ratio_to_bare": round(value.to_bare, 3),
             "ratio_to_bare_per_round": [round(r, 3) for r in round_ratios(results, key, "bare")],
             "ratio_to_live": round(value.to_live, 3) if value.to_live is not None else None,
+            "server_cpu_us_per_request": [round(cpu, 1) for cpu in result.cpu_us],
             "non_2xx": sum(run.non_2xx for run in result.runs),
             "5xx": sum(run.server_errors for run in result.runs),
             "valid": result.valid,
@@ -486,7 +513,7 @@ def print_table(
     print(f"Data: {setup['events']} events, {setup['participants']} participants with a token each")
     print()
     width = max(len(result.label) for result in results.values())
-    columns = ("req/s", "x bare", "x live", "p50 ms", "p99 ms", "non-2xx", "5xx", "sock err")
+    columns = ("req/s", "x bare", "x live", "cpu us", "p50 ms", "p99 ms", "non-2xx", "5xx", "sock err")
     header = f"{'scenario':<{width}} " + " ".join(f"{column:>8}" for column in columns)
     print(header)
     print("-" * len(header))
@@ -497,9 +524,11 @@ def print_table(
         p50 = statistics.median(run.p50_ms for run in runs)
         p99 = statistics.median(run.p99_ms for run in runs)
         socket_errors = sum(sum(run.socket_errors.values()) for run in runs)
+        cpu = statistics.median(result.cpu_us)
         print(
-            f"{result.label:<{width}} {value.rps:>8.1f} {value.to_bare:>8.3f} {live_text} {p50:>8.2f} "
-            f"{p99:>8.2f} {result.total('non_2xx'):>8} {result.total('server_errors'):>8} {socket_errors:>8}"
+            f"{result.label:<{width}} {value.rps:>8.1f} {value.to_bare:>8.3f} {live_text} {cpu:>8.0f} "
+            f"{p50:>8.2f} {p99:>8.2f} {result.total('non_2xx'):>8} {result.total('server_errors'):>8} "
+            f"{socket_errors:>8}"
         )
     print()
     print(
@@ -593,23 +622,24 @@ def run_benchmark(args: argparse.Namespace, work_dir: Path) -> int:
     # Both run for the whole measure; the one not under load is idle. The scenarios take turns,
     # round after round, so that a change in the machine's load weighs on all of them alike.
     with (
-        running_server("bare app", bare_command, bare_port, bare_log),
-        running_server("platform", command, port, log_path, platform_env),
+        running_server("bare app", bare_command, bare_port, bare_log) as bare_process,
+        running_server("platform", command, port, log_path, platform_env) as platform_process,
     ):
+        bare_server, server = Server(bare_port, bare_process), Server(port, platform_process)
         for number in range(1, args.rounds + 1):
             say(f"round {number}/{args.rounds}: {', '.join(args.scenarios)} ({args.duration} s each)")
             for key in args.scenarios:
                 result = results[key]
                 if key == "bare":
-                    measure_fixed(wrk, args, result, bare_port, "/bare")
+                    measure_fixed(wrk, args, result, bare_server, "/bare")
                 elif key == "live":
-                    measure_fixed(wrk, args, result, port, "/health/live")
+                    measure_fixed(wrk, args, result, server, "/health/live")
                 elif key == "list":
-                    measure_fixed(wrk, args, result, port, "/api/v1/events/", seeded.reader_token)
+                    measure_fixed(wrk, args, result, server, "/api/v1/events/", seeded.reader_token)
                 elif key == "enroll":
-                    measure_enrollment(wrk, args, result, port, seeded, pool)
+                    measure_enrollment(wrk, args, result, server, seeded, pool)
         say("the bare app once more, after the last round")
-        measure_fixed(wrk, args, results["bare"], bare_port, "/bare")
+        measure_fixed(wrk, args, results["bare"], bare_server, "/bare")
     say("servers stopped; purging the benchmark's messages from RabbitMQ")
     purge_queues()
     seats = None
