@@ -50,7 +50,8 @@ if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
     SECRET_KEY = _dev_secret_key()
-    if "pytest" not in sys.modules:
+    # Once per start: `make run` sets DEV_KEY_WARNED for every step after its first.
+    if "pytest" not in sys.modules and os.environ.get("DEV_KEY_WARNED") != "1":
         warnings.warn(
             "SECRET_KEY is not set: running with this checkout's development key and DEBUG on. "
             "Never expose this instance.",

@@ -137,3 +137,48 @@ def test_development_answers_local_host_names_only(client):
     refused = client.get("/api/v1/events/?page=1", HTTP_HOST="evil.example.com")
     assert refused.status_code == 400
     assert b"evil.example.com" not in refused.content
+
+
+def test_one_line_names_the_active_backends(tmp_path):
+    embedded = run(["-m", "config.backends"], {}, tmp_path)
+    assert embedded.returncode == 0, embedded.stderr
+    line = embedded.stdout.strip()
+    assert line.startswith("Backends: database SQLite")
+    assert "cache local memory" in line and "tasks in-process" in line and "e-mail files under" in line
+    services = run(
+        ["-m", "config.backends"],
+        {
+            "DATABASE_URL": "postgres://postgres@db.example.com:5432/events",
+            "REDIS_URL": "redis://cache.example.com:6379/0",
+            "CELERY_BROKER_URL": "amqp://user:s3cret@mq.example.com:5672//",
+            "EMAIL_URL": "smtp+tls://mailer:pw@mail.example.com:587",
+        },
+        tmp_path,
+    )
+    line = services.stdout.strip()
+    assert "PostgreSQL (db.example.com:5432/events)" in line and "cache Redis" in line
+    assert "RabbitMQ (mq.example.com:5672)" in line and "SMTP (mail.example.com:587)" in line
+    assert "s3cret" not in line and "pw@" not in line
+
+
+def test_the_development_key_warning_is_shown_once_per_start(tmp_path):
+    assert "SECRET_KEY is not set" in run(["manage.py", "check"], {}, tmp_path).stderr
+    assert (
+        "SECRET_KEY is not set" not in run(["manage.py", "check"], {"DEV_KEY_WARNED": "1"}, tmp_path).stderr
+    )
+    makefile = (ROOT / "Makefile").read_text()
+    run_target = makefile[makefile.index("\nrun:") : makefile.index("\ntest:")]
+    steps = [line.strip() for line in run_target.splitlines() if line.startswith("\t")]
+    assert "DEV_KEY_WARNED" not in steps[0]  # the first step warns
+    assert all("$(QUIET)" in step for step in steps[1:] if "manage.py" in step or "exec" in step)
+
+
+def test_the_readme_names_every_variable_the_settings_read():
+    import re
+
+    code = "\n".join(p.read_text() for p in (ROOT / "config").glob("*.py"))
+    read = set(re.findall(r"env\.\w+\(\s*\"([A-Z_]+)\"", code))
+    read |= set(re.findall(r"os\.environ(?:\.get)?\(\s*\"([A-Z_]+)\"", code)) - {"DJANGO_SETTINGS_MODULE"}
+    readme = (ROOT / "README.md").read_text()
+    missing = sorted(name for name in read if f"`{name}`" not in readme)
+    assert not missing, f"README.md does not name: {missing}"
