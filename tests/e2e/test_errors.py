@@ -80,3 +80,12 @@ def test_admin_login_page_stays_html(anon):
     response = anon.get("/admin/login/")
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/html")
+
+
+def test_the_root_address_leads_to_the_docs_and_the_admin(anon):
+    page = anon.get("/")
+    assert page.status_code == 200 and page["Content-Type"].startswith("text/html")
+    html = page.content.decode()
+    for link in ('href="/api/docs/"', 'href="/api/redoc/"', 'href="/admin/"'):
+        assert link in html
+    assert_problem(anon.post("/"), 405, "method_not_allowed")
