@@ -89,3 +89,19 @@ def test_the_root_address_leads_to_the_docs_and_the_admin(anon):
     for link in ('href="/api/docs/"', 'href="/api/redoc/"', 'href="/admin/"'):
         assert link in html
     assert_problem(anon.post("/"), 405, "method_not_allowed")
+
+
+def test_the_api_docs_load_nothing_from_outside(anon):
+    import re
+
+    redoc = anon.get("/api/redoc/")
+    assert redoc.status_code == 200
+    html = redoc.content.decode()
+    assert not re.search(r"(src|href)=\"https?://", html) and "googleapis" not in html
+    bundle_url = re.search(r'<script src="([^"]+)"', html).group(1)
+    bundle = anon.get(bundle_url)
+    assert bundle["Content-Type"].startswith("application/javascript")
+    assert b"cdn.redoc.ly" not in bundle.content and len(bundle.content) > 100_000
+    swagger = anon.get("/api/docs/").content.decode()
+    assert not re.search(r"(src|href)=\"https?://", swagger)
+    assert '"validatorUrl": null' in swagger  # no badge from validator.swagger.io
