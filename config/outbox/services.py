@@ -50,7 +50,7 @@ PUBLISHER_IDLE_SECONDS = 5.0
 # A publisher thread publishes at most once per this interval: an idle one publishes a message at
 # once, a busy one gathers what commits meanwhile into its next batch, so that under load one
 # broker message of a batched task carries many items (and the workers run fewer, bigger tasks).
-PUBLISH_INTERVAL_SECONDS = 0.05
+PUBLISH_INTERVAL_SECONDS = 0.1
 
 
 def enqueue(task: str, **kwargs: Any) -> OutboxMessage:
