@@ -4,8 +4,10 @@ After commit, the process that committed publishes at once. In the embedded defa
 in-process) it runs the task there and then. With a broker, it hands the message ids to its
 publisher thread, which publishes in batches over publisher confirms: no request ever waits for
 RabbitMQ (a confirmed publish and its bookkeeping cost about 3.5 ms of a request otherwise), and
-a batch needs one transaction however many messages it holds. The relay (`manage.py relay_outbox`)
-publishes whatever is still pending: messages of a process that died, or of a broker outage.
+a batch needs one transaction however many messages it holds. A busy publisher publishes at most
+every PUBLISH_INTERVAL_SECONDS (an idle one at once), gathering what commits meanwhile. The
+relay (`manage.py relay_outbox`) publishes whatever is still pending: messages of a process that
+died, or of a broker outage.
 
 Batched tasks: a task declared with `@shared_task(..., batched=True)` (Celery makes the option an
 attribute of the task class) takes `items`, a list of the keyword arguments its messages were
