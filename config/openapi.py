@@ -63,12 +63,33 @@ ANONYMOUS = {"v1_auth_register_create", "v1_auth_token_create", "v1_auth_token_r
 # Sign-in and refresh answer 401 for bad credentials or a bad refresh token.
 CREDENTIAL_CHECKS = {"v1_auth_token_create", "v1_auth_token_refresh_create"}
 
+# The creating POSTs that take an Idempotency-Key (config/idempotency.py).
+IDEMPOTENT = {
+    "v1_auth_register_create",
+    "v1_participants_create",
+    "v1_events_create",
+    "v1_events_enrollments_create",
+    "v1_events_waitlist_create",
+    "v1_events_reports_create",
+}
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "pattern": r"^[\x21-\x7e]{1,255}$"},
+    "description": "Makes a retry safe: the same key with the same body within 24 h replays the first "
+    "answer (with `Idempotent-Replayed: true`); with another body it is 422 `idempotency_key_reused`; "
+    "while the first request runs, 409 `request_in_progress`. Keys belong to your account (or, "
+    "signing up, to your address).",
+}
+
 WHY = {
     400: "The request is invalid (`validation_error`, with `errors` per field).",
     401: "No, or a bad or expired, token (`not_authenticated`, `token_not_valid`).",
     403: "Your role may not do this (`permission_denied`).",
     404: "No such id, or a page past the last (`not_found`).",
     409: "The current state refuses it (see `code`).",
+    422: "This Idempotency-Key was used for another request (`idempotency_key_reused`).",
     413: "The body is over the size limit (`payload_too_large`).",
     429: "Too many requests (`throttled`, with `Retry-After`).",
     503: "The request cannot be kept right now (`service_unavailable`, with `Retry-After`).",
@@ -194,6 +215,10 @@ def _describe(method: str, operation: dict[str, Any], schemas: dict[str, Any]) -
         statuses.add(400)
     if "requestBody" in operation or method in ("post", "put", "patch"):
         statuses |= {400, 413}
+    if op_id in IDEMPOTENT:
+        parameters.append(IDEMPOTENCY_KEY)
+        operation["parameters"] = parameters
+        statuses |= {409, 422}
     responses = operation.setdefault("responses", {})
     for status in sorted(statuses):
         responses.setdefault(

@@ -93,6 +93,8 @@ MIDDLEWARE = [
     "config.middleware.RequestIdMiddleware",
     "config.middleware.ProblemDetailsMiddleware",
     "config.methods.UnservedMethodMiddleware",
+    # Idempotency-Key on the creating POSTs: a retry replays the first answer.
+    "config.idempotency.IdempotencyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Sessions, the session's user and messages serve the admin only (the API uses tokens).
@@ -256,6 +258,8 @@ NOTIFICATION_RETRY_BASE_SECONDS = env.float("NOTIFICATION_RETRY_BASE_SECONDS", d
 
 # Reports larger than this are not attached to their email (mail servers refuse big messages; the
 # default is half of Postfix's 10 MB limit, leaving room for base64): the email says where to get it.
+# How long an Idempotency-Key's answer is kept for replay (config/idempotency.py).
+IDEMPOTENCY_TTL_SECONDS = env.int("IDEMPOTENCY_TTL_SECONDS", default=24 * 60 * 60)
 REPORT_ATTACHMENT_MAX_BYTES = env.int("REPORT_ATTACHMENT_MAX_BYTES", default=5 * 1024 * 1024)
 
 # Stored report documents (and any other uploaded file) live here unless a storage is configured.

@@ -56,3 +56,17 @@ def test_request_bodies_and_formats_are_declared_as_taken(tmp_path):
     assert event["properties"]["time"]["pattern"] and "format" not in event["properties"]["time"]
     assert "additionalProperties" not in schemas["TokenObtainPairRequest"]  # simplejwt ignores extras
     assert schemas["Event"]["properties"]["time"]["example"] == "10:00"
+
+
+def test_the_creating_posts_document_the_idempotency_key(tmp_path):
+    from config.openapi import IDEMPOTENT
+
+    schema = _schema(tmp_path)
+    found = set()
+    for operations in schema["paths"].values():
+        for operation in operations.values():
+            names = {p["name"] for p in operation.get("parameters", [])}
+            if "Idempotency-Key" in names:
+                found.add(operation["operationId"])
+                assert {"409", "422"} <= set(operation["responses"])
+    assert found == IDEMPOTENT

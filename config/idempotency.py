@@ -1,0 +1,129 @@
+"""Safe retries of the creating POSTs: an `Idempotency-Key` header makes a retry replay the first
+answer instead of doing the work again (the IETF draft "The Idempotency-Key HTTP Header Field").
+
+- The same key with the same body within IDEMPOTENCY_TTL_SECONDS (24 h) replays the first answer:
+  its status, body, `Content-Type` and `Location`, with `Idempotent-Replayed: true`.
+- The same key with another body (or on another route) answers 422 `idempotency_key_reused`.
+- While the first request runs, a second one with the key answers 409 `request_in_progress`.
+- Keys belong to the account of the request's token, or to the address for anonymous sign-up.
+- Answers are kept in the cache (Redis in production: every web replica sees them). A server error
+  (5xx) is not kept, and neither is 429: retrying those should run again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse
+from django.urls import Resolver404, resolve
+from rest_framework.throttling import BaseThrottle
+
+from config.problems import problem_response
+
+HEADER = "Idempotency-Key"
+_META = "HTTP_IDEMPOTENCY_KEY"
+# The routes whose POST creates something (URL names).
+CREATING_ROUTES = frozenset(
+    {
+        "auth-register",
+        "participant-list",
+        "event-list",
+        "event-enrollments",
+        "event-waitlist",
+        "event-reports",
+    }
+)
+_VALID_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # visible ASCII, as the draft's examples
+# How long a request may hold its key before a retry may run it again (it died, say).
+IN_PROGRESS_SECONDS = 60
+_KEPT_HEADERS = ("Content-Type", "Location")
+
+
+class IdempotencyMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        key = request.META.get(_META)
+        if key is None or request.method != "POST" or not _creates(request):
+            return self.get_response(request)
+        if not _VALID_KEY.match(key):
+            return problem_response(
+                400,
+                "validation_error",
+                "The request is invalid.",
+                errors={HEADER: ["Use 1 to 255 visible ASCII characters."]},
+            )
+        try:
+            body = request.body
+        except RequestDataTooBig:
+            return problem_response(413, "payload_too_large", "The request body is too large.")
+        fingerprint = hashlib.sha256(request.path.encode() + b"\n" + body).hexdigest()
+        slot = f"idempotency:{hashlib.sha256(f'{_owner(request)}|{key}'.encode()).hexdigest()}"
+
+        if not cache.add(slot, {"state": "running", "fingerprint": fingerprint}, IN_PROGRESS_SECONDS):
+            return _answer_from(cache.get(slot), fingerprint) or self.__call__(request)
+        try:
+            response = self.get_response(request)
+        except BaseException:
+            cache.delete(slot)
+            raise
+        if response.status_code >= 500 or response.status_code == 429 or response.streaming:
+            cache.delete(slot)  # not an answer to replay: a retry runs again
+            return response
+        kept = {
+            "state": "done",
+            "fingerprint": fingerprint,
+            "status": response.status_code,
+            "content": response.content,
+            "headers": {name: response[name] for name in _KEPT_HEADERS if response.has_header(name)},
+        }
+        cache.set(slot, kept, settings.IDEMPOTENCY_TTL_SECONDS)
+        return response
+
+
+def _creates(request: HttpRequest) -> bool:
+    try:
+        return resolve(request.path_info).url_name in CREATING_ROUTES
+    except Resolver404:
+        return False
+
+
+def _owner(request: HttpRequest) -> str:
+    """Whose key it is: the token's account, else (anonymous sign-up) the address."""
+    from participants.authentication import stateless_user
+
+    user = stateless_user(request.META.get("HTTP_AUTHORIZATION", ""))
+    if user is not None:
+        return f"account:{user.pk}"
+    return f"address:{BaseThrottle().get_ident(request)}"  # type: ignore[arg-type]  # reads META only
+
+
+def _answer_from(stored: Any, fingerprint: str) -> HttpResponse | None:
+    """The answer for a key already taken; None when it expired meanwhile (then run as new)."""
+    if stored is None:
+        return None
+    if stored["fingerprint"] != fingerprint:
+        return problem_response(
+            422,
+            "idempotency_key_reused",
+            "This Idempotency-Key was used for another request; use a new key for a new request.",
+        )
+    if stored["state"] == "running":
+        return problem_response(
+            409,
+            "request_in_progress",
+            "A request with this Idempotency-Key is still running; retry in a moment.",
+            headers={"Retry-After": "1"},
+        )
+    response = HttpResponse(stored["content"], status=stored["status"])
+    for name, value in stored["headers"].items():
+        response[name] = value
+    response["Idempotent-Replayed"] = "true"
+    return response
