@@ -8,4 +8,4 @@ class EventsConfig(AppConfig):
     def ready(self) -> None:
         # Register the admission task in every process: the embedded default runs it in-process,
         # and the outbox must know it is a batched task wherever it publishes.
-        from . import tasks  # noqa: F401
+        from . import receivers, tasks  # noqa: F401

@@ -29,6 +29,10 @@ class EventClosed(Conflict):
     message = "This event has already started; enrollment is closed."
 
 
+class EventNotFound(NotFound):
+    message = "No event with this id."
+
+
 class NotEnrolled(NotFound):
     message = "This participant is not enrolled in this event."
 

@@ -34,8 +34,7 @@ from notifications.domain import Kind
 EVENT_FIELDS = ("title", "description", "date", "time", "location", "capacity", "admission")
 
 
-class EventNotFound(domain.NotFound):
-    message = "No event with this id."
+EventNotFound = domain.EventNotFound  # (its home is events.domain, with the other errors)
 
 
 def _seats_changed(event_id: int, seats: domain.Seats | None = None) -> None:

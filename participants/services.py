@@ -7,7 +7,6 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from config.errors import InvalidValue, NotFound
-from events import services as event_services
 from participants.domain import normalize_email
 from participants.models import User
 
@@ -57,12 +56,13 @@ def update_account(*, user_id: int, password: str | None = None, **changes: Any)
 
 
 def delete_participant(*, participant_id: int) -> None:
-    """Deletes a participant's account; their enrollments go with it and free their seats."""
+    """Deletes a participant's account. Their seats are freed and their waiting-list places given
+    up by the events app, which listens for accounts being deleted (events.receivers), in this
+    same transaction."""
     with transaction.atomic():
         user = User.objects.participants().select_for_update().filter(pk=participant_id).first()
         if user is None:
             raise ParticipantNotFound()
-        event_services.withdraw_from_all_events(participant_id=participant_id)
         user.delete()
 
 
