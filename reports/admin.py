@@ -4,12 +4,13 @@ from typing import Any
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, Http404, HttpRequest
+from django.http import Http404, HttpRequest, HttpResponseBase
 from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
 from reports.domain import Status
+from reports.files import document_response
 from reports.models import Report
 
 
@@ -34,13 +35,15 @@ class ReportAdmin(admin.ModelAdmin):
         "recipients",
         "status",
         "participant_count",
+        "document_bytes",
+        "gzip_bytes",
         "error",
         "created_at",
         "started_at",
         "completed_at",
         "download_link",
     ]
-    exclude = ["document"]
+    exclude = ["document", "document_gzip"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -52,9 +55,8 @@ class ReportAdmin(admin.ModelAdmin):
     def download_link(self, report: Report) -> str:
         if report.status != Status.DONE:
             return "—"
-        return format_html(
-            '<a href="{}">download</a>', reverse("admin:reports_report_download", args=[report.pk])
-        )
+        url = reverse("admin:reports_report_download", args=[report.pk])
+        return format_html('<a href="{}">download</a> (<a href="{}?format=gzip">.json.gz</a>)', url, url)
 
     def get_urls(self) -> list[URLPattern]:
         download = path(
@@ -64,15 +66,10 @@ class ReportAdmin(admin.ModelAdmin):
         )
         return [download, *super().get_urls()]
 
-    def download_view(self, request: HttpRequest, report_id: int) -> FileResponse:
+    def download_view(self, request: HttpRequest, report_id: int) -> HttpResponseBase:
         if not self.has_view_permission(request):
             raise PermissionDenied
         report = get_object_or_404(Report, pk=report_id)
         if report.status != Status.DONE or not report.document:
             raise Http404("This report is not ready.")
-        return FileResponse(
-            report.document.open("rb"),
-            as_attachment=True,
-            filename=report.filename,
-            content_type="application/json",
-        )
+        return document_response(report, gzip=request.GET.get("format") == "gzip")

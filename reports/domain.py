@@ -43,13 +43,39 @@ def document_chunks(
     """The report as JSON text, in pieces: the participants, then the waiting list in order.
     `participant_count` comes last, once they are counted."""
     counter = counter or Counter()
-    head = {"event": {name: event[name] for name in EVENT_FIELDS}, "generated_at": generated_at}
-    yield _encode(head)[:-1] + ', "participants": ['
+    yield document_head(event=event, generated_at=generated_at)
     for participant in participants:
         row = {name: participant[name] for name in PARTICIPANT_FIELDS}
         yield ("" if counter.value == 0 else ", ") + _encode(row)
         counter.value += 1
-    yield '], "waitlist": ['
+    yield WAITLIST_OPENING
     for index, entry in enumerate(waitlist):
         yield ("" if index == 0 else ", ") + _encode({name: entry[name] for name in WAITLIST_FIELDS})
-    yield f'], "participant_count": {counter.value}}}'
+    yield document_tail(participant_count=counter.value)
+
+
+# The document around its two lists, shared by every builder (the Python one above and the
+# database one of reports.database), so that they cannot differ in anything but the rows.
+WAITLIST_OPENING = '], "waitlist": ['
+
+
+def document_head(*, event: Mapping[str, Any], generated_at: str) -> str:
+    """The document up to the opening of the participants' list."""
+    head = {"event": {name: event[name] for name in EVENT_FIELDS}, "generated_at": generated_at}
+    return _encode(head)[:-1] + ', "participants": ['
+
+
+def document_tail(*, participant_count: int) -> str:
+    """The document from the end of the waiting list on."""
+    return f'], "participant_count": {participant_count}}}'
+
+
+def human_size(size: int) -> str:
+    """A byte count for people: "812 bytes", "14.6 MB" (decimal units, as file managers show)."""
+    if size < 1000:
+        return f"{size} byte{'s' if size != 1 else ''}"
+    for unit in ("kB", "MB", "GB"):
+        size_in_unit = size / 1000 ** ("kMG".index(unit[0]) + 1)
+        if size_in_unit < 999.95 or unit == "GB":
+            return f"{size_in_unit:.1f} {unit}"
+    raise AssertionError("unreachable")

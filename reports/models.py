@@ -17,6 +17,10 @@ class Report(models.Model):
     )
     participant_count = models.PositiveIntegerField(null=True, blank=True)
     document = models.FileField(upload_to="reports/", blank=True)
+    # The same document gzip-compressed (GET …/download/?format=gzip), written in the same pass.
+    document_gzip = models.FileField(upload_to="reports/", blank=True)
+    document_bytes = models.PositiveBigIntegerField(null=True, blank=True, help_text="Size of the JSON.")
+    gzip_bytes = models.PositiveBigIntegerField(null=True, blank=True, help_text="Size of the .json.gz.")
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -31,3 +35,7 @@ class Report(models.Model):
     @property
     def filename(self) -> str:
         return f"event-{self.event_id}-report-{self.pk}.json"
+
+    @property
+    def gzip_filename(self) -> str:
+        return f"{self.filename}.gz"

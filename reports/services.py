@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from django.conf import settings
@@ -15,19 +14,32 @@ from django.utils import timezone
 from config.errors import Conflict, NotFound
 from config.outbox import services as outbox
 from events import selectors as event_selectors
+from events.models import Event
 from events.services import EventNotFound
 from notifications import services as notifications
 from notifications.domain import Kind
 from participants import selectors as participant_selectors
-from reports import metrics
-from reports.domain import Counter, Status, document_chunks
+from reports import database, metrics
+from reports.domain import (
+    WAITLIST_OPENING,
+    Counter,
+    Status,
+    document_chunks,
+    document_head,
+    document_tail,
+    human_size,
+)
 from reports.models import Report
+from reports.output import DocumentOutput
 
 log = logging.getLogger(__name__)
 
 BUILD_TASK = "reports.build_report"
-# Participants fetched from the database per round trip while a report streams out.
+# Participants fetched from the database per round trip while a report streams out (Python builder).
 CHUNK_SIZE = 2000
+# "database": PostgreSQL writes the JSON rows (reports.database); "python": the ORM and the json
+# module (reports.domain), the builder of every other database (SQLite, the embedded default).
+DATABASE, PYTHON = "database", "python"
 
 
 class ReportNotFound(NotFound):
@@ -77,37 +89,83 @@ def build(*, report_id: int) -> str | None:
 
 def _build(report_id: int) -> str:
     report = Report.objects.select_related("event").get(pk=report_id)
-    event = report.event
-    counter = Counter()
-    chunks = document_chunks(
-        event={
-            "id": event.pk,
-            "title": event.title,
-            "description": event.description,
-            "date": event.date.isoformat(),
-            "time": event.time.isoformat(),
-            "location": event.location,
-            "capacity": event.capacity,
-        },
-        participants=_participant_rows(event.pk),
-        generated_at=timezone.now().isoformat(),
-        counter=counter,
-        waitlist=_waitlist_rows(event.pk),
-    )
-    with tempfile.TemporaryFile("w+b") as spool:
-        for chunk in chunks:
-            spool.write(chunk.encode())
-        spool.seek(0)
+    with DocumentOutput() as output:
+        participants, waiting = write_document(report.event, output, generated_at=timezone.now().isoformat())
         with transaction.atomic():
             report = Report.objects.select_for_update().select_related("event").get(pk=report_id)
             if report.status != Status.RUNNING:
                 return report.status  # finished meanwhile by another delivery of this task
-            report.document.save(report.filename, File(spool), save=False)
-            report.status, report.participant_count = Status.DONE, counter.value
+            report.document.save(report.filename, File(output.plain), save=False)
+            report.document_gzip.save(report.gzip_filename, File(output.gzip), save=False)
+            report.status, report.participant_count = Status.DONE, participants
+            report.document_bytes, report.gzip_bytes = output.plain_bytes, output.gzip_bytes
             report.completed_at = timezone.now()
-            report.save(update_fields=["document", "status", "participant_count", "completed_at"])
-            _queue_emails(report)
+            report.save(
+                update_fields=[
+                    "document",
+                    "document_gzip",
+                    "status",
+                    "participant_count",
+                    "document_bytes",
+                    "gzip_bytes",
+                    "completed_at",
+                ]
+            )
+            _queue_emails(report, waiting=waiting)
     return Status.DONE
+
+
+def default_builder() -> str:
+    return DATABASE if database.is_available() else PYTHON
+
+
+def write_document(
+    event: Event, output: DocumentOutput, *, generated_at: str, builder: str | None = None
+) -> tuple[int, int]:
+    """Writes the event's whole report document into `output` and finishes it; returns the number
+    of participants and of waiting-list entries. Both builders write the same document: the head
+    and the tail are shared (reports.domain), the rows differ only in how they are made."""
+    builder = builder or default_builder()
+    fields = _event_fields(event)
+    if builder == DATABASE:
+        output.write_text(document_head(event=fields, generated_at=generated_at))
+        participants, waiting = database.write_lists(
+            event.pk, output, between=lambda: output.write_text(WAITLIST_OPENING)
+        )
+        output.write_text(document_tail(participant_count=participants))
+    elif builder == PYTHON:
+        counter, waiting_counter = Counter(), Counter()
+        for chunk in document_chunks(
+            event=fields,
+            participants=_participant_rows(event.pk),
+            generated_at=generated_at,
+            counter=counter,
+            waitlist=_counted(_waitlist_rows(event.pk), waiting_counter),
+        ):
+            output.write_text(chunk)
+        participants, waiting = counter.value, waiting_counter.value
+    else:
+        raise ValueError(f"unknown report builder {builder!r}")
+    output.finish()
+    return participants, waiting
+
+
+def _event_fields(event: Event) -> dict[str, Any]:
+    return {
+        "id": event.pk,
+        "title": event.title,
+        "description": event.description,
+        "date": event.date.isoformat(),
+        "time": event.time.isoformat(),
+        "location": event.location,
+        "capacity": event.capacity,
+    }
+
+
+def _counted(rows: Iterable[dict[str, Any]], counter: Counter) -> Iterator[dict[str, Any]]:
+    for row in rows:
+        counter.value += 1
+        yield row
 
 
 def _participant_rows(event_id: int) -> Iterator[dict[str, Any]]:
@@ -144,10 +202,25 @@ def _waitlist_rows(event_id: int) -> Iterator[dict[str, Any]]:
         }
 
 
-def _queue_emails(report: Report) -> None:
-    """The document to each recipient; a plain "ready" note to the requester if not among them."""
+def email_details(report: Report, *, waiting: int) -> str:
+    """What the email adds after "N participants": the waiting list, the document's sizes and the
+    gzip download, e.g. ", 12 on the waiting list; 139.2 MB of JSON, 15.0 MB compressed
+    (.json.gz: GET /api/v1/reports/7/download/?format=gzip)"."""
+    waiting_text = f", {waiting} on the waiting list" if waiting else ""
+    return (
+        f"{waiting_text}; {human_size(report.document_bytes or 0)} of JSON, "
+        f"{human_size(report.gzip_bytes or 0)} compressed "
+        f"(.json.gz: GET /api/v1/reports/{report.pk}/download/?format=gzip)"
+    )
+
+
+def _queue_emails(report: Report, *, waiting: int = 0) -> None:
+    """The document to each recipient; a plain "ready" note to the requester if not among them.
+    A document larger than REPORT_ATTACHMENT_MAX_BYTES is linked, not attached; every email says
+    how many participants it lists and how big it is."""
     event = notifications.event_context(report.event)
-    attach = report.document.size <= settings.REPORT_ATTACHMENT_MAX_BYTES
+    attach = (report.document_bytes or report.document.size) <= settings.REPORT_ATTACHMENT_MAX_BYTES
+    details = email_details(report, waiting=waiting)
     accounts = {
         user.email: user
         for user in participant_selectors.accounts()
@@ -167,6 +240,7 @@ def _queue_emails(report: Report) -> None:
                 "participant_count": report.participant_count,
                 "attached": attach,
                 "report_id": report.pk,
+                "details": details,
             },
             attachment=report.document.name if attach else "",
             attachment_name=report.filename if attach else "",
@@ -182,5 +256,7 @@ def _queue_emails(report: Report) -> None:
                 "full_name": requester.full_name,
                 "event": event,
                 "participant_count": report.participant_count,
+                "report_id": report.pk,
+                "details": details,
             },
         )

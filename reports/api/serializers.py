@@ -12,6 +12,8 @@ class ReportSerializer(serializers.ModelSerializer):
             "event",
             "status",
             "participant_count",
+            "document_bytes",
+            "gzip_bytes",
             "recipients",
             "requested_by",
             "created_at",

@@ -1,5 +1,6 @@
 """Participant reports on the embedded default (the build runs in-process after commit)."""
 
+import gzip
 import json
 
 import pytest
@@ -8,8 +9,10 @@ from django.test import Client
 
 from events import services as event_services
 from notifications.models import Notification
-from reports import services
+from reports import database, output, services
+from reports.domain import human_size
 from reports.models import Report
+from reports.output import DocumentOutput
 from tests.conftest import assert_problem
 from tests.factories import AdminFactory, EventFactory, UserFactory
 
@@ -140,11 +143,11 @@ def test_an_interrupted_build_is_built_again(admin, event_with_two, monkeypatch)
 def test_a_failing_build_is_marked_failed(admin_api, event_with_two, monkeypatch):
     event, _ = event_with_two
 
-    def broken(event_id):
+    def broken(self, data):
         raise OSError("disk full")
-        yield  # a generator, like the real one
 
-    monkeypatch.setattr(services, "_participant_rows", broken)
+    # Where both builders write (the Python one and the database one alike).
+    monkeypatch.setattr(DocumentOutput, "write", broken)
     accepted = admin_api.post(f"/api/v1/events/{event.pk}/reports/", {}).json()
     report = admin_api.get(f"/api/v1/reports/{accepted['id']}/").json()
     assert report["status"] == "failed"
@@ -221,14 +224,97 @@ def test_duplicate_recipients_get_one_email_each(admin_api, admin, event_with_tw
 
 
 def test_a_report_larger_than_one_streaming_chunk(admin_api, monkeypatch):
+    """Whichever builder the database has: rows fetched 3 at a time (Python builder), blocks of a
+    few rows (database builder), output blocks of 200 bytes."""
     monkeypatch.setattr(services, "CHUNK_SIZE", 3)
+    monkeypatch.setattr(database, "BLOCK_BYTES", 200)
+    monkeypatch.setattr(output, "BLOCK_BYTES", 200)
     event = EventFactory(capacity=8)
     people = UserFactory.create_batch(8)
     for person in people:
         event_services.enroll(event_id=event.pk, participant_id=person.pk)
     accepted = admin_api.post(f"/api/v1/events/{event.pk}/reports/", {}).json()
-    document = json.loads(
-        b"".join(admin_api.get(f"/api/v1/reports/{accepted['id']}/download/").streaming_content)
-    )
+    plain = b"".join(admin_api.get(f"/api/v1/reports/{accepted['id']}/download/").streaming_content)
+    document = json.loads(plain)
+    assert len(plain) > 3 * 200
     assert document["participant_count"] == 8
     assert [p["id"] for p in document["participants"]] == [p.pk for p in people]
+    compressed = admin_api.get(f"/api/v1/reports/{accepted['id']}/download/?format=gzip")
+    assert gzip.decompress(b"".join(compressed.streaming_content)) == plain
+
+
+def test_the_document_is_also_offered_gzip_compressed(admin_api, event_with_two):
+    event, people = event_with_two
+    report_id = admin_api.post(f"/api/v1/events/{event.pk}/reports/", {}).json()["id"]
+    plain = admin_api.get(f"/api/v1/reports/{report_id}/download/")
+    plain_bytes = b"".join(plain.streaming_content)
+    compressed = admin_api.get(f"/api/v1/reports/{report_id}/download/?format=gzip")
+    assert compressed.status_code == 200
+    assert compressed["Content-Type"] == "application/gzip"
+    assert "Content-Encoding" not in compressed  # a file to keep, not a transfer encoding
+    assert compressed["Content-Disposition"] == (
+        f'attachment; filename="event-{event.pk}-report-{report_id}.json.gz"'
+    )
+    compressed_bytes = b"".join(compressed.streaming_content)
+    assert gzip.decompress(compressed_bytes) == plain_bytes
+    assert json.loads(plain_bytes)["participant_count"] == 2
+    # The plain download stays as the contract says, also for clients that accept gzip.
+    for headers in ({}, {"HTTP_ACCEPT_ENCODING": "gzip"}):
+        again = admin_api.get(f"/api/v1/reports/{report_id}/download/", **headers)
+        assert (again["Content-Type"], "Content-Encoding" in again) == ("application/json", False)
+        assert b"".join(again.streaming_content) == plain_bytes
+    as_json = admin_api.get(f"/api/v1/reports/{report_id}/download/?format=json")
+    assert b"".join(as_json.streaming_content) == plain_bytes
+    described = admin_api.get(f"/api/v1/reports/{report_id}/").json()
+    assert (described["document_bytes"], described["gzip_bytes"]) == (
+        len(plain_bytes),
+        len(compressed_bytes),
+    )
+
+
+def test_the_gzip_download_before_done_is_409(admin_api):
+    report = Report.objects.create(event=EventFactory(), status="running")
+    response = admin_api.get(f"/api/v1/reports/{report.pk}/download/?format=gzip")
+    assert_problem(response, 409, "report_not_ready")
+
+
+def test_a_report_stored_without_its_gzip_file_is_compressed_on_the_way(admin_api, event_with_two):
+    """Reports built before the gzip file existed still have a .json.gz download."""
+    event, _ = event_with_two
+    report_id = admin_api.post(f"/api/v1/events/{event.pk}/reports/", {}).json()["id"]
+    Report.objects.filter(pk=report_id).update(document_gzip="", gzip_bytes=None)
+    plain = b"".join(admin_api.get(f"/api/v1/reports/{report_id}/download/").streaming_content)
+    compressed = admin_api.get(f"/api/v1/reports/{report_id}/download/?format=gzip")
+    assert compressed["Content-Type"] == "application/gzip"
+    assert gzip.decompress(b"".join(compressed.streaming_content)) == plain
+
+
+def test_the_email_says_how_many_and_how_big(admin_api, admin, settings):
+    settings.REPORT_ATTACHMENT_MAX_BYTES = 100  # linked, not attached
+    event = EventFactory(title="Sold out", capacity=1)
+    event_services.enroll(event_id=event.pk, participant_id=UserFactory().pk)
+    for person in UserFactory.create_batch(2):
+        event_services.join_waitlist(event_id=event.pk, participant_id=person.pk)
+    mail.outbox.clear()
+    report_id = admin_api.post(f"/api/v1/events/{event.pk}/reports/", {}).json()["id"]
+    report = Report.objects.get(pk=report_id)
+    [email] = mail.outbox
+    assert email.attachments == []
+    assert "1 participant, 2 on the waiting list" in email.body
+    assert f"{human_size(report.document_bytes)} of JSON" in email.body
+    assert f"{human_size(report.gzip_bytes)} compressed" in email.body
+    assert f"GET /api/v1/reports/{report_id}/download/?format=gzip" in email.body
+    assert report.document_bytes == report.document.size and report.gzip_bytes == report.document_gzip.size
+
+
+def test_the_admin_offers_both_downloads(admin, event_with_two):
+    event, _ = event_with_two
+    report = services.request_report(event_id=event.pk, requested_by_id=admin.pk, recipients=[admin.email])
+    browser = Client()
+    browser.force_login(admin)
+    url = f"/admin/reports/report/{report.pk}/download/"
+    assert f"{url}?format=gzip" in browser.get("/admin/reports/report/").content.decode()
+    plain = b"".join(browser.get(url).streaming_content)
+    compressed = browser.get(f"{url}?format=gzip")
+    assert compressed["Content-Type"] == "application/gzip"
+    assert gzip.decompress(b"".join(compressed.streaming_content)) == plain

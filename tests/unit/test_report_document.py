@@ -78,3 +78,46 @@ def test_participants_are_consumed_one_at_a_time():
     rest = list(chunks)
     assert consumed == [0, 1, 2] and counter.value == 3
     assert rest[-1].endswith('"participant_count": 3}')
+
+
+def test_head_and_tail_are_the_document_around_its_lists():
+    """The database builder writes head + rows + WAITLIST_OPENING + rows + tail: the same text."""
+    from reports.domain import WAITLIST_OPENING, document_head, document_tail
+
+    whole = "".join(document_chunks(event=EVENT, participants=participants(0), generated_at="now"))
+    assert whole == document_head(event=EVENT, generated_at="now") + WAITLIST_OPENING + document_tail(
+        participant_count=0
+    )
+
+
+def test_human_sizes():
+    from reports.domain import human_size
+
+    assert [human_size(n) for n in (0, 1, 999, 1000, 14_580_967, 139_000_000, 999_960, 2 * 10**12)] == [
+        "0 bytes",
+        "1 byte",
+        "999 bytes",
+        "1.0 kB",
+        "14.6 MB",
+        "139.0 MB",
+        "1.0 MB",
+        "2000.0 GB",
+    ]
+
+
+def test_the_output_writes_plain_and_gzip_in_blocks(monkeypatch):
+    import gzip
+
+    from reports import output
+
+    monkeypatch.setattr(output, "BLOCK_BYTES", 10)
+    pieces = [f'{{"n": {n}}}, '.encode() for n in range(100)]
+    with output.DocumentOutput() as out:
+        for piece in pieces:
+            out.write(piece)
+        assert out.plain_bytes > 0  # blocks written before the end
+        out.finish()
+        plain, compressed = out.plain.read(), out.gzip.read()
+    assert plain == b"".join(pieces)
+    assert gzip.decompress(compressed) == plain
+    assert (out.plain_bytes, out.gzip_bytes) == (len(plain), len(compressed))
