@@ -114,7 +114,7 @@ AUTH_USER_MODEL = "participants.User"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        "DIRS": [BASE_DIR / "config" / "templates"],  # the admin's dashboard and inline templates
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [

@@ -2,18 +2,22 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import json
 from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import ValidationError
 from django.db.models import F, QuerySet, Window
 from django.db.models.functions import RowNumber
 from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 
 from config.errors import DomainError
-from events import domain, services
+from events import dashboard, domain, services
 from events.models import Enrollment, Event, WaitlistEntry
 from participants import selectors as participant_selectors
 from participants.models import User
@@ -34,17 +38,55 @@ class EventAdminForm(forms.ModelForm):
         return capacity
 
 
+# Inline rows without the object's own label (an enrollment's str() is "2 @ 1"): the columns say
+# who and when (config/templates/admin/edit_inline/tabular_rows.html).
+ROWS_TEMPLATE = "admin/edit_inline/tabular_rows.html"
+
+
+def person_link(participant: User) -> str:
+    """ "Ann Lee <ann@example.com>", linking to the participant's page."""
+    return format_html(
+        '<a href="{}">{}</a>',
+        reverse("admin:participants_participant_change", args=[participant.pk]),
+        participant,
+    )
+
+
 class EnrollmentInline(admin.TabularInline):
     """Who holds a seat. Removing a row frees the seat (through the service)."""
 
     model = Enrollment
-    fields = ["participant", "created_at"]
-    readonly_fields = ["participant", "created_at"]
+    template = ROWS_TEMPLATE
+    fields = ["person", "enrolled_at"]
+    readonly_fields = ["person", "enrolled_at"]
     extra = 0
     can_delete = True
+    verbose_name = "enrolled participant"
+    verbose_name_plural = "Enrolled participants"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Enrollment]:
+        return super().get_queryset(request).select_related("participant").order_by("created_at", "id")
+
+    @admin.display(description="Participant")
+    def person(self, obj: Enrollment) -> str:
+        return person_link(obj.participant)
+
+    @admin.display(description="Enrolled at")
+    def enrolled_at(self, obj: Enrollment) -> Any:
+        return obj.created_at
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class NaturalAddRowFormSet(helpers.InlineAdminFormSet):
+    """The inline's own wording for its add-row link (`add_row_text`), instead of Django's
+    "Add another <verbose name>" ("Add another New enrollment")."""
+
+    def inline_formset_data(self) -> str:
+        data = json.loads(super().inline_formset_data())
+        data["options"]["addText"] = getattr(self.opts, "add_row_text", data["options"]["addText"])
+        return json.dumps(data)
 
 
 class NewEnrollmentFormSet(forms.BaseInlineFormSet):
@@ -94,13 +136,15 @@ class NewEnrollmentInline(admin.TabularInline):
     """Enrolls participants from the event's page, with the same rules as the API."""
 
     model = Enrollment
+    template = ROWS_TEMPLATE
     formset = NewEnrollmentFormSet
     fields = ["participant"]
     autocomplete_fields = ["participant"]
     extra = 1
     can_delete = False
-    verbose_name = "new enrollment"
+    verbose_name = "participant to enroll"
     verbose_name_plural = "Enroll participants"
+    add_row_text = "Enroll another participant"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Enrollment]:
         return super().get_queryset(request).none()  # new rows only; EnrollmentInline lists the others
@@ -115,8 +159,9 @@ class WaitlistInline(admin.TabularInline):
     """The waiting list in order. Removing a row takes the person off it (through the service)."""
 
     model = WaitlistEntry
-    fields = ["position", "participant", "joined_at"]
-    readonly_fields = ["position", "participant", "joined_at"]
+    template = ROWS_TEMPLATE
+    fields = ["position", "person", "joined_at"]
+    readonly_fields = ["position", "person", "joined_at"]
     extra = 0
     can_delete = True
     verbose_name = "place on the waiting list"
@@ -136,6 +181,10 @@ class WaitlistInline(admin.TabularInline):
     def position(self, obj: WaitlistEntry) -> int:
         return int(getattr(obj, "place", 0))
 
+    @admin.display(description="Participant")
+    def person(self, obj: WaitlistEntry) -> str:
+        return person_link(obj.participant)
+
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
@@ -147,6 +196,7 @@ class NewWaitlistFormSet(forms.BaseInlineFormSet):
 
 class NewWaitlistInline(admin.TabularInline):
     model = WaitlistEntry
+    template = ROWS_TEMPLATE
     formset = NewWaitlistFormSet
     fields = ["participant"]
     autocomplete_fields = ["participant"]
@@ -154,6 +204,7 @@ class NewWaitlistInline(admin.TabularInline):
     can_delete = False
     verbose_name = "participant to put on the waiting list"
     verbose_name_plural = "Add to the waiting list"
+    add_row_text = "Put a participant on the waiting list"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[WaitlistEntry]:
         return super().get_queryset(request).none()  # new rows only; WaitlistInline lists the others
@@ -162,6 +213,40 @@ class NewWaitlistInline(admin.TabularInline):
         if db_field.name == "participant":
             kwargs["queryset"] = participant_selectors.participants()
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+class WhenFilter(admin.SimpleListFilter):
+    """Upcoming or past, by the start on the wall clock of the platform's zone."""
+
+    title = "when"
+    parameter_name = "when"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("upcoming", "Upcoming"), ("past", "Started or past")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Event]) -> QuerySet[Event]:
+        if self.value() == "upcoming":
+            return queryset.filter(dashboard.upcoming_q())
+        if self.value() == "past":
+            return queryset.exclude(dashboard.upcoming_q())
+        return queryset
+
+
+class SeatsFilter(admin.SimpleListFilter):
+    title = "seats"
+    parameter_name = "seats"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("full", "Full"), ("available", "Seats left"), ("waitlist", "Has a waiting list")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Event]) -> QuerySet[Event]:
+        if self.value() == "full":
+            return queryset.filter(enrolled_count__gte=F("capacity"))
+        if self.value() == "available":
+            return queryset.filter(enrolled_count__lt=F("capacity"))
+        if self.value() == "waitlist":
+            return queryset.filter(waitlist_count__gt=0)
+        return queryset
 
 
 @admin.register(Event)
@@ -175,19 +260,54 @@ class EventAdmin(admin.ModelAdmin):
         "capacity",
         "enrolled_count",
         "seats_left",
+        "fill",
         "waitlist_count",
         "admission",
     ]
-    list_filter = ["date", "admission"]
+    list_filter = [WhenFilter, SeatsFilter, "admission"]
     date_hierarchy = "date"
     search_fields = ["title", "description", "location"]
     readonly_fields = ["enrolled_count", "waitlist_count", "created_at", "updated_at"]
     inlines = [EnrollmentInline, NewEnrollmentInline, WaitlistInline, NewWaitlistInline]
     actions = ["export_participants_csv", "generate_report"]
 
-    @admin.display(description="Seats left")
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Event]:
+        # Sortable seat columns: computed by the database, in the changelist's one query.
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                left=F("capacity") - F("enrolled_count"),
+                fill_percent=F("enrolled_count") * 100 / F("capacity"),
+            )
+        )
+
+    @admin.display(description="Seats left", ordering="left")
     def seats_left(self, obj: Event) -> int:
         return obj.seats_left
+
+    @admin.display(description="Fill", ordering="fill_percent")
+    def fill(self, obj: Event) -> str:
+        percent = min(100, round(100 * obj.enrolled_count / obj.capacity)) if obj.capacity else 0
+        return format_html(
+            '<span title="{} of {} seats taken" style="display:inline-block;vertical-align:middle;'
+            "width:60px;height:8px;margin-right:4px;border-radius:4px;overflow:hidden;"
+            'background:var(--hairline-color)"><span style="display:block;height:100%;width:{}%;'
+            'background:var(--primary)"></span></span>{}%',
+            obj.enrolled_count,
+            obj.capacity,
+            percent,
+            percent,
+        )
+
+    def get_inline_formsets(
+        self, request: HttpRequest, formsets: Any, inline_instances: Any, obj: Any = None
+    ) -> list[Any]:
+        inline_admin_formsets = super().get_inline_formsets(request, formsets, inline_instances, obj)
+        for inline_admin_formset in inline_admin_formsets:
+            if hasattr(inline_admin_formset.opts, "add_row_text"):
+                inline_admin_formset.__class__ = NaturalAddRowFormSet  # same state, own wording
+        return inline_admin_formsets
 
     # Writes go through the services: they keep seat counts right and invalidate the API cache.
     def save_model(self, request: HttpRequest, obj: Event, form: forms.ModelForm, change: bool) -> None:
@@ -274,7 +394,15 @@ class EventAdmin(admin.ModelAdmin):
             reports.request_report(
                 event_id=event_id, requested_by_id=admin_user.pk, recipients=[admin_user.email]
             )
-        self.message_user(request, f"{queryset.count()} report(s) requested; see Reports.", messages.SUCCESS)
+        self.message_user(
+            request,
+            format_html(
+                '{} report(s) requested; see <a href="{}">Reports</a>.',
+                queryset.count(),
+                reverse("admin:reports_report_changelist"),
+            ),
+            messages.SUCCESS,
+        )
 
     @admin.action(description="Export participants of the selected events as CSV")
     def export_participants_csv(self, request: HttpRequest, queryset: QuerySet[Event]) -> HttpResponse:
@@ -307,3 +435,7 @@ class EventAdmin(admin.ModelAdmin):
 def _csv_safe(value: str) -> str:
     """Neutralises spreadsheet formulas in user-entered text (CSV injection)."""
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+# The admin index shows the dashboard (events.dashboard) above the list of apps.
+admin.site.index_template = "admin/dashboard_index.html"

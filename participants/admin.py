@@ -6,15 +6,21 @@ from django import forms
 from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
-from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
+from django.utils.html import format_html
 from rest_framework.exceptions import Throttled
 from rest_framework.throttling import BaseThrottle
 
+from events.models import Enrollment, WaitlistEntry
+from notifications.models import Notification
 from participants import services
 from participants.api import throttling
 from participants.domain import normalize_email
 from participants.models import User
+from participants.proxies import Administrator, Participant
 
 
 class LockoutAdminAuthenticationForm(AdminAuthenticationForm):
@@ -48,19 +54,108 @@ class LockoutAdminAuthenticationForm(AdminAuthenticationForm):
 admin.site.login_form = LockoutAdminAuthenticationForm
 
 
-@admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+# Inline rows without the object's own label (an enrollment's str() is "2 @ 1").
+ROWS_TEMPLATE = "admin/edit_inline/tabular_rows.html"
+
+
+def event_link(event: Any) -> str:
+    return format_html('<a href="{}">{}</a>', reverse("admin:events_event_change", args=[event.pk]), event)
+
+
+class ReadOnlyInline(admin.TabularInline):
+    """A list on the participant's page: nothing is added, changed or removed from here (seats and
+    places change on the event's page, through the services)."""
+
+    template = ROWS_TEMPLATE
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ParticipantEnrollmentInline(ReadOnlyInline):
+    model = Enrollment
+    fields = ["event_link", "starts", "enrolled_at"]
+    readonly_fields = fields
+    verbose_name = "enrollment"
+    verbose_name_plural = "Enrollments"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Enrollment]:
+        return (
+            super().get_queryset(request).select_related("event").order_by("event__date", "event__time", "id")
+        )
+
+    @admin.display(description="Event")
+    def event_link(self, obj: Enrollment) -> str:
+        return event_link(obj.event)
+
+    @admin.display(description="Starts")
+    def starts(self, obj: Enrollment) -> str:
+        return f"{obj.event.date:%Y-%m-%d} {obj.event.time:%H:%M}"
+
+    @admin.display(description="Enrolled at")
+    def enrolled_at(self, obj: Enrollment) -> Any:
+        return obj.created_at
+
+
+class ParticipantWaitlistInline(ReadOnlyInline):
+    model = WaitlistEntry
+    fields = ["event_link", "position", "joined_at"]
+    readonly_fields = fields
+    verbose_name = "place on a waiting list"
+    verbose_name_plural = "Waiting lists"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[WaitlistEntry]:
+        # Position on each event's list: the entries of that event up to this one (arrival order).
+        ahead = (
+            WaitlistEntry.objects.filter(event_id=OuterRef("event_id"), id__lte=OuterRef("id"))
+            .order_by()
+            .values("event_id")
+            .annotate(n=Count("id"))
+            .values("n")
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("event")
+            .annotate(place=Coalesce(Subquery(ahead), 0))
+            .order_by("event__date", "event__time", "id")
+        )
+
+    @admin.display(description="Event")
+    def event_link(self, obj: WaitlistEntry) -> str:
+        return event_link(obj.event)
+
+    @admin.display(description="Position")
+    def position(self, obj: WaitlistEntry) -> int:
+        return int(getattr(obj, "place", 0))
+
+
+class ParticipantNotificationInline(ReadOnlyInline):
+    model = Notification
+    fk_name = "user"
+    fields = ["created_at", "kind", "subject", "status", "sent_at"]
+    readonly_fields = fields
+    verbose_name = "notification"
+    verbose_name_plural = "Notifications (newest first)"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Notification]:
+        return super().get_queryset(request).order_by("-created_at", "-id")
+
+
+class AccountAdmin(DjangoUserAdmin):
+    """What both kinds of account share: sign-in by email, and deletion through the service."""
+
     ordering = ["email"]
-    list_display = ["email", "full_name", "phone", "is_staff", "is_active", "created_at"]
-    list_filter = ["is_staff", "is_active"]
     search_fields = ["email", "full_name", "phone"]
     readonly_fields = ["created_at", "last_login"]
-    fieldsets = (
-        (None, {"fields": ("email", "password")}),
-        ("Profile", {"fields": ("full_name", "phone")}),
-        ("Role", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
-        ("Dates", {"fields": ("last_login", "created_at")}),
-    )
     add_fieldsets = (
         (None, {"classes": ("wide",), "fields": ("email", "full_name", "phone", "password1", "password2")}),
     )
@@ -79,3 +174,86 @@ class UserAdmin(DjangoUserAdmin):
             user.delete()
         else:
             services.delete_participant(participant_id=user.pk)
+
+
+@admin.register(Participant)
+class ParticipantAdmin(AccountAdmin):
+    """The people who enroll. Their page lists their enrollments, waiting-list places and
+    notifications."""
+
+    list_display = ["email", "full_name", "phone", "enrollments", "is_active", "created_at"]
+    list_filter = ["is_active"]
+    fieldsets = (
+        (None, {"fields": ("email", "password")}),
+        ("Profile", {"fields": ("full_name", "phone")}),
+        ("Status", {"fields": ("is_active", "is_staff")}),
+        ("Dates", {"fields": ("last_login", "created_at")}),
+    )
+    inlines = [ParticipantEnrollmentInline, ParticipantWaitlistInline, ParticipantNotificationInline]
+
+    def get_inline_instances(self, request: HttpRequest, obj: Any = None) -> list[Any]:
+        return super().get_inline_instances(request, obj) if obj is not None else []  # nothing yet
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return (
+            super()
+            .get_queryset(request)
+            .filter(is_staff=False)
+            .annotate(enrollment_count=Count("enrollments"))
+        )
+
+    @admin.display(description="Enrollments", ordering="enrollment_count")
+    def enrollments(self, obj: Any) -> int:
+        return int(obj.enrollment_count)
+
+
+@admin.register(Administrator)
+class AdministratorAdmin(AccountAdmin):
+    """The accounts that run the platform from this admin (staff)."""
+
+    list_display = ["email", "full_name", "is_superuser", "is_active", "last_login"]
+    list_filter = ["is_superuser", "is_active"]
+    fieldsets = (
+        (None, {"fields": ("email", "password")}),
+        ("Profile", {"fields": ("full_name", "phone")}),
+        ("Role", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
+        ("Dates", {"fields": ("last_login", "created_at")}),
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return super().get_queryset(request).filter(is_staff=True)
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if not change:
+            obj.is_staff = True  # added here, so an administrator
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(User)
+class UserAdmin(AccountAdmin):
+    """Every account, not listed on the index (Participants and Administrators are). It serves the
+    participant pickers of the event page (autocomplete: participants only), and sends its own
+    pages (links from other admin pages) to the participant's or administrator's page."""
+
+    list_display = ["email", "full_name", "is_staff", "is_active"]
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Any], search_term: str) -> Any:
+        queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        if request.path == reverse("admin:autocomplete") and request.GET.get("app_label") == "events":
+            queryset = queryset.filter(is_staff=False)  # admins hold no seats and wait for none
+        return queryset, may_have_duplicates
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        return HttpResponseRedirect(reverse("admin:participants_participant_changelist"))
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        user = self.get_object(request, object_id)
+        if user is None:
+            return super().change_view(request, object_id, form_url, extra_context)  # its "not found"
+        kind = "administrator" if user.is_staff else "participant"
+        return HttpResponseRedirect(reverse(f"admin:participants_{kind}_change", args=[user.pk]))

@@ -1,13 +1,15 @@
 """The Django admin goes through the same services as the API."""
 
 import csv
+import datetime as dt
 import io
+import re
 
 import pytest
 from django.test import Client
 
 from events import services
-from events.models import Event, WaitlistEntry
+from events.models import Enrollment, Event, WaitlistEntry
 from notifications.models import Notification
 from participants.models import User
 from tests.factories import PASSWORD, AdminFactory, EventFactory, UserFactory
@@ -287,3 +289,275 @@ def test_the_admin_sign_in_locks_an_account_after_repeated_failures_from_one_add
     assert "Too many failed sign-ins for this account" in locked  # even the right password waits
     # From another address the account is not locked: an attacker cannot lock the admin out.
     assert colleague.post("/admin/login/", right).status_code == 302
+
+
+# --- The dashboard on the admin index ---------------------------------------------------------------
+
+
+def test_the_dashboard_shows_upcoming_events_failures_and_enrollments_per_day(browser):
+    from django.utils import timezone
+
+    from events import dashboard
+    from reports.models import Report
+
+    today = dashboard.local_now().date()
+    full = EventFactory(title="Full talk", capacity=2, date=today + dt.timedelta(days=2), admission="queue")
+    roomy = EventFactory(title="Roomy talk", capacity=10, date=today + dt.timedelta(days=5))
+    past = EventFactory(title="Old talk", date=today - dt.timedelta(days=3))
+    for user in UserFactory.create_batch(2):
+        services.enroll(event_id=full.pk, participant_id=user.pk)
+    services.join_waitlist(event_id=full.pk, participant_id=UserFactory().pk)
+    services.enroll(event_id=roomy.pk, participant_id=UserFactory().pk)
+    # Three days ago: one enrollment of that day, counted on its own day of the chart.
+    Enrollment.objects.filter(event=roomy).update(created_at=timezone.now() - dt.timedelta(days=3))
+    Enrollment.objects.create(
+        event=past, participant=UserFactory(), created_at=timezone.now() - dt.timedelta(days=40)
+    )
+    Notification.objects.create(
+        kind="enrollment_confirmed", to_email="a@example.com", subject="s", body="b", status="failed"
+    )
+    Notification.objects.create(
+        kind="enrollment_confirmed", to_email="b@example.com", subject="s", body="b", status="sent"
+    )
+    for status in ("pending", "running", "done"):
+        Report.objects.create(event=roomy, status=status)
+
+    html = browser.get("/admin/").content.decode()
+
+    dash = html[html.index('id="event-dashboard"') :]
+    upcoming = dash[dash.index('id="upcoming-events"') : dash.index('id="enrollments-chart"')]
+    assert upcoming.index("Full talk") < upcoming.index("Roomy talk")  # soonest first
+    assert "Old talk" not in upcoming
+    row = upcoming[upcoming.index(f'id="upcoming-event-{full.pk}"') :]
+    row = row[: row.index("</tr>")]
+    assert "width: 100%" in row and "2/2" in row and "queued" in row
+    assert '<td class="num waitlist">1</td>' in row
+    row = upcoming[upcoming.index(f'id="upcoming-event-{roomy.pk}"') :]
+    assert "width: 10%" in row[: row.index("</tr>")] and "1/10" in row and "direct" in row
+
+    failed = dash[dash.index('id="figure-failed-notifications"') :]
+    assert "<strong>1</strong>" in failed[:200]
+    assert 'href="/admin/notifications/notification/?status__exact=failed"' in failed[:400]
+    reports = dash[dash.index('id="figure-reports-not-ready"') :]
+    assert "<strong>2</strong>" in reports[:200]  # pending and running, not done
+    assert 'href="/admin/reports/report/?status__in=pending,running"' in reports[:400]
+    enrolled = dash[dash.index('id="figure-enrollments"') :]
+    assert "<strong>3</strong>" in enrolled[:200]  # the one of 40 days ago is out of the period
+
+    chart = dash[dash.index("<svg") : dash.index("</svg>")]
+    assert chart.count('<rect class="bar"') == 30
+    assert f"<title>{today.isoformat()}: 2 enrollments</title>" in chart
+    assert f"<title>{(today - dt.timedelta(days=3)).isoformat()}: 1 enrollment</title>" in chart
+    assert f"<title>{(today - dt.timedelta(days=1)).isoformat()}: 0 enrollments</title>" in chart
+    assert "http" not in chart.replace('xmlns="http://www.w3.org/2000/svg"', "")  # nothing to load
+    assert html.index('id="event-dashboard"') < html.index('id="content-main"')  # above the apps
+
+
+def test_the_linked_lists_show_what_the_dashboard_counted(browser):
+    from reports.models import Report
+
+    event = EventFactory()
+    Notification.objects.create(
+        kind="waitlisted", to_email="gone@example.com", subject="s", body="b", status="failed"
+    )
+    Notification.objects.create(
+        kind="waitlisted", to_email="fine@example.com", subject="s", body="b", status="sent"
+    )
+    Report.objects.create(event=event, status="running")
+    Report.objects.create(event=event, status="failed")
+    failed = browser.get("/admin/notifications/notification/?status__exact=failed").content.decode()
+    assert "gone@example.com" in failed and "fine@example.com" not in failed
+    reports = browser.get("/admin/reports/report/?status__in=pending,running")
+    assert reports.status_code == 200
+    assert "1 report" in reports.content.decode()
+
+
+def test_the_dashboard_costs_the_same_queries_however_many_events(browser, django_assert_max_num_queries):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert browser.get("/admin/").status_code == 200
+        return len(captured)
+
+    EventFactory.create_batch(2)
+    few = queries()
+    EventFactory.create_batch(12)
+    assert queries() == few
+
+
+def test_the_dashboard_and_the_app_pages_stay_apart(browser):
+    assert 'id="event-dashboard"' not in browser.get("/admin/events/").content.decode()
+    EventFactory(title="Nothing yet")
+    html = browser.get("/admin/").content.decode()
+    assert "<strong>0</strong>" in html and "Nothing yet" in html
+
+
+# --- The events changelist ---------------------------------------------------------------------------
+
+
+def test_the_event_list_shows_fill_and_filters_by_time_seats_and_waiting_list(browser):
+    from django.utils import timezone
+
+    today = timezone.localdate()
+    full = EventFactory(title="Full one", capacity=2)
+    half = EventFactory(title="Half one", capacity=4)
+    EventFactory(title="Past one", date=today - dt.timedelta(days=1))
+    for user in UserFactory.create_batch(2):
+        services.enroll(event_id=full.pk, participant_id=user.pk)
+    services.enroll(event_id=half.pk, participant_id=UserFactory().pk)
+    services.enroll(event_id=half.pk, participant_id=UserFactory().pk)
+    services.join_waitlist(event_id=full.pk, participant_id=UserFactory().pk)
+
+    def titles(query: str) -> set[str]:
+        html = browser.get(f"/admin/events/event/{query}").content.decode()
+        return {t for t in ("Full one", "Half one", "Past one") if f">{t}</a>" in html}
+
+    html = browser.get("/admin/events/event/").content.decode()
+    assert ">100%</td>" in html.replace("</span>", "") and ">50%</td>" in html.replace("</span>", "")
+    assert '<td class="field-seats_left">0</td>' in html
+    assert titles("?when=upcoming") == {"Full one", "Half one"}
+    assert titles("?when=past") == {"Past one"}
+    assert titles("?seats=full") == {"Full one"}
+    assert titles("?seats=available") == {"Half one", "Past one"}
+    assert titles("?seats=waitlist") == {"Full one"}
+    assert titles("?q=half") == {"Half one"}
+    assert '<nav class="toplinks">' in html and "date__year=" in html  # the date hierarchy is kept
+    # Sorting by fill: the column's own order (ascending), from the database.
+    ordered = browser.get("/admin/events/event/?o=8").content.decode()
+    assert ordered.index(">Past one<") < ordered.index(">Half one<") < ordered.index(">Full one<")
+
+
+# --- Accounts ---------------------------------------------------------------------------------------
+
+
+def test_participants_and_administrators_are_separate_entries(browser):
+    ann = UserFactory(full_name="Ann Participant")
+    boss = AdminFactory(full_name="Boss Administrator")
+    index = browser.get("/admin/").content.decode()
+    assert 'href="/admin/participants/participant/"' in index
+    assert 'href="/admin/participants/administrator/"' in index
+    assert 'href="/admin/participants/user/"' not in index
+
+    participants = browser.get("/admin/participants/participant/").content.decode()
+    assert "Ann Participant" in participants and "Boss Administrator" not in participants
+    administrators = browser.get("/admin/participants/administrator/").content.decode()
+    assert "Boss Administrator" in administrators and "Ann Participant" not in administrators
+    assert browser.get(f"/admin/participants/participant/{boss.pk}/change/").status_code == 302  # not one
+
+    # Links to the accounts' common pages lead to the right one.
+    response = browser.get(f"/admin/participants/user/{ann.pk}/change/")
+    assert response["Location"] == f"/admin/participants/participant/{ann.pk}/change/"
+    response = browser.get(f"/admin/participants/user/{boss.pk}/change/")
+    assert response["Location"] == f"/admin/participants/administrator/{boss.pk}/change/"
+
+
+def test_an_administrator_added_in_the_admin_is_one(browser):
+    form = {
+        "email": "new.boss@example.com",
+        "full_name": "New Boss",
+        "phone": "",
+        "password1": "A-l0ng-enough-passw0rd",
+        "password2": "A-l0ng-enough-passw0rd",
+        "usable_password": "true",
+    }
+    response = browser.post("/admin/participants/administrator/add/", form)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert User.objects.get(email="new.boss@example.com").is_staff
+    response = browser.post("/admin/participants/participant/add/", {**form, "email": "new.one@example.com"})
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert not User.objects.get(email="new.one@example.com").is_staff
+
+
+def test_a_participants_page_lists_enrollments_waiting_list_places_and_notifications(browser):
+    ann = UserFactory(full_name="Ann Lee")
+    talk = EventFactory(title="Talk", capacity=5)
+    busy = EventFactory(title="Busy", capacity=1)
+    services.enroll(event_id=talk.pk, participant_id=ann.pk)
+    services.enroll(event_id=busy.pk, participant_id=UserFactory().pk)
+    services.join_waitlist(event_id=busy.pk, participant_id=UserFactory().pk)
+    services.join_waitlist(event_id=busy.pk, participant_id=ann.pk)
+    Notification.objects.create(
+        user=ann, kind="waitlisted", to_email=ann.email, subject="On the list", body="b"
+    )
+
+    html = browser.get(f"/admin/participants/participant/{ann.pk}/change/").content.decode()
+    enrollments = html[html.index('id="enrollments-group"') : html.index('id="waitlist_entries-group"')]
+    assert f'href="/admin/events/event/{talk.pk}/change/"' in enrollments and "Busy" not in enrollments
+    waiting = html[html.index('id="waitlist_entries-group"') : html.index('id="notifications-group"')]
+    assert f'href="/admin/events/event/{busy.pk}/change/"' in waiting
+    assert re.search(r'<td class="field-position">\s*<p>2</p>', waiting)  # second on that list
+    notes = html[html.index('id="notifications-group"') :]
+    assert "On the list" in notes
+    # Read-only: nothing to add, change or delete from this page.
+    for prefix in ("enrollments", "waitlist_entries", "notifications"):
+        assert f'name="{prefix}-MAX_NUM_FORMS" value="0"' in html  # no row can be added
+        assert f'name="{prefix}-0-DELETE"' not in html
+    assert f"{ann.pk} @ {talk.pk}" not in html
+
+    # Saving the page (its profile) leaves the lists alone.
+    form = {
+        "email": ann.email,
+        "full_name": "Ann Lee-Smith",
+        "phone": "",
+        "is_active": "on",
+        "enrollments-TOTAL_FORMS": "1",
+        "enrollments-INITIAL_FORMS": "1",
+        "waitlist_entries-TOTAL_FORMS": "1",
+        "waitlist_entries-INITIAL_FORMS": "1",
+        "notifications-TOTAL_FORMS": "1",
+        "notifications-INITIAL_FORMS": "1",
+    }
+    response = browser.post(f"/admin/participants/participant/{ann.pk}/change/", form)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    ann.refresh_from_db()
+    assert ann.full_name == "Ann Lee-Smith"
+    assert ann.enrollments.count() == 1 and ann.waitlist_entries.count() == 1
+
+
+def test_the_participant_picker_offers_participants_only(browser):
+    event = EventFactory()
+    UserFactory(full_name="Pat Picker")
+    AdminFactory(full_name="Pat Boss")
+    response = browser.get(
+        "/admin/autocomplete/",
+        {"term": "Pat", "app_label": "events", "model_name": "enrollment", "field_name": "participant"},
+    )
+    assert response.status_code == 200
+    assert [r["text"] for r in response.json()["results"]] == [
+        f"Pat Picker <{User.objects.get(full_name='Pat Picker').email}>"
+    ]
+    assert event.pk
+
+
+# --- The event page's inlines and messages -------------------------------------------------------------
+
+
+def test_enrollment_rows_read_as_people_and_the_add_row_speaks_plainly(browser):
+    import html as html_lib
+
+    event = EventFactory(capacity=3)
+    ann = UserFactory(full_name="Ann Lee", email="ann@example.com")
+    services.enroll(event_id=event.pk, participant_id=ann.pk)
+    page = browser.get(f"/admin/events/event/{event.pk}/change/").content.decode()
+    enrolled = page[page.index('id="enrollments-group"') : page.index('id="enrollments-2-group"')]
+    assert (
+        f'<a href="/admin/participants/participant/{ann.pk}/change/">Ann Lee &lt;ann@example.com&gt;</a>'
+        in enrolled
+    )
+    assert "Enrolled at" in enrolled
+    assert f"{ann.pk} @ {event.pk}" not in page
+    texts = [html_lib.unescape(chunk) for chunk in page.split('data-inline-formset="')[1:]]
+    assert any('"addText": "Enroll another participant"' in t for t in texts)
+    assert any('"addText": "Put a participant on the waiting list"' in t for t in texts)
+    assert "Add another New enrollment" not in html_lib.unescape(page)
+
+
+def test_the_report_action_links_to_the_reports(browser):
+    event = EventFactory()
+    response = browser.post(
+        "/admin/events/event/", {"action": "generate_report", "_selected_action": [event.pk]}, follow=True
+    )
+    html = response.content.decode()
+    assert '1 report(s) requested; see <a href="/admin/reports/report/">Reports</a>.' in html

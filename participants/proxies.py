@@ -1,0 +1,21 @@
+"""Two views of the one account model, for the Django admin: participants and administrators are
+separate entries there (participants/admin.py), each with its own list, form and page. Proxies: no
+table of their own, the same rows as `User`, told apart by `is_staff` (the role)."""
+
+from __future__ import annotations
+
+from participants.models import User
+
+
+class Participant(User):
+    class Meta:
+        proxy = True
+        verbose_name = "participant"
+        verbose_name_plural = "participants"
+
+
+class Administrator(User):
+    class Meta:
+        proxy = True
+        verbose_name = "administrator"
+        verbose_name_plural = "administrators"
