@@ -64,6 +64,13 @@ DEFAULT_SIZES = "10000,100000"
 EVENT_CAPACITY = 200_000
 ADMIN_EMAIL = "admin@bench.example"
 MIB = 1024 * 1024
+VENV_PY_SPY = Path(sys.executable).parent / "py-spy"
+BUILDERS = ("database", "python")
+# The targets of issue 14 (benchmark figures, not timed tests): build time per size, and memory
+# flat (the largest size's peak RSS no higher than the smallest's, within the tolerance: two
+# fresh processes differ by a few hundred kB from run to run).
+TIME_TARGETS = {1_000_000: 10.0, 100_000: 1.0}
+MEMORY_TOLERANCE_MB = 2.0
 
 
 # --- Options and environment ----------------------------------------------------------------------
@@ -92,7 +99,25 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--repeat", type=int, default=3, help="builds per size, each a new report in a new process (3)"
     )
-    parser.add_argument("--batch-size", type=int, default=5000, help="rows per bulk_create batch (5000)")
+    parser.add_argument(
+        "--builders",
+        default="database",
+        help="report builders to measure, comma-separated: database (PostgreSQL writes the JSON, what "
+        "the reports worker uses on PostgreSQL), python (the ORM and the json module, SQLite's) (database)",
+    )
+    parser.add_argument(
+        "--waitlist", type=int, default=1000, help="waiting-list entries of every event (1000)"
+    )
+    parser.add_argument(
+        "--database", default=DB_NAME, help=f"throwaway database, dropped and created again ({DB_NAME})"
+    )
+    parser.add_argument("--redis-url", default=REDIS_URL, help=f"Redis database, flushed ({REDIS_URL})")
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="run each build under py-spy (installed beside this Python) and write its collapsed "
+        "stacks and a summary to DIR; the times are then the profiled ones",
+    )
     parser.add_argument(
         "--broker-url",
         default=BROKER_URL,
@@ -102,19 +127,23 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--keep-files", action="store_true", help="keep the work directory (documents, mail)")
     # The child processes: the same script, started by the parent with its environment.
     parser.add_argument("--build-one", type=int, metavar="REPORT_ID", help=argparse.SUPPRESS)
+    parser.add_argument("--builder", help=argparse.SUPPRESS)
     parser.add_argument("--baseline", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.batch_size < 1 or args.repeat < 1:
-        parser.error("--batch-size and --repeat must be at least 1")
+    if args.repeat < 1 or args.waitlist < 0:
+        parser.error("--repeat must be at least 1 and --waitlist at least 0")
+    args.builders = [name.strip() for name in args.builders.split(",") if name.strip()]
+    if not args.builders or set(args.builders) - set(BUILDERS):
+        parser.error(f"--builders: choose among {', '.join(BUILDERS)}")
     return args
 
 
-def configure_benchmark_environment(work_dir: Path, broker_url: str) -> None:
+def configure_benchmark_environment(work_dir: Path, broker_url: str, db_name: str, redis_url: str) -> None:
     """The deployment's variables (bench/common.py); the stored documents go to the work directory."""
     configure_environment(
         work_dir,
-        db_name=DB_NAME,
-        redis_url=REDIS_URL,
+        db_name=db_name,
+        redis_url=redis_url,
         # Production: the build request and the report's emails go through the outbox to RabbitMQ.
         broker_url=broker_url,
         extra={"ALLOWED_HOSTS": "localhost", "MEDIA_ROOT": str(work_dir / "media")},
@@ -143,33 +172,37 @@ class Seed:
     admin_email: str
     event_ids: dict[int, int]  # size -> event id
     participant_ids: list[int]  # in enrollment order: the event of size n has the first n
+    waitlist_ids: list[int]  # every event's waiting list, in order (after the largest event's)
+    seconds: float
 
 
-def seed(sizes: list[int], batch_size: int) -> Seed:
-    """One admin, max(sizes) participants, one event per size with that many enrollments."""
-    from django.db import connections, transaction
+def seed(sizes: list[int], waitlist: int) -> Seed:
+    """One admin, max(sizes) + waitlist participants, one event per size with that many enrollments
+    and the same `waitlist` people waiting. Rows are made by PostgreSQL (generate_series, INSERT …
+    SELECT): no Python object per row, about 40 s for a million instead of 3 minutes."""
+    from django.db import connection, connections, transaction
 
-    from events.models import Enrollment, Event
+    from events.models import Enrollment, Event, WaitlistEntry
     from participants.models import User
 
     started = time.monotonic()
     largest = max(sizes)
-    with transaction.atomic():
+    quote = connection.ops.quote_name
+    users, enrollments, entries = (quote(model._meta.db_table) for model in (User, Enrollment, WaitlistEntry))
+    with transaction.atomic(), connection.cursor() as cursor:
         admin = User.objects.create(
             email=ADMIN_EMAIL, full_name="Bench Admin", password="!", is_staff=True, is_superuser=True
         )
         # "!" is an unusable password: no hashing per user, and nobody can sign in with it.
-        users = [
-            User(
-                email=f"participant{number:06d}@bench.example",
-                full_name=f"Participant {number}",
-                password="!",
-            )
-            for number in range(largest)
-        ]
-        User.objects.bulk_create(users, batch_size=batch_size)
-        participant_ids = [user.pk for user in users]
-        del users
+        cursor.execute(
+            f"INSERT INTO {users} (password, is_superuser, email, full_name, phone, is_staff,"  # noqa: S608
+            " is_active, created_at)"
+            " SELECT '!', false, 'participant' || n || '@bench.example', 'Participant ' || n, '',"
+            " false, true, now() FROM generate_series(0, %s - 1) AS n ORDER BY n",
+            [largest + waitlist],
+        )
+        cursor.execute(f"SELECT id FROM {users} WHERE id <> %s ORDER BY id", [admin.pk])  # noqa: S608
+        everyone = [row[0] for row in cursor.fetchall()]
 
         day = dt.date.today() + dt.timedelta(days=30)
         events = {
@@ -180,36 +213,49 @@ def seed(sizes: list[int], batch_size: int) -> Seed:
                 time=dt.time(9, 30),
                 location=f"Hall {number + 1}",
                 capacity=max(EVENT_CAPACITY, size),
+                # Rows inserted behind the services' back: the counters are set to match them.
+                enrolled_count=size,
+                waitlist_count=waitlist,
             )
             for number, size in enumerate(sizes)
         }
         Event.objects.bulk_create(events.values())
 
-        # Increasing timestamps, one millisecond apart: the enrollment order is the seeding order.
+        # Increasing timestamps, one millisecond apart: the enrollment order is the seeding order
+        # (the participants' id order). The waiting list joins later, in id order too.
         first_enrolled = dt.datetime.now(dt.UTC) - dt.timedelta(days=7)
         for size, event in events.items():
-            for start in range(0, size, batch_size):
-                Enrollment.objects.bulk_create(
-                    [
-                        Enrollment(
-                            event_id=event.pk,
-                            participant_id=participant_ids[index],
-                            created_at=first_enrolled + dt.timedelta(milliseconds=index),
-                        )
-                        for index in range(start, min(start + batch_size, size))
-                    ]
-                )
-            # Rows inserted behind the services' back: the seat counter is set to match them.
-            Event.objects.filter(pk=event.pk).update(enrolled_count=size)
+            cursor.execute(
+                f"INSERT INTO {enrollments} (event_id, participant_id, created_at)"  # noqa: S608
+                " SELECT %s, id, %s + (rn - 1) * interval '1 millisecond'"
+                f" FROM (SELECT id, row_number() OVER (ORDER BY id) AS rn FROM {users}"
+                "  WHERE id <> %s ORDER BY id LIMIT %s) AS first",
+                [event.pk, first_enrolled, admin.pk, size],
+            )
+            cursor.execute(
+                f"INSERT INTO {entries} (event_id, participant_id, joined_at)"  # noqa: S608
+                " SELECT %s, id, now() - interval '1 day' + rn * interval '1 millisecond'"
+                f" FROM (SELECT id, row_number() OVER (ORDER BY id) AS rn FROM {users}"
+                "  WHERE id <> %s ORDER BY id OFFSET %s LIMIT %s) AS waiting ORDER BY id",
+                [event.pk, admin.pk, largest, waitlist],
+            )
     # Planner statistics as a live database has them (and no autovacuum starting mid-measurement).
     with connections["default"].cursor() as cursor:
         cursor.execute("VACUUM ANALYZE")
     connections.close_all()
+    seconds = time.monotonic() - started
     say(
-        f"seeded 1 admin, {largest} participants, {len(sizes)} events and {sum(sizes)} enrollments "
-        f"in {time.monotonic() - started:.1f} s"
+        f"seeded 1 admin, {largest + waitlist} participants, {len(sizes)} events, {sum(sizes)} "
+        f"enrollments and {waitlist * len(sizes)} waiting-list entries in {seconds:.1f} s"
     )
-    return Seed(admin.pk, admin.email, {size: event.pk for size, event in events.items()}, participant_ids)
+    return Seed(
+        admin.pk,
+        admin.email,
+        {size: event.pk for size, event in events.items()},
+        everyone[:largest],
+        everyone[largest:],
+        seconds,
+    )
 
 
 # --- Child processes ----------------------------------------------------------------------------------
@@ -257,12 +303,15 @@ def child_baseline() -> int:
     return 0
 
 
-def child_build(report_id: int) -> int:
+def child_build(report_id: int, builder: str | None) -> int:
     """Builds one report as the reports worker does, measuring the call from inside."""
     setup_django()
     from django.db import connection
 
     from reports import services
+
+    if builder:  # the worker picks the builder of its database; the benchmark can compare both
+        services.default_builder = lambda: builder
 
     queries = 0
 
@@ -289,16 +338,17 @@ def child_build(report_id: int) -> int:
         "build_peak_rss_kib": after["peak"] if was_reset else None,
         "ru_maxrss_kib": after["ru_maxrss"],
         "queries": queries,
+        "builder": services.default_builder(),
     }
     print(json.dumps(result), flush=True)
     return 0
 
 
-def run_child(arguments: list[str]) -> dict[str, Any]:
+def run_child(arguments: list[str], prefix: list[str] | None = None) -> dict[str, Any]:
     """Runs this script as a child with the same environment; its last stdout line is its JSON."""
     started = time.monotonic()
     completed = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), *arguments],
+        [*(prefix or []), sys.executable, str(Path(__file__).resolve()), *arguments],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -347,6 +397,7 @@ class Build:
     """One size: the median of its runs (each a new report built by a new process)."""
 
     participants: int
+    builder: str
     event_id: int
     report_ids: list[int]
     build_seconds: float
@@ -355,13 +406,20 @@ class Build:
     build_growth_mb: float | None  # highest RSS during the build minus the RSS when it started
     document_mb: float
     document_bytes: int
+    gzip_mb: float
+    gzip_bytes: int
     queries: int
     process_seconds: float  # the whole child: interpreter start, django.setup() and the build
     runs: list[dict[str, Any]]  # each child's own figures
 
 
-def check_document(report_id: int, size: int, expected_ids: list[int]) -> int:
-    """Asserts the report ended done with `size` participants in enrollment order; its size in bytes."""
+def check_document(report_id: int, size: int, seeded: Seed) -> tuple[int, int]:
+    """Asserts the report ended done with `size` participants in enrollment order and the seeded
+    waiting list in order, and that its .json.gz holds the same bytes; the sizes of both files."""
+    import zlib
+
+    import orjson
+
     from reports.models import Report
 
     report = Report.objects.get(pk=report_id)
@@ -370,19 +428,27 @@ def check_document(report_id: int, size: int, expected_ids: list[int]) -> int:
     if report.participant_count != size:
         raise BenchError(f"report {report_id}: participant_count {report.participant_count} != {size}")
     with report.document.open("rb") as stored:
-        document = json.load(stored)
+        plain = stored.read()
+    document = orjson.loads(plain)
     participants = document["participants"]
     if len(participants) != size or document["participant_count"] != size:
         raise BenchError(
             f"report {report_id}: the document lists {len(participants)} participants and says "
             f"{document['participant_count']}, expected {size}"
         )
-    if [row["id"] for row in participants] != expected_ids:
+    if [row["id"] for row in participants] != seeded.participant_ids[:size]:
         raise BenchError(f"report {report_id}: the participants are not in enrollment order")
-    return int(report.document.size)
+    waiting = [(row["id"], row["position"]) for row in document["waitlist"]]
+    if waiting != [(pk, n) for n, pk in enumerate(seeded.waitlist_ids, start=1)]:
+        raise BenchError(f"report {report_id}: the waiting list is not the seeded one in order")
+    del document, participants
+    with report.document_gzip.open("rb") as stored:
+        if zlib.decompress(stored.read(), wbits=31) != plain:
+            raise BenchError(f"report {report_id}: the .json.gz does not hold the JSON document")
+    return int(report.document.size), int(report.document_gzip.size)
 
 
-def build_once(size: int, seeded: Seed) -> dict[str, Any]:
+def build_once(size: int, builder: str, seeded: Seed, profile_dir: Path | None) -> dict[str, Any]:
     """Requests a report as the API does and builds it in a fresh process; the child's figures."""
     from django.db import connections
 
@@ -393,21 +459,70 @@ def build_once(size: int, seeded: Seed) -> dict[str, Any]:
     )
     # The child gets the database to itself: this process holds no connection meanwhile.
     connections.close_all()
-    child = run_child(["--build-one", str(report.pk)])
+    prefix = None
+    if profile_dir is not None:
+        stacks = profile_dir / f"build-{size}-{builder}-report-{report.pk}.txt"
+        prefix = [
+            str(VENV_PY_SPY),
+            "record",
+            "--format",
+            "raw",
+            "--rate",
+            "250",
+            "--output",
+            str(stacks),
+            "--",
+        ]
+    child = run_child(["--build-one", str(report.pk), "--builder", builder], prefix)
     if child["status"] != "done":
         raise BenchError(f"build of report {report.pk} returned {child['status']!r}")
     child["report_id"] = report.pk
-    child["document_bytes"] = check_document(report.pk, size, seeded.participant_ids[:size])
+    child["document_bytes"], child["gzip_bytes"] = check_document(report.pk, size, seeded)
     connections.close_all()
     say(
-        f"{size} participants, report {report.pk}: {child['seconds']:.2f} s, "
-        f"peak RSS {mb(child['peak_rss_kib'])} MB, document {child['document_bytes'] / MIB:.2f} MB"
+        f"{size} participants ({builder}), report {report.pk}: {child['seconds']:.2f} s, "
+        f"peak RSS {mb(child['peak_rss_kib'])} MB, document {child['document_bytes'] / MIB:.2f} MB, "
+        f"gzip {child['gzip_bytes'] / MIB:.2f} MB"
     )
+    if profile_dir is not None:
+        summarise_profile(stacks)
     return child
 
 
-def measure(size: int, seeded: Seed, baseline: Baseline, repeat: int) -> Build:
-    runs = [build_once(size, seeded) for _ in range(repeat)]
+def summarise_profile(stacks: Path, top: int = 12) -> None:
+    """py-spy's collapsed stacks: the share of samples in each function (self) and under it (total),
+    written beside them as <name>.summary.txt and said on stderr."""
+    own: dict[str, int] = {}
+    under: dict[str, int] = {}
+    total = 0
+    for line in stacks.read_text().splitlines():
+        frames_text, _, count_text = line.rpartition(" ")
+        if not frames_text or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        total += count
+        frames = [frame.split(" (")[0] + " (" + frame.split(" (")[-1] for frame in frames_text.split(";")]
+        own[frames[-1]] = own.get(frames[-1], 0) + count
+        for frame in set(frames):
+            under[frame] = under.get(frame, 0) + count
+    if not total:
+        return
+    lines = [f"{stacks.name}: {total} samples"]
+    lines.append("self:")
+    for frame, count in sorted(own.items(), key=lambda item: -item[1])[:top]:
+        lines.append(f"  {100 * count / total:5.1f} %  {frame}")
+    lines.append("total (the function and what it called):")
+    for frame, count in sorted(under.items(), key=lambda item: -item[1])[: top * 2]:
+        lines.append(f"  {100 * count / total:5.1f} %  {frame}")
+    text = "\n".join(lines)
+    stacks.with_suffix(".summary.txt").write_text(text + "\n")
+    say(text)
+
+
+def measure(
+    size: int, builder: str, seeded: Seed, baseline: Baseline, repeat: int, profile_dir: Path | None
+) -> Build:
+    runs = [build_once(size, builder, seeded, profile_dir) for _ in range(repeat)]
 
     def median(key: str) -> float:
         return float(statistics.median(run[key] for run in runs))
@@ -420,6 +535,7 @@ def measure(size: int, seeded: Seed, baseline: Baseline, repeat: int) -> Build:
     peak_kib = median("peak_rss_kib")
     return Build(
         participants=size,
+        builder=builder,
         event_id=seeded.event_ids[size],
         report_ids=[run["report_id"] for run in runs],
         build_seconds=round(median("seconds"), 3),
@@ -428,14 +544,44 @@ def measure(size: int, seeded: Seed, baseline: Baseline, repeat: int) -> Build:
         build_growth_mb=mb(statistics.median(growths)) if growths else None,
         document_mb=round(runs[-1]["document_bytes"] / MIB, 2),
         document_bytes=int(runs[-1]["document_bytes"]),
+        gzip_mb=round(runs[-1]["gzip_bytes"] / MIB, 2),
+        gzip_bytes=int(runs[-1]["gzip_bytes"]),
         queries=int(runs[-1]["queries"]),
         process_seconds=round(median("process_seconds"), 2),
         runs=runs,
     )
 
 
+def verdicts(builds: list[Build]) -> list[tuple[str, bool]]:
+    """PASS/FAIL of each target this run can judge, for the builder the worker uses on PostgreSQL."""
+    results = []
+    chosen = [build for build in builds if build.builder == "database"]
+    for build in chosen:
+        limit = TIME_TARGETS.get(build.participants)
+        if limit is not None:
+            results.append(
+                (
+                    f"{build.participants} participants build in under {limit:g} s: "
+                    f"{build.build_seconds:.2f} s",
+                    build.build_seconds < limit,
+                )
+            )
+    if len(chosen) >= 2:
+        small, large = chosen[0], chosen[-1]
+        results.append(
+            (
+                f"memory flat: peak RSS at {large.participants} ({large.peak_rss_mb:.1f} MB) no higher "
+                f"than at {small.participants} ({small.peak_rss_mb:.1f} MB), within "
+                f"{MEMORY_TOLERANCE_MB:g} MB",
+                large.peak_rss_mb <= small.peak_rss_mb + MEMORY_TOLERANCE_MB,
+            )
+        )
+    return results
+
+
 def ratios(builds: list[Build]) -> dict[str, Any]:
-    """Largest size against smallest: build time and memory above baseline."""
+    """Largest size against smallest (of the first builder): build time and memory above baseline."""
+    builds = [build for build in builds if build.builder == builds[0].builder] if builds else []
     if len(builds) < 2:
         return {}
     small, large = builds[0], builds[-1]
@@ -444,6 +590,7 @@ def ratios(builds: list[Build]) -> dict[str, Any]:
         return round(a / b, 2) if a is not None and b else None
 
     return {
+        "builder": small.builder,
         "sizes": f"{large.participants}/{small.participants}",
         "participants": divide(large.participants, small.participants),
         "build_seconds": divide(large.build_seconds, small.build_seconds),
@@ -457,7 +604,11 @@ def ratios(builds: list[Build]) -> dict[str, Any]:
 
 
 def print_table(
-    setup: dict[str, Any], baseline: Baseline, builds: list[Build], ratio: dict[str, Any]
+    setup: dict[str, Any],
+    baseline: Baseline,
+    builds: list[Build],
+    ratio: dict[str, Any],
+    verdict: list[tuple[str, bool]],
 ) -> None:
     print()
     print("Setup: " + ", ".join(f"{key} {value}" for key, value in setup.items()))
@@ -468,11 +619,13 @@ def print_table(
     print()
     columns = (
         "participants",
+        "builder",
         "build s",
         "peak RSS MB",
         "above baseline MB",
         "build growth MB",
         "document MB",
+        "gzip MB",
     )
     widths = [max(len(column), 8) for column in columns]
     header = "  ".join(f"{column:>{width}}" for column, width in zip(columns, widths, strict=True))
@@ -482,16 +635,18 @@ def print_table(
         growth = "?" if build.build_growth_mb is None else f"{build.build_growth_mb:.1f}"
         values = (
             f"{build.participants}",
+            build.builder,
             f"{build.build_seconds:.2f}",
             f"{build.peak_rss_mb:.1f}",
             f"{build.above_baseline_mb:.1f}",
             growth,
             f"{build.document_mb:.2f}",
+            f"{build.gzip_mb:.2f}",
         )
         print("  ".join(f"{value:>{width}}" for value, width in zip(values, widths, strict=True)))
     if ratio:
         print()
-        print(f"ratio {ratio['sizes']} (participants x{ratio['participants']}):")
+        print(f"ratio {ratio['sizes']} ({ratio['builder']}; participants x{ratio['participants']}):")
         print(f"  build time              x{ratio['build_seconds']}")
         print(f"  memory above baseline   x{ratio['above_baseline_mb']}")
         print(f"  memory growth of build  x{ratio['build_growth_mb']}")
@@ -500,21 +655,26 @@ def print_table(
     for build in builds:
         seconds = ", ".join(f"{run['seconds']:.2f}" for run in build.runs)
         print(
-            f"{build.participants}: build s of each run {seconds}; {build.queries} queries per build; "
-            f"whole child process {build.process_seconds:.1f} s"
+            f"{build.participants} ({build.builder}): build s of each run {seconds}; "
+            f"{build.queries} queries per build; whole child process {build.process_seconds:.1f} s"
         )
+    if verdict:
+        print()
+        print("Targets (issue 14, the database builder):")
+        for text, passed in verdict:
+            print(f"  {'PASS' if passed else 'FAIL'}  {text}")
 
 
 # --- Main -----------------------------------------------------------------------------------------------
 
 
 def run_benchmark(args: argparse.Namespace, work_dir: Path) -> int:
-    configure_benchmark_environment(work_dir, args.broker_url)
-    say(f"recreating database {DB_NAME} and flushing Redis db 4")
+    configure_benchmark_environment(work_dir, args.broker_url, args.database, args.redis_url)
+    say(f"recreating database {args.database} and flushing Redis {args.redis_url}")
     setup: dict[str, Any] = {
         "cpus": os.cpu_count(),
-        "PostgreSQL": recreate_database(DB_NAME),
-        "Redis": flush_redis(REDIS_URL),
+        "PostgreSQL": recreate_database(args.database),
+        "Redis": flush_redis(args.redis_url),
         "Python": platform.python_version(),
     }
     say("migrating")
@@ -530,26 +690,39 @@ def run_benchmark(args: argparse.Namespace, work_dir: Path) -> int:
     if settings.DEBUG or settings.CELERY_TASK_ALWAYS_EAGER:
         raise BenchError("expected DEBUG off and a broker (CELERY_TASK_ALWAYS_EAGER off)")
     setup["runs per size"] = args.repeat
+    profile_dir = Path(args.profile).resolve() if args.profile else None
+    if profile_dir is not None:
+        if not VENV_PY_SPY.exists():
+            raise BenchError(f"--profile needs py-spy: {VENV_PY_SPY.parent}/pip install py-spy")
+        profile_dir.mkdir(parents=True, exist_ok=True)
     try:
-        seeded = seed(args.sizes, args.batch_size)
+        seeded = seed(args.sizes, args.waitlist)
+        setup["seeding s"] = round(seeded.seconds, 1)
+        setup["waiting list"] = args.waitlist
         baseline = measure_baseline(args.repeat)
-        builds = [measure(size, seeded, baseline, args.repeat) for size in args.sizes]
+        builds = [
+            measure(size, builder, seeded, baseline, args.repeat, profile_dir)
+            for builder in args.builders
+            for size in args.sizes
+        ]
     finally:
         say("purging the benchmark's messages from RabbitMQ")
         purged = purge_queues()
         say(f"purged {purged} messages")
 
     ratio = ratios(builds)
+    verdict = verdicts(builds)
     if args.json:
         data = {
             "setup": setup,
             "baseline": {"peak_rss_mb": baseline.peak_rss_mb, **asdict(baseline)},
             "builds": [asdict(build) for build in builds],
             "ratio": ratio,
+            "targets": [{"target": text, "passed": passed} for text, passed in verdict],
         }
         print(json.dumps(data, indent=2))
     else:
-        print_table(setup, baseline, builds, ratio)
+        print_table(setup, baseline, builds, ratio, verdict)
     return 0
 
 
@@ -558,7 +731,7 @@ def main() -> int:
     if args.baseline:
         return child_baseline()
     if args.build_one is not None:
-        return child_build(args.build_one)
+        return child_build(args.build_one, args.builder)
     # Imported here, not at the top: the child processes load what the application loads, nothing more.
     import kombu.exceptions
     import psycopg
