@@ -8,6 +8,7 @@ from typing import Any, cast
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.utils import display_for_value
 from django.core.exceptions import ValidationError
 from django.db.models import F, QuerySet, Window
 from django.db.models.functions import RowNumber
@@ -72,11 +73,19 @@ class EnrollmentInline(admin.TabularInline):
         return person_link(obj.participant)
 
     @admin.display(description="Enrolled at")
-    def enrolled_at(self, obj: Enrollment) -> Any:
-        return obj.created_at
+    def enrolled_at(self, obj: Enrollment) -> str:
+        return display_for_value(obj.created_at, "")  # in the admin's zone and format
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+def picker_only(formfield: Any) -> Any:
+    """The participant picker keeps its "+" (a new participant) but not the edit and view buttons
+    beside it: the person's own page is one click away in the lists above."""
+    if formfield is not None and hasattr(formfield.widget, "can_change_related"):
+        formfield.widget.can_change_related = formfield.widget.can_view_related = False
+    return formfield
 
 
 class NaturalAddRowFormSet(helpers.InlineAdminFormSet):
@@ -152,7 +161,7 @@ class NewEnrollmentInline(admin.TabularInline):
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "participant":
             kwargs["queryset"] = participant_selectors.participants()  # admins hold no seats
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+        return picker_only(super().formfield_for_foreignkey(db_field, request, **kwargs))
 
 
 class WaitlistInline(admin.TabularInline):
@@ -212,7 +221,7 @@ class NewWaitlistInline(admin.TabularInline):
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "participant":
             kwargs["queryset"] = participant_selectors.participants()
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+        return picker_only(super().formfield_for_foreignkey(db_field, request, **kwargs))
 
 
 class WhenFilter(admin.SimpleListFilter):

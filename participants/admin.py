@@ -5,6 +5,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.admin.utils import display_for_value
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
@@ -82,8 +83,7 @@ class ReadOnlyInline(admin.TabularInline):
 
 class ParticipantEnrollmentInline(ReadOnlyInline):
     model = Enrollment
-    fields = ["event_link", "starts", "enrolled_at"]
-    readonly_fields = fields
+    fields = readonly_fields = ("event_link", "starts", "enrolled_at")
     verbose_name = "enrollment"
     verbose_name_plural = "Enrollments"
 
@@ -101,14 +101,13 @@ class ParticipantEnrollmentInline(ReadOnlyInline):
         return f"{obj.event.date:%Y-%m-%d} {obj.event.time:%H:%M}"
 
     @admin.display(description="Enrolled at")
-    def enrolled_at(self, obj: Enrollment) -> Any:
-        return obj.created_at
+    def enrolled_at(self, obj: Enrollment) -> str:
+        return display_for_value(obj.created_at, "")  # in the admin's zone and format
 
 
 class ParticipantWaitlistInline(ReadOnlyInline):
     model = WaitlistEntry
-    fields = ["event_link", "position", "joined_at"]
-    readonly_fields = fields
+    fields = readonly_fields = ("event_link", "position", "joined_at")
     verbose_name = "place on a waiting list"
     verbose_name_plural = "Waiting lists"
 
@@ -141,8 +140,7 @@ class ParticipantWaitlistInline(ReadOnlyInline):
 class ParticipantNotificationInline(ReadOnlyInline):
     model = Notification
     fk_name = "user"
-    fields = ["created_at", "kind", "subject", "status", "sent_at"]
-    readonly_fields = fields
+    fields = readonly_fields = ("created_at", "kind", "subject", "status", "sent_at")
     verbose_name = "notification"
     verbose_name_plural = "Notifications (newest first)"
 
