@@ -353,7 +353,8 @@ def run_child(arguments: list[str], prefix: list[str] | None = None) -> dict[str
         capture_output=True,
         text=True,
     )
-    lines = completed.stdout.strip().splitlines()
+    # The child's JSON line (under --profile, py-spy writes its own lines on stdout too).
+    lines = [line for line in completed.stdout.strip().splitlines() if line.startswith("{")]
     if completed.returncode != 0 or not lines:
         raise BenchError(
             f"child {' '.join(arguments)} exited with code {completed.returncode}:\n"
@@ -469,6 +470,7 @@ def build_once(size: int, builder: str, seeded: Seed, profile_dir: Path | None) 
             "raw",
             "--rate",
             "250",
+            "--idle",
             "--output",
             str(stacks),
             "--",
@@ -490,8 +492,9 @@ def build_once(size: int, builder: str, seeded: Seed, profile_dir: Path | None) 
 
 
 def summarise_profile(stacks: Path, top: int = 12) -> None:
-    """py-spy's collapsed stacks: the share of samples in each function (self) and under it (total),
-    written beside them as <name>.summary.txt and said on stderr."""
+    """py-spy's collapsed stacks of the build() call (idle samples included: waiting for the
+    database shows as the socket read): the share of samples in each function (self) and under it
+    (total), written beside them as <name>.summary.txt and said on stderr."""
     own: dict[str, int] = {}
     under: dict[str, int] = {}
     total = 0
@@ -500,8 +503,12 @@ def summarise_profile(stacks: Path, top: int = 12) -> None:
         if not frames_text or not count_text.isdigit():
             continue
         count = int(count_text)
-        total += count
         frames = [frame.split(" (")[0] + " (" + frame.split(" (")[-1] for frame in frames_text.split(";")]
+        inside = [n for n, frame in enumerate(frames) if frame.startswith("build (reports/services.py")]
+        if not inside:
+            continue  # interpreter start, django.setup(): not the build
+        frames = frames[inside[0] :]
+        total += count
         own[frames[-1]] = own.get(frames[-1], 0) + count
         for frame in set(frames):
             under[frame] = under.get(frame, 0) + count
