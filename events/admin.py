@@ -82,7 +82,7 @@ class EnrollmentInline(admin.TabularInline):
 
 def picker_only(formfield: Any) -> Any:
     """The participant picker keeps its "+" (a new participant) but not the edit and view buttons
-    beside it: the person's own page is one click away in the lists above."""
+    the admin wraps it with: the person's own page is one click away in the lists above."""
     if formfield is not None and hasattr(formfield.widget, "can_change_related"):
         formfield.widget.can_change_related = formfield.widget.can_view_related = False
     return formfield
@@ -158,10 +158,13 @@ class NewEnrollmentInline(admin.TabularInline):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Enrollment]:
         return super().get_queryset(request).none()  # new rows only; EnrollmentInline lists the others
 
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        return picker_only(super().formfield_for_dbfield(db_field, request, **kwargs))
+
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "participant":
             kwargs["queryset"] = participant_selectors.participants()  # admins hold no seats
-        return picker_only(super().formfield_for_foreignkey(db_field, request, **kwargs))
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
 class WaitlistInline(admin.TabularInline):
@@ -218,10 +221,13 @@ class NewWaitlistInline(admin.TabularInline):
     def get_queryset(self, request: HttpRequest) -> QuerySet[WaitlistEntry]:
         return super().get_queryset(request).none()  # new rows only; WaitlistInline lists the others
 
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        return picker_only(super().formfield_for_dbfield(db_field, request, **kwargs))
+
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "participant":
             kwargs["queryset"] = participant_selectors.participants()
-        return picker_only(super().formfield_for_foreignkey(db_field, request, **kwargs))
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
 class WhenFilter(admin.SimpleListFilter):

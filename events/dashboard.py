@@ -159,11 +159,15 @@ def bar_chart_svg(days: list[DayCount], *, width: int = 600, height: int = 160) 
             for i, d in enumerate(days)
         ),
     )
-    labelled = [0, len(days) // 2, len(days) - 1] if days else []
+    # The first, middle and last days, anchored so that none runs past the edges.
+    labelled = [(0, "start"), (len(days) // 2, "middle"), (len(days) - 1, "end")] if days else []
     labels = format_html_join(
         "",
-        '<text class="label" x="{}" y="{}" text-anchor="middle">{}</text>',
-        ((f"{left + i * slot + slot / 2:.1f}", height - 6, days[i].day.strftime("%d %b")) for i in labelled),
+        '<text class="label" x="{}" y="{}" text-anchor="{}">{}</text>',
+        (
+            (f"{left + i * slot + slot / 2:.1f}", height - 6, anchor, days[i].day.strftime("%d %b"))
+            for i, anchor in labelled
+        ),
     )
     return format_html(
         '<svg class="enrollment-chart" viewBox="0 0 {w} {h}" width="100%" role="img" '

@@ -6,9 +6,10 @@ import datetime as dt
 import re
 
 import httpx
+from django.utils import timezone
 
 from events import services
-from events.models import Event
+from events.models import Enrollment, Event
 from notifications.models import Notification
 from tests.factories import PASSWORD, AdminFactory, EventFactory, UserFactory
 
@@ -27,12 +28,21 @@ def pick_participant(page, row: str, name: str) -> None:
 
 def test_an_admin_signs_in_and_the_dashboard_shows_real_figures(page, sign_in, docs_screenshot):
     admin = AdminFactory(full_name="Ada Admin")
-    today = dt.date.today()
+    today = timezone.localdate()
     town_hall = EventFactory(title="Town hall", capacity=4, date=today + dt.timedelta(days=3))
-    EventFactory(title="Rush launch", capacity=2, date=today + dt.timedelta(days=6), admission="queue")
+    launch = EventFactory(
+        title="Rush launch", capacity=2, date=today + dt.timedelta(days=6), admission="queue"
+    )
     EventFactory(title="Last year's party", date=today - dt.timedelta(days=300))
     for person in people("Ann Lee", "Bob Ray", "Cat Poe"):
         services.enroll(event_id=town_hall.pk, participant_id=person.pk)
+    # Enrollments of earlier days: 2 five days ago, 1 twelve days ago; a waiting list on the full one.
+    for days_ago, person in zip((5, 5, 12), people("Dan Oak", "Eve Fox", "Fay Elm"), strict=True):
+        services.enroll(event_id=launch.pk if days_ago == 5 else town_hall.pk, participant_id=person.pk)
+        Enrollment.objects.filter(participant=person).update(
+            created_at=timezone.now() - dt.timedelta(days=days_ago)
+        )
+    services.join_waitlist(event_id=launch.pk, participant_id=people("Gus Ash")[0].pk)
     Notification.objects.create(
         kind="enrollment_confirmed", to_email="bounce@example.com", subject="s", body="b", status="failed"
     )
@@ -42,16 +52,21 @@ def test_an_admin_signs_in_and_the_dashboard_shows_real_figures(page, sign_in, d
     dashboard = page.locator("#event-dashboard")
     assert dashboard.locator("#figure-failed-notifications strong").inner_text() == "1"
     assert dashboard.locator("#figure-reports-not-ready strong").inner_text() == "0"
-    assert dashboard.locator("#figure-enrollments strong").inner_text() == "3"
+    assert dashboard.locator("#figure-enrollments strong").inner_text() == "6"
     row = dashboard.locator(f"#upcoming-event-{town_hall.pk}")
-    assert "3/4" in row.inner_text()
-    assert row.locator(".fillbar span").evaluate("e => e.style.width") == "75%"
+    assert "4/4" in row.inner_text()
+    assert row.locator(".fillbar span").evaluate("e => e.style.width") == "100%"
     rows = dashboard.locator("#upcoming-events tbody tr").all_inner_texts()
     assert [r.split("\t")[0] for r in rows] == ["Town hall", "Rush launch"]  # soonest first, no past one
-    assert "queued" in rows[1]
+    assert "2/2" in rows[1] and "queued" in rows[1]
+    assert dashboard.locator(f"#upcoming-event-{launch.pk} .waitlist").inner_text() == "1"
     chart = dashboard.locator("#enrollments-chart svg")
-    assert chart.locator("rect.bar").count() == 30
-    assert float(chart.locator("rect.bar").last.get_attribute("height") or 0) > 0  # today's 3
+    bars = chart.locator("rect.bar")
+    assert bars.count() == 30
+    heights = [float(bars.nth(i).get_attribute("height") or 0) for i in range(30)]
+    assert [i for i, h in enumerate(heights) if h > 0] == [29 - 12, 29 - 5, 29]  # oldest day first
+    assert heights[29] > heights[29 - 5] > heights[29 - 12]  # 3, 2, 1
+    assert bars.nth(29).locator("title").text_content().endswith(": 3 enrollments")
     assert chart.bounding_box()["width"] > 300  # drawn, and wide
     docs_screenshot(page, "admin-dashboard")
 

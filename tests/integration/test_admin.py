@@ -350,7 +350,7 @@ def test_the_dashboard_shows_upcoming_events_failures_and_enrollments_per_day(br
     assert f"<title>{(today - dt.timedelta(days=3)).isoformat()}: 1 enrollment</title>" in chart
     assert f"<title>{(today - dt.timedelta(days=1)).isoformat()}: 0 enrollments</title>" in chart
     assert "http" not in chart.replace('xmlns="http://www.w3.org/2000/svg"', "")  # nothing to load
-    assert html.index('id="event-dashboard"') < html.index('id="content-main"')  # above the apps
+    assert html.index("</svg>") < html.index("Accounts and participants")  # above the list of apps
 
 
 def test_the_linked_lists_show_what_the_dashboard_counted(browser):
@@ -552,6 +552,9 @@ def test_enrollment_rows_read_as_people_and_the_add_row_speaks_plainly(browser):
     assert any('"addText": "Enroll another participant"' in t for t in texts)
     assert any('"addText": "Put a participant on the waiting list"' in t for t in texts)
     assert "Add another New enrollment" not in html_lib.unescape(page)
+    picker = page[page.index('id="enrollments-2-group"') : page.index('id="waitlist-group"')]
+    assert 'class="related-widget-wrapper-link add-related"' in picker  # a new participant: yes
+    assert "change-related" not in picker and "view-related" not in picker
 
 
 def test_the_report_action_links_to_the_reports(browser):
