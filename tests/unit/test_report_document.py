@@ -121,3 +121,20 @@ def test_the_output_writes_plain_and_gzip_in_blocks(monkeypatch):
     assert plain == b"".join(pieces)
     assert gzip.decompress(compressed) == plain
     assert (out.plain_bytes, out.gzip_bytes) == (len(plain), len(compressed))
+
+
+def test_a_compression_failure_fails_the_document(monkeypatch):
+    """The gzip stream is written by a thread of its own: its error is raised in the writer, and
+    the writer is never left waiting on the thread's full queue."""
+    import pytest
+
+    from reports import output
+
+    monkeypatch.setattr(output, "BLOCK_BYTES", 10)
+    monkeypatch.setattr(output, "QUEUE_BLOCKS", 2)
+    with output.DocumentOutput() as out, pytest.raises(ValueError):  # noqa: PT012
+        out.gzip.close()  # the compressor's writes now fail
+        for n in range(100):
+            out.write(f'{{"n": {n}}}, '.encode())
+        out.finish()
+    assert not out._compressor.is_alive()
