@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Iterator
 from typing import IO
 
 from django.http import FileResponse, HttpResponseBase, StreamingHttpResponse
 
 from reports.models import Report
-from reports.output import GZIP_LEVEL
+from reports.output import gzip_compressor
 
 JSON_TYPE = "application/json"
 GZIP_TYPE = "application/gzip"
@@ -37,7 +36,7 @@ def document_response(report: Report, *, gzip: bool = False) -> HttpResponseBase
 
 
 def _compressed(file: IO[bytes], block: int = 256 * 1024) -> Iterator[bytes]:
-    compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
+    compressor = gzip_compressor()
     with file:
         while data := file.read(block):
             if out := compressor.compress(data):

@@ -14,7 +14,7 @@ import tempfile
 import threading
 import zlib
 from types import TracebackType
-from typing import IO
+from typing import IO, Any
 
 BLOCK_BYTES = 256 * 1024
 # zlib level 6 (gzip's default): on report documents (repetitive JSON) it measured no slower than
@@ -22,6 +22,12 @@ BLOCK_BYTES = 256 * 1024
 GZIP_LEVEL = 6
 # Blocks waiting for the compressor at most (memory: QUEUE_BLOCKS x BLOCK_BYTES).
 QUEUE_BLOCKS = 16
+
+
+def gzip_compressor(level: int = GZIP_LEVEL) -> Any:
+    """A zlib compressor writing one gzip member (wbits 31: header and CRC, as gunzip and browsers
+    read it)."""
+    return zlib.compressobj(level, zlib.DEFLATED, 31)
 
 
 class _Compressor(threading.Thread):
@@ -33,8 +39,7 @@ class _Compressor(threading.Thread):
         self.file = file
         self.written = 0
         self.error: BaseException | None = None
-        # wbits 31: a gzip member (header and CRC), readable by gunzip and by browsers.
-        self._compressor = zlib.compressobj(level, zlib.DEFLATED, 31)
+        self._compressor = gzip_compressor(level)
 
     def run(self) -> None:
         try:
