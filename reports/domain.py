@@ -74,8 +74,9 @@ def human_size(size: int) -> str:
     """A byte count for people: "812 bytes", "14.6 MB" (decimal units, as file managers show)."""
     if size < 1000:
         return f"{size} byte{'s' if size != 1 else ''}"
-    for unit in ("kB", "MB", "GB"):
-        size_in_unit = size / 1000 ** ("kMG".index(unit[0]) + 1)
-        if size_in_unit < 999.95 or unit == "GB":
-            return f"{size_in_unit:.1f} {unit}"
-    raise AssertionError("unreachable")
+    scaled = float(size)
+    for unit in ("kB", "MB"):
+        scaled /= 1000
+        if scaled < 999.95:  # (what would round to "1000.0" is shown in the next unit)
+            return f"{scaled:.1f} {unit}"
+    return f"{scaled / 1000:.1f} GB"
