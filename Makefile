@@ -58,6 +58,7 @@ lint: $(VENV)/.lint-installed
 	$(PY) manage.py makemigrations --check --dry-run
 	$(PY) manage.py spectacular --fail-on-warn --file $(VENV)/openapi-check.yaml
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH bash docker/check.sh
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH bash deploy/check.sh
 
 clean:
 	rm -rf $(VENV) var

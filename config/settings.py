@@ -151,6 +151,12 @@ else:
     # Persistent connections suit the WSGI workers that serve HTTP in production.
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if not DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # Behind PgBouncer in transaction mode a server-side cursor (QuerySet.iterator()) can outlive its
+    # server connection: such deployments turn them off.
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env.bool(
+        "DB_DISABLE_SERVER_SIDE_CURSORS", default=False
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache ----------------------------------------------------------------------------------------
@@ -225,8 +231,15 @@ CELERY_TASK_ROUTES = {
 }
 # Durable classic queues, one per worker process, each with its own direct exchange. `admissions`
 # carries the wake-ups of the admission consumer (queued enrollment, events.admission).
+# Clustered brokers: quorum queues (replicated) instead of classic durable queues. They need topic
+# exchanges: Celery's native delayed delivery (the notification retries' countdown) skips direct
+# ones. An existing broker's queues and exchanges must be drained and deleted before switching.
+RABBITMQ_QUORUM_QUEUES = env.bool("RABBITMQ_QUORUM_QUEUES", default=False)
 CELERY_TASK_QUEUES = [
-    Queue(name, Exchange(name), routing_key=name) for name in ("notifications", "reports", "admissions")
+    Queue(name, Exchange(name, type="topic"), routing_key=name, queue_arguments={"x-queue-type": "quorum"})
+    if RABBITMQ_QUORUM_QUEUES
+    else Queue(name, Exchange(name), routing_key=name)
+    for name in ("notifications", "reports", "admissions")
 ]
 CELERY_TASK_DEFAULT_QUEUE = "notifications"
 CELERY_TASK_SERIALIZER = "json"

@@ -182,3 +182,15 @@ def test_the_readme_names_every_variable_the_settings_read():
     readme = (ROOT / "README.md").read_text()
     missing = sorted(name for name in read if f"`{name}`" not in readme)
     assert not missing, f"README.md does not name: {missing}"
+
+
+def test_quorum_queues_for_clustered_brokers(tmp_path):
+    code = (
+        "import django; django.setup(); from django.conf import settings; "
+        "print([(q.name, q.exchange.type, q.queue_arguments) for q in settings.CELERY_TASK_QUEUES])"
+    )
+    classic = run(code, {}, tmp_path)
+    assert "('admissions', 'direct', None)" in classic.stdout, classic.stderr
+    quorum = run(code, {"RABBITMQ_QUORUM_QUEUES": "true"}, tmp_path)
+    for name in ("notifications", "reports", "admissions"):
+        assert f"('{name}', 'topic', {{'x-queue-type': 'quorum'}})" in quorum.stdout, quorum.stderr
