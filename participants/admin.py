@@ -218,6 +218,16 @@ class AdministratorAdmin(AccountAdmin):
         ("Dates", {"fields": ("last_login", "created_at")}),
     )
 
+    add_fieldsets = (
+        (
+            None,
+            {
+                "classes": ("wide",),
+                "fields": ("email", "full_name", "phone", "password1", "password2", "is_superuser"),
+            },
+        ),
+    )
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         return super().get_queryset(request).filter(is_staff=True)
 

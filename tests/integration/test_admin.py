@@ -462,9 +462,10 @@ def test_an_administrator_added_in_the_admin_is_one(browser):
         "password2": "A-l0ng-enough-passw0rd",
         "usable_password": "true",
     }
-    response = browser.post("/admin/participants/administrator/add/", form)
+    response = browser.post("/admin/participants/administrator/add/", {**form, "is_superuser": "on"})
     assert response.status_code == 302, response.content.decode()[:3000]
-    assert User.objects.get(email="new.boss@example.com").is_staff
+    boss = User.objects.get(email="new.boss@example.com")
+    assert boss.is_staff and boss.is_superuser
     response = browser.post("/admin/participants/participant/add/", {**form, "email": "new.one@example.com"})
     assert response.status_code == 302, response.content.decode()[:3000]
     assert not User.objects.get(email="new.one@example.com").is_staff
