@@ -106,6 +106,11 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--log-level", default="INFO", help="the platform's LOG_LEVEL (INFO: as deployed)")
     parser.add_argument(
+        "--platform-settings",
+        default="",
+        help="DJANGO_SETTINGS_MODULE of the platform's server, to measure a variant (config.settings)",
+    )
+    parser.add_argument(
         "--route-fast-reads",
         action="store_true",
         help="serve the platform with events/api/reads.py routed in front of the event reads "
@@ -597,6 +602,7 @@ def run_benchmark(args: argparse.Namespace, work_dir: Path) -> int:
         "server": f"{args.server}, {args.workers} workers{threads} (bare app and platform alike)",
         "log level": args.log_level,
         "event reads": "reads.py routed (bench/fast_reads)" if args.route_fast_reads else "as routed",
+        "platform settings": args.platform_settings or "config.settings",
         "wrk": f"{args.threads} threads, {args.connections} connections, {args.rounds} rounds of "
         f"{args.duration} s (+{args.warmup} s warm-up) per scenario",
         "PostgreSQL": recreate_database(args.db),
@@ -618,6 +624,8 @@ def run_benchmark(args: argparse.Namespace, work_dir: Path) -> int:
     bare_command = server_command(args.server, BARE_APP, bare_port, args.workers, args.server_threads)
     command = server_command(args.server, PLATFORM_APP, port, args.workers, args.server_threads)
     platform_env = {"DJANGO_SETTINGS_MODULE": "bench.fast_reads.settings"} if args.route_fast_reads else None
+    if args.platform_settings:
+        platform_env = {"DJANGO_SETTINGS_MODULE": args.platform_settings}
     pool = TokenPool(seeded, args.rounds * (args.warmup + args.duration))
     # Both run for the whole measure; the one not under load is idle. The scenarios take turns,
     # round after round, so that a change in the machine's load weighs on all of them alike.
