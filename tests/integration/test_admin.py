@@ -565,3 +565,26 @@ def test_the_report_action_links_to_the_reports(browser):
     )
     html = response.content.decode()
     assert '1 report(s) requested; see <a href="/admin/reports/report/">Reports</a>.' in html
+
+
+def test_the_pickers_plus_adds_a_participant_in_a_popup(browser):
+    """The "+" beside the participant picker opens the accounts' add page (hidden from the index)."""
+    page = browser.get("/admin/participants/user/add/", {"_to_field": "id", "_popup": "1"})
+    assert page.status_code == 200
+    assert 'name="_popup"' in page.content.decode()
+    response = browser.post(
+        "/admin/participants/user/add/?_to_field=id&_popup=1",
+        {
+            "_popup": "1",
+            "_to_field": "id",
+            "email": "walk.in@example.com",
+            "full_name": "Walk In",
+            "phone": "",
+            "password1": "A-l0ng-enough-passw0rd",
+            "password2": "A-l0ng-enough-passw0rd",
+            "usable_password": "true",
+        },
+    )
+    assert response.status_code == 200, response.content.decode()[:2000]
+    assert "popup_response" in response.content.decode()  # the page that closes the popup
+    assert not User.objects.get(email="walk.in@example.com").is_staff
