@@ -497,13 +497,18 @@ def summarise_profile(stacks: Path, top: int = 12) -> None:
     (total), written beside them as <name>.summary.txt and said on stderr."""
     own: dict[str, int] = {}
     under: dict[str, int] = {}
-    total = 0
+    total = compressing = 0
     for line in stacks.read_text().splitlines():
         frames_text, _, count_text = line.rpartition(" ")
         if not frames_text or not count_text.isdigit():
             continue
         count = int(count_text)
         frames = [frame.split(" (")[0] + " (" + frame.split(" (")[-1] for frame in frames_text.split(";")]
+        if any(frame.startswith("_Compressor.run (reports/output.py") for frame in frames):
+            # The gzip thread, beside the build: busy unless it waits for the next block.
+            if not any(frame.startswith("Queue.get (") for frame in frames):
+                compressing += count
+            continue
         inside = [n for n, frame in enumerate(frames) if frame.startswith("build (reports/services.py")]
         if not inside:
             continue  # interpreter start, django.setup(): not the build
@@ -514,7 +519,10 @@ def summarise_profile(stacks: Path, top: int = 12) -> None:
             under[frame] = under.get(frame, 0) + count
     if not total:
         return
-    lines = [f"{stacks.name}: {total} samples"]
+    lines = [
+        f"{stacks.name}: {total} samples in build(); the gzip thread beside it: {compressing} samples "
+        f"busy ({100 * compressing / total:.1f} % of the build's)"
+    ]
     lines.append("self:")
     for frame, count in sorted(own.items(), key=lambda item: -item[1])[:top]:
         lines.append(f"  {100 * count / total:5.1f} %  {frame}")
