@@ -59,7 +59,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     here = Path(__file__).parent
     reason = _missing()
     for item in items:
-        if here in Path(item.fspath).parents:
+        if here in item.path.parents:
             item.add_marker(pytest.mark.browser)
             if reason:
                 item.add_marker(pytest.mark.skip(reason=reason))
@@ -154,11 +154,8 @@ def page(request, chromium, live_url, transactional_db, traffic, monkeypatch) ->
     try:
         yield tab
     finally:
-        failed = any(
-            getattr(request.node, f"report_{when}", None) and getattr(request.node, f"report_{when}").failed
-            for when in ("setup", "call")
-        )
-        if failed:
+        reports = (getattr(request.node, f"report_{when}", None) for when in ("setup", "call"))
+        if any(report is not None and report.failed for report in reports):
             FAILURES.mkdir(parents=True, exist_ok=True)
             name = re.sub(r"[^\w.-]+", "_", request.node.name)
             with contextlib.suppress(Exception):
