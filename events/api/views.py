@@ -21,6 +21,7 @@ from config.exceptions import problem_exception_handler
 from events import admission, domain, selectors, services
 from events import cache as event_cache
 from events.api.filters import EventFilter
+from events.api.reads import with_cached_reads
 from events.api.serializers import (
     EnrollmentSerializer,
     EnrollmentStatusSerializer,
@@ -62,6 +63,14 @@ class EventViewSet(viewsets.ModelViewSet):
         if not schema and self.request.method in SAFE_METHODS:
             return [CachedStatelessJWTAuthentication()]
         return super().get_authenticators()
+
+    @classmethod
+    def as_view(cls, actions: Any = None, **initkwargs: Any) -> Any:  # type: ignore[override]
+        view = super().as_view(actions, **initkwargs)
+        # Cache hits of the list and detail are answered without DRF (events/api/reads.py).
+        if actions and actions.get("get") in ("list", "retrieve"):
+            return with_cached_reads(view)
+        return view
 
     # Cached reads answer with the stored bytes (an HttpResponse), not a DRF Response.
     def list(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponse:  # type: ignore[override]
