@@ -1,8 +1,9 @@
 """Queued admission: enrollment for a rush (events whose `admission` is "queue").
 
-Accepting is one short transaction: the request row, durable once committed, and an outbox
-message that wakes the admission consumer. The answer is 202; nothing answered 202 is lost, since
-the row is the queue of record and the outbox relay publishes the wake-up after any outage.
+Accepting is one statement: the request row, durable once committed; the answer is 202. Nothing
+answered 202 is lost, since the row is the queue of record. Then the consumer is woken through
+RabbitMQ (events.wakeups: one batched hint for everything a process accepted meanwhile, and the
+outbox relay's sweep for hints lost to a crash or a broker outage).
 
 The consumer (the `admissions` queue's worker, events.tasks) decides an event's pending requests
 in id order, many per transaction, under the event's row lock: seats first, then the waiting list.
@@ -19,20 +20,21 @@ committed one. So a request never loses its place to one with a higher id.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Iterable
+from typing import Any
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
-from config.outbox import services as outbox
-from events import domain, metrics, services
+from events import domain, metrics, services, wakeups
 from events.models import AdmissionRequest, Enrollment, Event, WaitlistEntry
 from events.services import EventNotFound, _rejected, _seats_changed
 from notifications import services as notifications
 from notifications.domain import Kind
 
-DECIDE_TASK = "events.decide_admissions"
+DECIDE_TASK = wakeups.DECIDE_TASK
 # Requests decided in one transaction.
 BATCH_SIZE = 1000
 
@@ -44,13 +46,28 @@ def enroll_or_queue(
 ) -> Enrollment | AdmissionRequest:
     """The API's enrollment: a seat at once on a direct event (Enrollment), a queued request on a
     queued one (AdmissionRequest, decided later). Direct events pay nothing for the check: the
-    seat's conditional update includes the mode, and only a miss reads the event."""
+    seat's conditional update includes the mode, and only a miss reads the event. A queued event
+    seen recently by this process goes straight to the queue."""
+    known = _queued_events.get(event_id)
+    if known is not None and known[0] > time.monotonic():
+        return request_admission(event_id=event_id, participant_id=participant_id, starts_at=known[1])
     try:
         return services.enroll(
             event_id=event_id, participant_id=participant_id, account=account, direct_only=True
         )
     except services.EventQueued as queued:
-        return request_admission(event_id=event_id, participant_id=participant_id, event=queued.event)
+        _queued_events[event_id] = (time.monotonic() + QUEUED_EVENT_MEMORY_SECONDS, queued.event.starts_at)
+        return request_admission(
+            event_id=event_id, participant_id=participant_id, starts_at=queued.event.starts_at
+        )
+
+
+# Events this process found queued, and when they start, for a moment: in a rush every request is
+# for the same event, and reading it again per request doubles the work. A change of mode or date
+# takes this long to be seen here; it does no harm meanwhile: a request queued on an event that just
+# went direct is still decided by the consumer, which also checks the start again.
+QUEUED_EVENT_MEMORY_SECONDS = 1.0
+_queued_events: dict[int, tuple[float, dt.datetime]] = {}
 
 
 def request_admission(
@@ -58,55 +75,78 @@ def request_admission(
     event_id: int,
     participant_id: int,
     now: dt.datetime | None = None,
-    event: Event | None = None,
+    starts_at: dt.datetime | None = None,
 ) -> AdmissionRequest:
     """Queues the participant's request (or returns the one still pending). Raises EventNotFound,
-    EventClosed, AlreadyEnrolled or AlreadyWaitlisted. `event`: the event, when the caller has
-    just read it.
+    EventClosed, AlreadyEnrolled or AlreadyWaitlisted. `starts_at`: the event's start, when the
+    caller knows it.
 
-    A rush's every request comes here, so the usual case is two statements: the request row,
-    inserted only if the participant holds no seat or place and has no request yet, and the
-    consumer's wake-up. A row not inserted takes the slow path that finds out why."""
+    A rush's every request comes here, so the usual case is one statement: the request row,
+    inserted (and committed) only if the participant holds no seat or place and has no request
+    yet; then the consumer is woken (events.wakeups). A row not inserted takes the slow path that
+    finds out why."""
     now = now or timezone.now()
-    with transaction.atomic():
+    if starts_at is None:
+        event = Event.objects.filter(pk=event_id).only("date", "time").first()
         if event is None:
-            event = Event.objects.filter(pk=event_id).only("date", "time").first()
-            if event is None:
-                raise EventNotFound()
-        if domain.is_closed(event.starts_at, now):
-            _rejected(domain.EventClosed())
-        request_id = _insert_request(event_id=event_id, participant_id=participant_id, now=now)
-        if request_id is None:
-            existing = _already_asked(event_id=event_id, participant_id=participant_id)
-            if existing is not None:
-                return existing
-            # What stood in the way went meanwhile (a cancellation committed since): insert again.
-            request_id = _insert_request(event_id=event_id, participant_id=participant_id, now=now)
-            if request_id is None:
-                raise services.ConcurrentChange()
-        outbox.enqueue(DECIDE_TASK, event_id=event_id)
-    return AdmissionRequest(id=request_id, event_id=event_id, participant_id=participant_id, queued_at=now)
+            raise EventNotFound()
+        starts_at = event.starts_at
+    if domain.is_closed(starts_at, now):
+        _rejected(domain.EventClosed())
+    inserted = _insert_request(event_id=event_id, participant_id=participant_id, now=now)
+    if inserted is None:
+        existing = _already_asked(event_id=event_id, participant_id=participant_id)
+        if existing is not None:
+            return existing
+        # What stood in the way went meanwhile (a cancellation committed since): insert again.
+        inserted = _insert_request(event_id=event_id, participant_id=participant_id, now=now)
+        if inserted is None:
+            raise services.ConcurrentChange()
+    request_id, queued_at = inserted
+    transaction.on_commit(lambda: wakeups.wake(event_id))  # at once, unless inside a transaction
+    return AdmissionRequest(
+        id=request_id, event_id=event_id, participant_id=participant_id, queued_at=queued_at
+    )
 
 
-def _insert_request(*, event_id: int, participant_id: int, now: dt.datetime) -> int | None:
+def _insert_request(
+    *, event_id: int, participant_id: int, now: dt.datetime
+) -> tuple[int, dt.datetime] | None:
+    """The new request's id and queued_at, or None when the participant already has a request, a
+    seat or a place. One statement (committed on its own outside a transaction). On PostgreSQL
+    the database's clock stamps the row, as close as it gets to the moment its id is drawn: ids are
+    the queue's order, and queued_at follows it."""
     quote = connection.ops.quote_name
     table = quote(AdmissionRequest._meta.db_table)
     enrollments = quote(Enrollment._meta.db_table)
     waitlist = quote(WaitlistEntry._meta.db_table)
+    stamp = "clock_timestamp()" if connection.vendor == "postgresql" else "%s"
     # Only the models' own identifiers are formatted in; every value is a parameter.
     sql = (
         f"INSERT INTO {table} (event_id, participant_id, status, queued_at)"  # noqa: S608
-        " SELECT %s, %s, %s, %s"
+        f" SELECT %s, %s, %s, {stamp}"
         f" WHERE NOT EXISTS (SELECT 1 FROM {enrollments} WHERE event_id = %s AND participant_id = %s)"
         f" AND NOT EXISTS (SELECT 1 FROM {waitlist} WHERE event_id = %s AND participant_id = %s)"
-        " ON CONFLICT (event_id, participant_id) DO NOTHING RETURNING id"
+        " ON CONFLICT (event_id, participant_id) DO NOTHING RETURNING id, queued_at"
     )
-    queued_at = AdmissionRequest._meta.get_field("queued_at").get_db_prep_value(now, connection)
+    field = AdmissionRequest._meta.get_field("queued_at")
     pair = [event_id, participant_id]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*pair, Status.PENDING, queued_at, *pair, *pair])
-        row = cursor.fetchone()
-    return None if row is None else int(row[0])
+    params: list[Any] = [*pair, Status.PENDING]
+    if connection.vendor != "postgresql":
+        params.append(field.get_db_prep_value(now, connection))
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*params, *pair, *pair])
+            row = cursor.fetchone()
+    except IntegrityError as exc:  # the event was deleted (its foreign key)
+        _queued_events.pop(event_id, None)
+        raise EventNotFound() from exc
+    if row is None:
+        return None
+    queued_at = row[1]
+    if not isinstance(queued_at, dt.datetime):  # SQLite returns text
+        queued_at = field.to_python(queued_at)
+    return int(row[0]), queued_at
 
 
 def _already_asked(*, event_id: int, participant_id: int) -> AdmissionRequest | None:
@@ -172,7 +212,10 @@ def _committed_bound() -> int | None:
 
 def _decide_batch(*, event_id: int, bound: int, now: dt.datetime) -> int:
     with transaction.atomic():
-        event = Event.objects.select_for_update().filter(pk=event_id).first()
+        # NO KEY UPDATE: the batch excludes other writers of the event's seats, but not the
+        # foreign-key checks of requests being accepted meanwhile (FOR UPDATE would hold every
+        # accept of the rush until this batch commits).
+        event = Event.objects.select_for_update(no_key=True).filter(pk=event_id).first()
         if event is None:
             return 0  # deleted: its requests went with it
         pending = list(

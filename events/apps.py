@@ -8,4 +8,9 @@ class EventsConfig(AppConfig):
     def ready(self) -> None:
         # Register the admission task in every process: the embedded default runs it in-process,
         # and the outbox must know it is a batched task wherever it publishes.
-        from . import receivers, tasks  # noqa: F401
+        from config.outbox import services as outbox
+
+        from . import receivers, tasks, wakeups  # noqa: F401
+
+        # Requests whose wake-up was lost (a crash, a broker outage) are woken by the relay.
+        outbox.register_sweeper("admission events woken again", wakeups.wake_stale)

@@ -14,6 +14,11 @@ Every path that frees a seat (a cancellation, an admin's removal, a capacity inc
 participant) gives it to the head of the list in the same transaction, under the event's row lock,
 so no direct enroller can jump the line and two cancellations never promote the same person.
 Queued admission (`admission: "queue"` events) lives in events.admission.
+
+Event rows are locked FOR NO KEY UPDATE (as an UPDATE of their counters locks them) wherever the
+event itself stays: that excludes the other writers of its seats but not the foreign-key checks of
+rows inserted for it meanwhile (enrollments, waiting-list places, queued requests). Only deleting
+an event locks it FOR UPDATE.
 """
 
 from __future__ import annotations
@@ -81,7 +86,7 @@ def update_event(*, event_id: int, **changes: Any) -> Event:
         raise TypeError(f"update_event() got unknown fields: {sorted(unknown)}")
     with transaction.atomic():
         # The row lock makes the capacity check and concurrent enrollments take turns.
-        event = Event.objects.select_for_update().filter(pk=event_id).first()
+        event = Event.objects.select_for_update(no_key=True).filter(pk=event_id).first()
         if event is None:
             raise EventNotFound()
         if "capacity" in changes:
@@ -246,7 +251,10 @@ def withdraw_from_all_events(*, participant_id: int, now: dt.datetime | None = N
         )
         event_ids = sorted({*enrolled_in, *waiting_for})
         # Event rows first, in id order, as every other writer takes them: no deadlock.
-        events = {e.pk: e for e in Event.objects.select_for_update().filter(pk__in=event_ids).order_by("pk")}
+        events = {
+            e.pk: e
+            for e in Event.objects.select_for_update(no_key=True).filter(pk__in=event_ids).order_by("pk")
+        }
         Enrollment.objects.filter(participant_id=participant_id).delete()
         WaitlistEntry.objects.filter(participant_id=participant_id).delete()
         AdmissionRequest.objects.filter(participant_id=participant_id).delete()
@@ -366,7 +374,7 @@ def leave_waitlist(*, event_id: int, participant_id: int) -> None:
     """Takes the participant off the waiting list; everyone behind moves up one place."""
     with transaction.atomic():
         # The event row first, as every other writer of the list takes it.
-        event = Event.objects.select_for_update().filter(pk=event_id).first()
+        event = Event.objects.select_for_update(no_key=True).filter(pk=event_id).first()
         if event is None:
             raise EventNotFound()
         deleted, _ = WaitlistEntry.objects.filter(event_id=event_id, participant_id=participant_id).delete()

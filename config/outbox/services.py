@@ -26,7 +26,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.conf import settings
@@ -53,6 +53,15 @@ PUBLISHER_IDLE_SECONDS = 5.0
 # once, a busy one gathers what commits meanwhile into its next batch, so that under load one
 # broker message of a batched task carries many items (and the workers run fewer, bigger tasks).
 PUBLISH_INTERVAL_SECONDS = 0.1
+
+
+# What else the relay does in its loop, registered by the apps (config imports no app): each takes no
+# argument and returns a count of what it did, named by its label in the relay's report.
+SWEEPERS: dict[str, Callable[[], int]] = {}
+
+
+def register_sweeper(label: str, sweep: Callable[[], int]) -> None:
+    SWEEPERS[label] = sweep
 
 
 def enqueue(task: str, **kwargs: Any) -> OutboxMessage:

@@ -17,7 +17,7 @@ from django.core.management import call_command
 from django.db import connection, connections, transaction
 from rest_framework_simplejwt.tokens import AccessToken
 
-from events import admission, services
+from events import admission, services, wakeups
 from events.models import AdmissionRequest, Enrollment, Event, WaitlistEntry
 from notifications.models import Notification
 from tests.conftest import broker, database_url_for_children, needs_service, wait_until
@@ -217,13 +217,10 @@ def test_redelivered_wake_ups_decide_nothing_twice(rabbitmq, tmp_path, participa
 def test_a_consumer_killed_mid_batch_is_redelivered_and_decides_once(rabbitmq, tmp_path):
     event = EventFactory(capacity=3, admission="queue")
     users = UserFactory.create_batch(7)
-    for user in users:  # accepted over the real path: rows, then wake-ups through the outbox
+    for user in users:  # accepted over the real path: rows, then the wake-up through RabbitMQ
         admission.request_admission(event_id=event.pk, participant_id=user.pk)
-    from config.outbox import services as outbox
-
-    assert outbox.flush_publisher()
-    call_command("relay_outbox", "--once")
-    # Hold the event's row lock: the consumer takes its message and stops inside the batch.
+    assert wakeups.flush()
+    # Hold the event's row lock: the consumer takes the wake-up and stops inside the batch.
     blocker = connections.create_connection("default")
     blocker.connect()
     blocker.set_autocommit(False)

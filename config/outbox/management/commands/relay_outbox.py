@@ -28,16 +28,34 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, stop)
         if os.environ.get("METRICS_PORT") and not once:
             start_http_server(int(os.environ["METRICS_PORT"]))
-        total = 0
+        published_total = 0
+        swept_total: dict[str, int] = dict.fromkeys(services.SWEEPERS, 0)
         while not stopping:
             try:
                 published = services.publish_pending()
             except Exception as exc:  # broker or database away: say so, wait, try again
                 self.stderr.write(f"outbox relay: {type(exc).__name__}: {exc}")
                 published = 0
-            total += published
-            if once and not published:
-                self.stdout.write(f"published {total}")
+            published_total += published
+            if published:
+                continue  # drain the backlog first
+            for label, sweep in services.SWEEPERS.items():
+                try:
+                    swept_total[label] += sweep()
+                except Exception as exc:
+                    self.stderr.write(f"outbox relay, {label}: {type(exc).__name__}: {exc}")
+            if once:
+                self.stdout.write(_report(published_total, swept_total))
                 return
-            if not published:
-                time.sleep(interval)
+            time.sleep(interval)
+
+
+def _report(published: int, swept: dict[str, int]) -> str:
+    """What a --once run did, in words."""
+    parts = [
+        "no pending outbox messages"
+        if not published
+        else f"published {published} pending outbox message{'s' if published != 1 else ''}"
+    ]
+    parts += [f"{label}: {count}" for label, count in swept.items() if count]
+    return "Outbox relay: " + "; ".join(parts) + "."
