@@ -68,7 +68,7 @@ def run_in_work_dir(
     work_dir = Path(tempfile.mkdtemp(prefix=prefix))
     try:
         return benchmark(work_dir)
-    except (BenchError, OSError, subprocess.SubprocessError, *errors) as exc:
+    except (BenchError, OSError, subprocess.SubprocessError, *errors) as exc:  # type: ignore[misc]
         say(f"the benchmark could not run: {type(exc).__name__}: {exc}")
         return 1
     finally:

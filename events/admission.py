@@ -11,10 +11,12 @@ Deciding is idempotent: a request that is no longer pending is skipped, so a red
 a second consumer decides nothing twice, and a consumer killed mid-batch rolls back and finds the
 same requests pending again.
 
-Queue order is id order. On PostgreSQL an id is drawn before its row commits, so two overlapping
-requests can commit in the opposite order; before deciding, the consumer waits for every request
-that is being inserted (a momentary SHARE lock on the table) and decides only ids up to the newest
-committed one. So a request never loses its place to one with a higher id.
+Queue order is the order requests were stored: `queued_at`, stamped by the database's clock in the
+inserting statement, then the id. On PostgreSQL an id is drawn before its row commits, so two
+overlapping requests can commit in the opposite order; before deciding, the consumer waits for
+every request that is being inserted (a momentary SHARE lock on the table) and decides only ids up
+to the newest committed one, in queue order. So a request never loses its place to one stored
+after it, except between two stored within the same microseconds across a batch's edge.
 """
 
 from __future__ import annotations
@@ -93,13 +95,13 @@ def request_admission(
         starts_at = event.starts_at
     if domain.is_closed(starts_at, now):
         _rejected(domain.EventClosed())
-    inserted = _insert_request(event_id=event_id, participant_id=participant_id, now=now)
+    inserted = _insert_request(event_id=event_id, participant_id=participant_id)
     if inserted is None:
         existing = _already_asked(event_id=event_id, participant_id=participant_id)
         if existing is not None:
             return existing
         # What stood in the way went meanwhile (a cancellation committed since): insert again.
-        inserted = _insert_request(event_id=event_id, participant_id=participant_id, now=now)
+        inserted = _insert_request(event_id=event_id, participant_id=participant_id)
         if inserted is None:
             raise services.ConcurrentChange()
     request_id, queued_at = inserted
@@ -109,18 +111,23 @@ def request_admission(
     )
 
 
-def _insert_request(
-    *, event_id: int, participant_id: int, now: dt.datetime
-) -> tuple[int, dt.datetime] | None:
+def _insert_request(*, event_id: int, participant_id: int) -> tuple[int, dt.datetime] | None:
     """The new request's id and queued_at, or None when the participant already has a request, a
     seat or a place. One statement (committed on its own outside a transaction). On PostgreSQL
-    the database's clock stamps the row, as close as it gets to the moment its id is drawn: ids are
-    the queue's order, and queued_at follows it."""
+    the database's clock stamps the row as it is written, so queued_at follows the order in which
+    requests were stored."""
     quote = connection.ops.quote_name
     table = quote(AdmissionRequest._meta.db_table)
     enrollments = quote(Enrollment._meta.db_table)
     waitlist = quote(WaitlistEntry._meta.db_table)
-    stamp = "clock_timestamp()" if connection.vendor == "postgresql" else "%s"
+    # The database's clock, read while the row is being written: on PostgreSQL clock_timestamp();
+    # on SQLite, whose writers take turns, the time under the write lock (to the millisecond; equal
+    # stamps keep their commit order through the id).
+    stamp = (
+        "clock_timestamp()"
+        if connection.vendor == "postgresql"
+        else "strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now') || '000'"
+    )
     # Only the models' own identifiers are formatted in; every value is a parameter.
     sql = (
         f"INSERT INTO {table} (event_id, participant_id, status, queued_at)"  # noqa: S608
@@ -132,8 +139,6 @@ def _insert_request(
     field = AdmissionRequest._meta.get_field("queued_at")
     pair = [event_id, participant_id]
     params: list[Any] = [*pair, Status.PENDING]
-    if connection.vendor != "postgresql":
-        params.append(field.get_db_prep_value(now, connection))
     try:
         with connection.cursor() as cursor:
             cursor.execute(sql, [*params, *pair, *pair])
@@ -220,7 +225,7 @@ def _decide_batch(*, event_id: int, bound: int, now: dt.datetime) -> int:
             return 0  # deleted: its requests went with it
         pending = list(
             AdmissionRequest.objects.filter(event_id=event_id, status=Status.PENDING, id__lte=bound)
-            .order_by("id")
+            .order_by("queued_at", "id")
             .values_list("id", "participant_id")[:BATCH_SIZE]
         )
         if not pending:

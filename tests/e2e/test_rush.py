@@ -62,7 +62,9 @@ def test_two_hundred_clients_rush_a_twenty_seat_queued_event(live_server, tmp_pa
     positions = []
     with httpx.Client(base_url=live_server.url, timeout=30) as http:
         for request in (
-            AdmissionRequest.objects.filter(event=event).order_by("id").select_related("participant")
+            AdmissionRequest.objects.filter(event=event)
+            .order_by("queued_at", "id")
+            .select_related("participant")
         ):
             token = str(AccessToken.for_user(request.participant))
             body = http.get(

@@ -37,7 +37,7 @@ def queue(event, users):
 def assert_decided_in_queue_order(event, seats):
     """The first `seats` requests hold the seats; the rest wait in the same order; counts agree."""
     event.refresh_from_db()
-    requests = list(AdmissionRequest.objects.filter(event=event).order_by("id"))
+    requests = list(AdmissionRequest.objects.filter(event=event).order_by("queued_at", "id"))  # queue order
     assert all(r.status != "pending" for r in requests)
     assert [r.status for r in requests] == ["confirmed"] * seats + ["waitlisted"] * (len(requests) - seats)
     enrolled = set(Enrollment.objects.filter(event=event).values_list("participant_id", flat=True))
