@@ -49,12 +49,14 @@ $(VENV)/.lint-installed: requirements/base.txt requirements/dev.txt requirements
 	$(PY) -m pip install --quiet -r requirements/lint.txt
 	touch $(VENV)/.base-installed $(VENV)/.dev-installed $@
 
-# Static checks: code style, types, migrations, the OpenAPI schema, and the deployment files
-# (compose and workflow schemas, hadolint, Prometheus targets; see docker/check.sh).
+# Static checks: code style, types, the layers' import contracts (.importlinter), migrations, the
+# OpenAPI schema, and the deployment files (compose and workflow schemas, hadolint, Prometheus
+# targets: docker/check.sh; the Kubernetes manifests: deploy/check.sh).
 lint: $(VENV)/.lint-installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
+	$(VENV)/bin/lint-imports
 	$(PY) manage.py makemigrations --check --dry-run
 	$(PY) manage.py spectacular --fail-on-warn --file $(VENV)/openapi-check.yaml
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH bash docker/check.sh

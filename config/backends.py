@@ -1,6 +1,6 @@
 """One line saying which adapters this configuration uses (`make run` prints it at start).
 
-    python -m config.backends
+python -m config.backends
 """
 
 from __future__ import annotations
