@@ -8,12 +8,14 @@ adds them up (the directory must be emptied when the role starts: docker/compose
 
 from __future__ import annotations
 
+import hmac
 import os
 import time
 from collections.abc import Iterator
 from typing import Any
 
 from celery import signals
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from prometheus_client import (
@@ -28,6 +30,8 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from config.problems import problem_response  # noqa: E402
 
 TASK_DURATION = Histogram(
     "celery_task_duration_seconds", "Run time of Celery tasks.", ["queue", "task"],
@@ -102,13 +106,16 @@ class DatabaseGauges(Collector):
         from events.models import Event
 
         seats = GaugeMetricFamily(
-            "events_seats_left", "Seats left per upcoming event.", labels=["event_id", "title"]
+            # Ids only: titles are free text (cardinality, and what a scrape may see).
+            "events_seats_left",
+            "Seats left per upcoming event.",
+            labels=["event_id"],
         )
         upcoming = Event.objects.filter(date__gte=timezone.localdate()).order_by("date", "time", "id")
-        for event_id, title, capacity, enrolled in upcoming.values_list(
-            "id", "title", "capacity", "enrolled_count"
-        )[:SEATS_EVENTS_LIMIT]:
-            seats.add_metric([str(event_id), title], Seats(capacity=capacity, enrolled=enrolled).left)
+        for event_id, capacity, enrolled in upcoming.values_list("id", "capacity", "enrolled_count")[
+            :SEATS_EVENTS_LIMIT
+        ]:
+            seats.add_metric([str(event_id)], Seats(capacity=capacity, enrolled=enrolled).left)
         yield seats
 
         pending = OutboxMessage.objects.filter(published_at__isnull=True)
@@ -137,6 +144,18 @@ _database_registry.register(DatabaseGauges())
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:
+    """Prometheus text. With METRICS_TOKEN set, only a scraper sending `Authorization: Bearer
+    <token>` gets it (401 otherwise), as Prometheus deployments usually protect the endpoint."""
+    token = settings.METRICS_TOKEN
+    if token:
+        sent = request.META.get("HTTP_AUTHORIZATION", "")
+        if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
+            return problem_response(
+                401,
+                "not_authenticated",
+                "Metrics need the scraper's token.",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
     body = generate_latest(_process_registry()) + generate_latest(_database_registry)
     return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)
 
