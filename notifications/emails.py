@@ -42,7 +42,7 @@ def render(kind: Kind, context: Mapping[str, Any]) -> tuple[str, str]:
         return (
             f"Participant report ready: {title}",
             f'Hello {name},\n\nthe participant report of "{title}" ({when}) is ready: '
-            f"{count} participant{'s' if count != 1 else ''}.\n{attached}\n",
+            f"{count} participant{'s' if count != 1 else ''}{context.get('details', '')}.\n{attached}\n",
         )
     if kind == Kind.WAITLISTED:
         position = context.get("position")
