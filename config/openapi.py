@@ -200,8 +200,11 @@ def _describe(method: str, operation: dict[str, Any], schemas: dict[str, Any]) -
             parameter["schema"] = {"type": "integer", "minimum": 1}
     if op_id == "v1_reports_download_retrieve":  # the stored document itself
         operation["responses"]["200"] = {
-            "description": "The report document.",
-            "content": {"application/json": {"schema": {"type": "object"}}},
+            "description": "The report document; gzip-compressed with `?format=gzip`.",
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "application/gzip": {"schema": {"type": "string", "format": "binary"}},
+            },
         }
     if op_id in ANONYMOUS:
         operation["security"] = []
