@@ -102,3 +102,30 @@ def test_capacity_lowered_while_enrollments_happen(live_server):
         assert taken <= 10 and event.capacity == 10
     else:
         assert results == ["refused"] and taken > 10 and event.capacity == 30
+
+
+def test_eighty_sign_ups_at_once_never_answer_500(live_server, settings):
+    """SQLite in the embedded pass has one writer at a time: the passwords are hashed before the
+    write transaction, and a lock that still times out answers 503 with Retry-After, never 500."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]  # the real cost
+    barrier = threading.Barrier(80)
+    answers = []
+
+    def sign_up(n):
+        body = {"email": f"rush{n}@example.com", "password": "Str0ng-Passw0rd!", "full_name": f"Rush {n}"}
+        with httpx.Client(timeout=120) as http:
+            barrier.wait()
+            response = http.post(f"{live_server.url}/api/v1/auth/register/", json=body)
+        answers.append((response.status_code, response.headers.get("Retry-After")))
+
+    threads = [threading.Thread(target=sign_up, args=(n,)) for n in range(80)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    statuses = Counter(status for status, _ in answers)
+    assert set(statuses) <= {201, 503}, statuses
+    assert all(retry for status, retry in answers if status == 503)
+    from participants.models import User
+
+    assert User.objects.filter(email__startswith="rush").count() == statuses[201]

@@ -342,3 +342,15 @@ def test_one_failing_email_of_a_batch_is_retried_alone(participant, settings, mo
     assert (mine.status, mine.attempts) == ("failed", 2) and "mailbox unavailable" in mine.error
     assert Notification.objects.get(user_id=other.pk).status == "sent"
     assert [m.to for m in mail.outbox] == [[other.email]]
+
+
+def test_resending_a_notification_that_has_not_failed_does_nothing(participant_api):
+    event = EventFactory()
+    assert participant_api.post(f"/api/v1/events/{event.pk}/enrollments/").status_code == 201
+    notification = Notification.objects.get()
+    assert notification.status == "sent" and len(mail.outbox) == 1
+    pending = OutboxMessage.objects.count()
+    services.resend(notification_id=notification.pk)
+    notification.refresh_from_db()
+    assert notification.status == "sent" and notification.attempts == 1
+    assert OutboxMessage.objects.count() == pending and len(mail.outbox) == 1  # nothing queued, nothing sent

@@ -16,7 +16,7 @@ from django.db import connection
 from config.outbox.models import OutboxMessage
 from notifications.models import Notification
 from reports.models import Report
-from tests.conftest import DEAD_BROKER, broker, free_port, needs_service, wait_until
+from tests.conftest import DEAD_BROKER, broker, client_for, free_port, needs_service, wait_until
 from tests.factories import EventFactory, UserFactory
 
 pytestmark = [needs_service("CELERY_BROKER_URL"), pytest.mark.django_db(transaction=True)]
@@ -128,3 +128,23 @@ def test_worker_killed_mid_send_redelivers_and_sends_once(participant_api, tmp_p
     notification = Notification.objects.get()
     assert notification.attempts == 2
     assert len(list((tmp_path / "mail").iterdir())) == 1
+
+
+def test_cancellation_and_promotion_go_through_the_real_publisher_broker_and_worker(celery_worker):
+    """The whole chain, not eager: the outbox publisher thread, RabbitMQ, the notifications worker."""
+    event = EventFactory(capacity=1, title="Sold out")
+    holder, waiter = UserFactory(), UserFactory()
+    holder_api, waiter_api = client_for(holder), client_for(waiter)
+    assert holder_api.post(f"/api/v1/events/{event.pk}/enrollments/").status_code == 201
+    assert waiter_api.post(f"/api/v1/events/{event.pk}/waitlist/").status_code == 201
+    assert holder_api.delete(f"/api/v1/events/{event.pk}/enrollments/me/").status_code == 204
+    wait_until(lambda: sent() == 4)
+    kinds = set(Notification.objects.filter(status="sent").values_list("user_id", "kind"))
+    assert kinds == {
+        (holder.pk, "enrollment_confirmed"),
+        (holder.pk, "enrollment_cancelled"),
+        (waiter.pk, "waitlisted"),
+        (waiter.pk, "waitlist_promoted"),
+    }
+    assert sorted(m.to[0] for m in mail.outbox) == sorted([holder.email] * 2 + [waiter.email] * 2)
+    assert waiter_api.get(f"/api/v1/events/{event.pk}/enrollments/me/").json()["status"] == "confirmed"
