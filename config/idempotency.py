@@ -42,6 +42,8 @@ CREATING_ROUTES = frozenset(
         "event-reports",
     }
 )
+# Of those, the ones anyone may call: their keys belong to the address.
+ANONYMOUS_ROUTES = frozenset({"auth-register"})
 _VALID_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # visible ASCII, as the draft's examples
 # How long a request may hold its key before a retry may run it again (it died, say).
 IN_PROGRESS_SECONDS = 60
@@ -54,7 +56,13 @@ class IdempotencyMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         key = request.META.get(_META)
-        if key is None or request.method != "POST" or not _creates(request):
+        if key is None or request.method != "POST":
+            return self.get_response(request)
+        route = _route(request)
+        if route not in CREATING_ROUTES:
+            return self.get_response(request)
+        owner = _owner(request, anonymous_allowed=route in ANONYMOUS_ROUTES)
+        if owner is None:  # no valid token where one is needed: the view answers 401 itself
             return self.get_response(request)
         if not _VALID_KEY.match(key):
             return problem_response(
@@ -68,7 +76,7 @@ class IdempotencyMiddleware:
         except RequestDataTooBig:
             return problem_response(413, "payload_too_large", "The request body is too large.")
         fingerprint = hashlib.sha256(request.path.encode() + b"\n" + body).hexdigest()
-        slot = f"idempotency:{hashlib.sha256(f'{_owner(request)}|{key}'.encode()).hexdigest()}"
+        slot = f"idempotency:{hashlib.sha256(f'{owner}|{key}'.encode()).hexdigest()}"
 
         if not cache.add(slot, {"state": "running", "fingerprint": fingerprint}, IN_PROGRESS_SECONDS):
             return _answer_from(cache.get(slot), fingerprint) or self.__call__(request)
@@ -91,22 +99,24 @@ class IdempotencyMiddleware:
         return response
 
 
-def _creates(request: HttpRequest) -> bool:
+def _route(request: HttpRequest) -> str | None:
     try:
-        return resolve(request.path_info).url_name in CREATING_ROUTES
+        return resolve(request.path_info).url_name
     except Resolver404:
-        return False
+        return None
 
 
-def _owner(request: HttpRequest) -> str:
-    """Whose key it is: the account of a valid access token, else (anonymous sign-up, or a token
-    the view will refuse anyway) the address."""
+def _owner(request: HttpRequest, *, anonymous_allowed: bool) -> str | None:
+    """Whose key it is: the account of a valid access token; on a route anyone may call (sign-up)
+    without one, the address; else None."""
     scheme, _, raw = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
     if scheme == "Bearer" and raw:
         try:
             return f"account:{AccessToken(raw.strip())[api_settings.USER_ID_CLAIM]}"  # type: ignore[arg-type]
         except (TokenError, KeyError):
             pass
+    if not anonymous_allowed:
+        return None
     return f"address:{BaseThrottle().get_ident(request)}"  # type: ignore[arg-type]  # reads META only
 
 

@@ -138,6 +138,27 @@ ANSWER_OF = {
     "RegisterRequest": "Account",
 }
 
+# Request examples of the main flows, as Swagger UI's "Try it out" fills them in.
+EXAMPLES = {
+    "RegisterRequest": {
+        "email": "ann.lee@example.com",
+        "password": "Str0ng-Passw0rd!",
+        "full_name": "Ann Lee",
+    },
+    "TokenObtainPairRequest": {"email": "ann.lee@example.com", "password": "Str0ng-Passw0rd!"},
+    "EventRequest": {
+        "title": "Quarterly all-hands",
+        "description": "Numbers, plans and questions.",
+        "date": "2031-03-12",
+        "time": "10:00",
+        "location": "Auditorium A",
+        "capacity": 120,
+        "admission": "direct",
+    },
+    "EnrollRequestRequest": {},
+    "ReportRequestRequest": {"recipients": ["hr@example.com"]},
+}
+
 # Wall-clock times are taken as HH:MM or HH:MM:SS, without an offset (they are in TIME_ZONE).
 TIME = {"type": "string", "pattern": r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$", "example": "10:00"}
 
@@ -176,6 +197,9 @@ def postprocess(result: dict[str, Any], generator: Any, request: Any, public: bo
                 prop["pattern"] = TEXT_PATTERNS[name]
             elif name == "refresh" and component.endswith("Request"):
                 prop["pattern"] = JWT_PATTERN
+    for name, example in EXAMPLES.items():
+        if name in schemas:
+            schemas[name]["example"] = example
     for name in STRICT_REQUESTS & set(schemas):
         body = schemas[name]
         body["additionalProperties"] = False

@@ -8,6 +8,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
@@ -50,7 +51,10 @@ class DownloadNegotiation(DefaultContentNegotiation):
         self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
     ) -> tuple[BaseRenderer, str]:
         renderers = list(renderers)
-        if request.query_params.get("format") == "gzip":
+        chosen = request.query_params.get("format")
+        if chosen is not None and chosen not in ("json", "gzip"):
+            raise ValidationError({"format": ["Must be json or gzip."]})
+        if chosen in ("json", "gzip"):  # the stored file; errors are still JSON
             return renderers[0], str(renderers[0].media_type)
         return cast(tuple[BaseRenderer, str], super().select_renderer(request, renderers, format_suffix))
 

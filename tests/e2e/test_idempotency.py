@@ -124,3 +124,9 @@ def test_simultaneous_requests_with_one_key_do_the_work_once(live_server):
     assert counts[(201, None, None)] == 1  # the one that did the work
     assert set(counts) <= {(201, None, None), (201, "true", None), (409, None, "request_in_progress")}
     assert Enrollment.objects.filter(event=event, participant=user).count() == 1
+
+
+def test_without_a_valid_token_the_route_answers_401_whatever_the_key(anon, admin_api):
+    admin_api.post("/api/v1/events/", NEW_EVENT, format="json", HTTP_IDEMPOTENCY_KEY="taken")
+    answer = anon.post("/api/v1/events/", {"other": 1}, format="json", HTTP_IDEMPOTENCY_KEY="taken")
+    assert_problem(answer, 401, "not_authenticated")

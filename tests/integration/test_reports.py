@@ -318,3 +318,12 @@ def test_the_admin_offers_both_downloads(admin, event_with_two):
     compressed = browser.get(f"{url}?format=gzip")
     assert compressed["Content-Type"] == "application/gzip"
     assert gzip.decompress(b"".join(compressed.streaming_content)) == plain
+
+
+@pytest.mark.parametrize("chosen", ["", "xml", "GZIP"])
+def test_an_unknown_download_format_is_400(admin_api, event_with_two, chosen):
+    event, _ = event_with_two
+    accepted = admin_api.post(f"/api/v1/events/{event.pk}/reports/", {}).json()
+    answer = admin_api.get(f"/api/v1/reports/{accepted['id']}/download/?format={chosen}")
+    assert_problem(answer, 400, "validation_error")
+    assert admin_api.get(f"/api/v1/reports/{accepted['id']}/download/?format=json").status_code == 200

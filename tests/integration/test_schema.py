@@ -70,3 +70,14 @@ def test_the_creating_posts_document_the_idempotency_key(tmp_path):
                 found.add(operation["operationId"])
                 assert {"409", "422"} <= set(operation["responses"])
     assert found == IDEMPOTENT
+
+
+def test_the_main_flows_have_request_examples(tmp_path):
+    schemas = _schema(tmp_path)["components"]["schemas"]
+    assert schemas["RegisterRequest"]["example"]["email"]
+    assert schemas["TokenObtainPairRequest"]["example"]["password"]
+    assert schemas["EventRequest"]["example"]["time"] == "10:00"
+    assert (
+        "example" in schemas["EnrollRequestRequest"]
+        and schemas["ReportRequestRequest"]["example"]["recipients"]
+    )
