@@ -50,7 +50,7 @@ def enroll_or_queue(
     queued one (AdmissionRequest, decided later). Direct events pay nothing for the check: the
     seat's conditional update includes the mode, and only a miss reads the event. A queued event
     seen recently by this process goes straight to the queue."""
-    known = _queued_events.get(event_id)
+    known = services.queued_events.get(event_id)
     if known is not None and known[0] > time.monotonic():
         return request_admission(event_id=event_id, participant_id=participant_id, starts_at=known[1])
     try:
@@ -58,18 +58,22 @@ def enroll_or_queue(
             event_id=event_id, participant_id=participant_id, account=account, direct_only=True
         )
     except services.EventQueued as queued:
-        _queued_events[event_id] = (time.monotonic() + QUEUED_EVENT_MEMORY_SECONDS, queued.event.starts_at)
+        services.queued_events[event_id] = (
+            time.monotonic() + QUEUED_EVENT_MEMORY_SECONDS,
+            queued.event.starts_at,
+        )
         return request_admission(
             event_id=event_id, participant_id=participant_id, starts_at=queued.event.starts_at
         )
 
 
-# Events this process found queued, and when they start, for a moment: in a rush every request is
-# for the same event, and reading it again per request doubles the work. A change of mode or date
-# takes this long to be seen here; it does no harm meanwhile: a request queued on an event that just
-# went direct is still decided by the consumer, which also checks the start again.
+# Events this process found queued, and when they start, are remembered this long (in
+# services.queued_events): in a rush every request is for the same event, and reading it again per
+# request doubles the work. Another process's change of mode or date takes this long to be seen
+# here, and does no harm meanwhile: a request queued on an event that just went direct is still
+# decided by the consumer, which also checks the start again. This process's own event writes
+# forget them at once.
 QUEUED_EVENT_MEMORY_SECONDS = 1.0
-_queued_events: dict[int, tuple[float, dt.datetime]] = {}
 
 
 def request_admission(
@@ -144,7 +148,7 @@ def _insert_request(*, event_id: int, participant_id: int) -> tuple[int, dt.date
             cursor.execute(sql, [*params, *pair, *pair])
             row = cursor.fetchone()
     except IntegrityError as exc:  # the event was deleted (its foreign key)
-        _queued_events.pop(event_id, None)
+        services.queued_events.pop(event_id, None)
         raise EventNotFound() from exc
     if row is None:
         return None

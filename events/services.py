@@ -39,7 +39,17 @@ from notifications.domain import Kind
 EVENT_FIELDS = ("title", "description", "date", "time", "location", "capacity", "admission")
 
 
+# Queued events this process has seen, with their start (events.admission reads and fills it; every
+# event write of this process empties it, so an edited, deleted or reused id is never answered from
+# it here).
+queued_events: dict[int, tuple[float, dt.datetime]] = {}
+
 EventNotFound = domain.EventNotFound  # (its home is events.domain, with the other errors)
+
+
+def _event_changed(event_id: int) -> None:
+    queued_events.clear()
+    _seats_changed(event_id)
 
 
 def _seats_changed(event_id: int, seats: domain.Seats | None = None) -> None:
@@ -71,7 +81,7 @@ def create_event(
             capacity=capacity,
             admission=admission,
         )
-        transaction.on_commit(lambda: _seats_changed(event.pk))
+        transaction.on_commit(lambda: _event_changed(event.pk))
     return event
 
 
@@ -99,7 +109,7 @@ def update_event(*, event_id: int, **changes: Any) -> Event:
         promoted = promote_from_waitlist(event=event, now=timezone.now())
         event.enrolled_count += promoted
         event.waitlist_count -= promoted
-        transaction.on_commit(lambda: _seats_changed(event_id))
+        transaction.on_commit(lambda: _event_changed(event_id))
     return event
 
 
@@ -118,7 +128,7 @@ def delete_event(*, event_id: int, now: dt.datetime | None = None) -> None:
             if told:
                 notifications.notify_participants(kind=Kind.EVENT_CANCELLED, event=event, participants=told)
         event.delete()
-        transaction.on_commit(lambda: _seats_changed(event_id))
+        transaction.on_commit(lambda: _event_changed(event_id))
 
 
 class ConcurrentChange(domain.Conflict):

@@ -54,6 +54,17 @@ def _tasks_in_process(settings):
 
 
 @pytest.fixture(autouse=True)
+def _no_remembered_queued_events():
+    """Factories write events past the services, and SQLite reuses ids after a flush: nothing a
+    process remembered about an event (events.services.queued_events) may outlive its test."""
+    from events import services as event_services
+
+    event_services.queued_events.clear()
+    yield
+    event_services.queued_events.clear()
+
+
+@pytest.fixture(autouse=True)
 def _outbox_publishes_inline():
     """A test that saw the broker fail must not leave later tests' inline publishing paused."""
     outbox_services._inline_paused_until = 0.0

@@ -233,3 +233,10 @@ def test_a_request_that_cannot_be_kept_is_503_with_retry_after(participant_api, 
     body = assert_problem(answer, 503, "service_unavailable")
     assert answer["Retry-After"] == "5" and "try again" in body["detail"]
     assert not AdmissionRequest.objects.exists()
+
+
+def test_a_change_of_admission_is_seen_at_once_by_the_process_that_made_it(admin_api, participant_api):
+    event = EventFactory(capacity=5, admission="queue")
+    assert participant_api.post(f"{EVENTS}{event.pk}/enrollments/").status_code == 202  # remembered queued
+    assert admin_api.patch(f"{EVENTS}{event.pk}/", {"admission": "direct"}, format="json").status_code == 200
+    assert client_for(UserFactory()).post(f"{EVENTS}{event.pk}/enrollments/").status_code == 201
