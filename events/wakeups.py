@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import threading
 import time
 from collections.abc import Iterable
@@ -27,6 +26,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from config.celery import app as celery_app
+from config.process_threads import ProcessThread
 from events.domain import RequestStatus
 
 log = logging.getLogger(__name__)
@@ -83,8 +83,8 @@ def wake_stale(*, older_than: float = STALE_SECONDS) -> int:
 
 def flush(timeout: float = 10.0) -> bool:
     """Waits until this process's waker has published what it was given (tests, shutdown)."""
-    waker = _Waker._instance
-    if waker is None or waker.pid != os.getpid():
+    waker = _Waker.running_here()
+    if waker is None:
         return True
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -95,27 +95,19 @@ def flush(timeout: float = 10.0) -> bool:
     return False
 
 
-class _Waker:
+class _Waker(ProcessThread):
     """One daemon thread per process publishing the events named since its last publish."""
 
-    _instance: _Waker | None = None
-    _lock = threading.Lock()
-
-    @classmethod
-    def instance(cls) -> _Waker:
-        with cls._lock:  # created lazily, and again in a forked child: threads do not survive fork
-            if cls._instance is None or cls._instance.pid != os.getpid():
-                cls._instance = cls()
-            return cls._instance
+    thread_name = "admission-waker"
+    _instance = None
 
     def __init__(self) -> None:
-        self.pid = os.getpid()
         self.lock = threading.Lock()
         self.events: set[int] = set()
         self.busy = False
         self.named = threading.Event()
         self.paused_until = 0.0
-        threading.Thread(target=self._run, name="admission-waker", daemon=True).start()
+        super().__init__()
 
     def add(self, event_id: int) -> None:
         with self.lock:

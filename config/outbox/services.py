@@ -22,7 +22,6 @@ even of one item. Its publishing process must know it is batched: register it in
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import threading
 import time
@@ -37,6 +36,7 @@ from prometheus_client import Counter
 
 from config.celery import app as celery_app
 from config.outbox.models import OutboxMessage
+from config.process_threads import ProcessThread
 
 log = logging.getLogger(__name__)
 
@@ -179,32 +179,24 @@ def _dispatch(task: str, messages: Sequence[OutboxMessage]) -> None:
 def flush_publisher(timeout: float = 10.0) -> bool:
     """Waits until this process's publisher has attempted everything handed to it so far.
     True when it has (or there is no publisher). For tests, and for a process about to exit."""
-    publisher = _Publisher._instance
-    if publisher is None or publisher.pid != os.getpid():
+    publisher = _Publisher.running_here()
+    if publisher is None:
         return True
     done = threading.Event()
     publisher.queue.put(done)
     return done.wait(timeout)
 
 
-class _Publisher:
+class _Publisher(ProcessThread):
     """One daemon thread per process publishing the messages its transactions committed."""
 
-    _instance: _Publisher | None = None
-    _lock = threading.Lock()
-
-    @classmethod
-    def instance(cls) -> _Publisher:
-        with cls._lock:  # created lazily, and again in a forked child: threads do not survive fork
-            if cls._instance is None or cls._instance.pid != os.getpid():
-                cls._instance = cls()
-            return cls._instance
+    thread_name = "outbox-publisher"
+    _instance = None
 
     def __init__(self) -> None:
-        self.pid = os.getpid()
         # Message ids, and the events of flush_publisher() calls waiting for what came before them.
         self.queue: queue.SimpleQueue[int | threading.Event] = queue.SimpleQueue()
-        threading.Thread(target=self._run, name="outbox-publisher", daemon=True).start()
+        super().__init__()
 
     def submit(self, message_id: int) -> None:
         self.queue.put(message_id)
