@@ -1,4 +1,5 @@
-"""The report document, written as a stream of JSON text (standard library only).
+"""The reports' rules and errors, and the report document written as a stream of JSON text
+(standard library and config.errors only).
 
 A report of 100,000 participants must not sit in memory at once: the document is produced piece by
 piece from an iterator of participants, and its writer takes one piece at a time.
@@ -11,11 +12,25 @@ from collections.abc import Iterable, Iterator, Mapping
 from enum import StrEnum
 from typing import Any
 
+from config.errors import Conflict, NotFound
+
 EVENT_FIELDS = ("id", "title", "description", "date", "time", "location", "capacity")
 PARTICIPANT_FIELDS = ("id", "full_name", "email", "enrolled_at")
 WAITLIST_FIELDS = ("id", "full_name", "email", "position", "joined_at")
 # One encoder for the whole document (json.dumps with options builds a new one per call).
 _encode = json.JSONEncoder(default=str).encode
+
+
+# --- Errors (the reports' one home for them; config.exceptions answers each as problem+json) -------
+
+
+class ReportNotFound(NotFound):
+    message = "No report with this id."
+
+
+class ReportNotReady(Conflict):
+    code = "report_not_ready"
+    message = "This report is not ready yet; try again when its status is done."
 
 
 class Status(StrEnum):

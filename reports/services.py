@@ -11,7 +11,6 @@ from django.core.files import File
 from django.db import transaction
 from django.utils import timezone
 
-from config.errors import Conflict, NotFound
 from config.outbox import services as outbox
 from events import selectors as event_selectors
 from events.models import Event
@@ -19,10 +18,11 @@ from events.services import EventNotFound
 from notifications import services as notifications
 from notifications.domain import Kind
 from participants import selectors as participant_selectors
-from reports import database, metrics
+from reports import database, metrics, selectors
 from reports.domain import (
     WAITLIST_OPENING,
     Counter,
+    ReportNotFound,
     Status,
     document_chunks,
     document_head,
@@ -42,13 +42,13 @@ CHUNK_SIZE = 2000
 DATABASE, PYTHON = "database", "python"
 
 
-class ReportNotFound(NotFound):
-    message = "No report with this id."
-
-
-class ReportNotReady(Conflict):
-    code = "report_not_ready"
-    message = "This report is not ready yet; try again when its status is done."
+def get_report(report_id: int | str) -> Report:
+    """The report with this id, or ReportNotFound (404 `not_found`). The id comes from the URL as
+    text: one that is not a number names no report either."""
+    try:
+        return selectors.reports().get(pk=int(report_id))
+    except (Report.DoesNotExist, ValueError, TypeError):
+        raise ReportNotFound() from None
 
 
 def request_report(*, event_id: int, requested_by_id: int | None, recipients: list[str]) -> Report:

@@ -19,8 +19,9 @@ from participants.models import User
 from participants.permissions import IsAdmin
 from reports import selectors, services
 from reports.api.serializers import ReportRequestSerializer, ReportSerializer
-from reports.domain import Status
+from reports.domain import ReportNotReady, Status
 from reports.files import document_response
+from reports.models import Report
 
 
 class EventReportsView(generics.GenericAPIView):
@@ -67,6 +68,12 @@ class ReportViewSet(viewsets.ReadOnlyModelViewSet):
     queryset = selectors.reports()
     filterset_fields = ["event"]
 
+    def get_object(self) -> Report:
+        # Through the service, so an unknown id is the reports' own ReportNotFound (404 not_found).
+        report = services.get_report(self.kwargs[self.lookup_field])
+        self.check_object_permissions(self.request, report)
+        return report
+
     # (config/openapi.py describes the 200: application/json, or application/gzip with ?format=gzip.)
     @extend_schema(
         parameters=[
@@ -80,5 +87,5 @@ class ReportViewSet(viewsets.ReadOnlyModelViewSet):
     def download(self, request: Request, pk: str | None = None) -> HttpResponseBase:
         report = self.get_object()
         if report.status != Status.DONE or not report.document:
-            raise services.ReportNotReady()
+            raise ReportNotReady()
         return document_response(report, gzip=request.query_params.get("format") == "gzip")

@@ -10,7 +10,7 @@ from django.test import Client
 from events import services as event_services
 from notifications.models import Notification
 from reports import database, output, services
-from reports.domain import human_size
+from reports.domain import ReportNotFound, human_size
 from reports.models import Report
 from reports.output import DocumentOutput
 from tests.conftest import assert_problem
@@ -99,9 +99,17 @@ def test_bad_requests_create_nothing(admin_api, payload):
 
 def test_unknown_event_and_unknown_report(admin_api):
     assert_problem(admin_api.post("/api/v1/events/424242/reports/", {}), 404, "not_found")
-    assert_problem(admin_api.get("/api/v1/reports/424242/"), 404, "not_found")
-    assert_problem(admin_api.get("/api/v1/reports/424242/download/"), 404, "not_found")
+    # A report looked up by id goes through services.get_report, which says what was not found.
+    for url in ("/api/v1/reports/424242/", "/api/v1/reports/424242/download/", "/api/v1/reports/x1/"):
+        assert assert_problem(admin_api.get(url), 404, "not_found")["detail"] == "No report with this id."
     assert not Report.objects.exists()
+
+
+def test_get_report_raises_report_not_found():
+    report = Report.objects.create(event=EventFactory())
+    assert services.get_report(str(report.pk)) == report
+    with pytest.raises(ReportNotFound):
+        services.get_report(report.pk + 1)
 
 
 def test_download_before_done_is_409(admin_api):
