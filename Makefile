@@ -22,8 +22,9 @@ $(VENV)/.dev-installed: requirements/base.txt requirements/dev.txt | $(VENV)/bin
 	touch $(VENV)/.base-installed $@
 
 # One ASGI process (uvicorn) serves HTTP and WebSockets. With a broker (CELERY_BROKER_URL in the
-# environment or .env) honcho runs it beside the workers (notifications, reports, admissions) and the outbox relay (Procfile); without,
-# it runs alone and tasks run in-process. Production serves HTTP from gunicorn: see README.
+# environment or .env) honcho runs it beside the workers (notifications, reports, admissions), the
+# outbox relay and Celery beat (Procfile); without, it runs alone: tasks run in-process, and so does
+# the beat schedule (config.beat). Production serves HTTP from gunicorn: see README.
 # The development-key warning (no SECRET_KEY) is shown by the first step only.
 QUIET := DEV_KEY_WARNED=1
 
@@ -35,10 +36,10 @@ run: $(VENV)/.base-installed
 	$(QUIET) $(PY) manage.py relay_outbox --once
 	@echo "Platform on http://$(HOST):$(PORT)/  API docs: /api/docs/  ReDoc: /api/redoc/  admin: /admin/"
 	@if [ -n "$$CELERY_BROKER_URL" ] || grep -qs '^CELERY_BROKER_URL=.' .env; then \
-		echo "Broker configured: starting web, notifications and reports workers, admission consumer, outbox relay"; \
+		echo "Broker configured: starting web, notifications and reports workers, admission consumer, outbox relay, beat"; \
 		$(QUIET) HOST=$(HOST) WEB_PORT=$(PORT) exec $(VENV)/bin/honcho start -f Procfile; \
 	else \
-		$(QUIET) exec $(VENV)/bin/uvicorn config.asgi:application --host $(HOST) --port $(PORT) --no-access-log \
+		$(QUIET) IN_PROCESS_BEAT=1 exec $(VENV)/bin/uvicorn config.asgi:application --host $(HOST) --port $(PORT) --no-access-log \
 			--timeout-graceful-shutdown 10 --ws-per-message-deflate false; \
 	fi
 

@@ -16,9 +16,11 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 
 django_asgi_app = get_asgi_application()  # sets Django up before the consumers are imported
 
+from django.conf import settings  # noqa: E402
 from django.urls import path  # noqa: E402
 
 from config import redaction  # noqa: E402
+from config.beat import InProcessBeat  # noqa: E402
 from config.websockets import TokenQueryAuthMiddleware  # noqa: E402
 from events.consumers import EventSeatsConsumer  # noqa: E402
 from notifications.consumers import NotificationsConsumer  # noqa: E402
@@ -30,6 +32,9 @@ websocket_urlpatterns = [
 
 # uvicorn writes each WebSocket's path with its ?token= to the log: redact it first.
 redaction.install()
+
+if settings.IN_PROCESS_BEAT and settings.CELERY_TASK_ALWAYS_EAGER:
+    InProcessBeat.instance()  # the embedded default's beat (make run): no broker, no beat process
 
 application = ProtocolTypeRouter(
     {

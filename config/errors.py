@@ -13,9 +13,12 @@ class DomainError(Exception):
     code = "domain_error"
     message = "The action is not allowed."
 
-    def __init__(self, message: str | None = None):
+    def __init__(self, message: str | None = None, **extra: object):
         if message is not None:
             self.message = message
+        # Members the problem body carries besides code and detail (JSON values), e.g. the time a
+        # ticket was first checked in.
+        self.extra = extra
         super().__init__(self.message)
 
 

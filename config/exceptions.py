@@ -78,7 +78,7 @@ def _domain_problem(exc: errors.DomainError) -> JsonResponse:
             400, "validation_error", "The request is invalid.", errors={exc.field: [exc.message]}
         )
     status = 404 if isinstance(exc, errors.NotFound) else 409
-    return problem_response(status, exc.code, exc.message)
+    return problem_response(status, exc.code, exc.message, **exc.extra)
 
 
 def _first_message(detail: Any) -> str:

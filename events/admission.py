@@ -261,7 +261,7 @@ def _decide_batch(*, event_id: int, bound: int, now: dt.datetime) -> int:
         confirmed = [d for d in decisions if d.status == Status.CONFIRMED]
         waitlisted = [d for d in decisions if d.status == Status.WAITLISTED]
         # Created in queue order: the waiting list's order is its ids' order.
-        Enrollment.objects.bulk_create(
+        created = Enrollment.objects.bulk_create(
             [
                 Enrollment(event_id=event_id, participant_id=d.participant_id, created_at=now)
                 for d in confirmed
@@ -290,6 +290,7 @@ def _decide_batch(*, event_id: int, bound: int, now: dt.datetime) -> int:
                 kind=Kind.ENROLLMENT_CONFIRMED,
                 event=event,
                 participants=[(d.participant_id, None) for d in confirmed],
+                checkin_codes={e.participant_id: e.checkin_code for e in created},
             )
         if waitlisted:
             notifications.notify_participants(

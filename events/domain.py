@@ -6,6 +6,8 @@ policy under concurrency (see events.services and the constraints in events.mode
 
 from __future__ import annotations
 
+import base64
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -55,9 +57,44 @@ class NoAdmissionRequest(NotFound):
     message = "This participant has not asked to enroll in this event."
 
 
+class UnknownCheckinCode(NotFound):
+    message = "No enrollment in this event has this check-in code."
+
+
+class CheckinCancelled(Conflict):
+    code = "not_enrolled"
+    message = "This check-in code belongs to an enrollment that was cancelled."
+
+
+class AlreadyCheckedIn(Conflict):
+    code = "already_checked_in"
+    message = "This participant has already checked in."
+
+    def __init__(self, checked_in_at: datetime):
+        super().__init__(checked_in_at=checked_in_at.isoformat().replace("+00:00", "Z"))
+
+
 # --- Rules ----------------------------------------------------------------------------------------
 
 MIN_CAPACITY = 1
+# Two weeks: longer than any conference; a typo of days for minutes stays an error.
+MAX_DURATION_MINUTES = 14 * 24 * 60
+
+
+def new_checkin_code() -> str:
+    """A check-in code: 80 random bits in base32 (16 characters, letters and digits 2-7, no look-
+    alikes such as 0/O or 1/I), easy to read out at the door and unguessable."""
+    return base64.b32encode(secrets.token_bytes(10)).decode("ascii")
+
+
+def normalize_checkin_code(text: str) -> str:
+    """What a door scanner or a person typed, as stored: case, spaces and dashes do not matter."""
+    return "".join(text.split()).replace("-", "").upper()
+
+
+def display_checkin_code(code: str) -> str:
+    """In groups of four, as printed in the email: ABCD-EFGH-IJKL-MNOP."""
+    return "-".join(code[i : i + 4] for i in range(0, len(code), 4))
 
 
 class Admission:

@@ -10,3 +10,5 @@ PROMOTIONS = Counter("events_waitlist_promotions", "Participants enrolled from t
 ADMISSION_DECISIONS = Counter(
     "events_admission_decisions", "Queued enrollment requests decided, by outcome.", ["status"]
 )
+CHECK_INS = Counter("events_check_ins", "Participants checked in at the door (first check-in of a code).")
+REMINDERS = Counter("events_reminders", "Participants sent a reminder before an event.")

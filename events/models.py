@@ -1,14 +1,22 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
 from config.validators import multi_line, single_line
-from events.domain import MIN_CAPACITY, Admission, RequestStatus, Seats
+from events.domain import (
+    MAX_DURATION_MINUTES,
+    MIN_CAPACITY,
+    Admission,
+    RequestStatus,
+    Seats,
+    new_checkin_code,
+)
 
 # An event's description is shown on every list page: long enough for an agenda, no longer.
 DESCRIPTION_MAX_LENGTH = 5000
@@ -19,6 +27,11 @@ class Event(models.Model):
     description = models.TextField(blank=True, max_length=DESCRIPTION_MAX_LENGTH, validators=[multi_line])
     date = models.DateField()
     time = models.TimeField(help_text="Start time, wall clock in the platform's time zone.")
+    duration_minutes = models.PositiveIntegerField(
+        default=60,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_DURATION_MINUTES)],
+        help_text="How long the event lasts: its end in calendar files.",
+    )
     location = models.CharField(max_length=200, validators=[single_line])
     capacity = models.PositiveIntegerField()
     # Seats taken, kept by events.services in the same transaction as each enrollment row; the
@@ -34,6 +47,9 @@ class Event(models.Model):
         help_text="direct: enrollment answers at once. queue: requests are queued and decided in "
         "arrival order (for a rush).",
     )
+    # iCalendar's SEQUENCE: raised whenever the event moves (date, time, duration or location), so
+    # that calendar apps replace the copy they hold (RFC 5546 §2.1.4).
+    calendar_sequence = models.PositiveIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -64,6 +80,10 @@ class Event(models.Model):
         # Wall-clock date and time in the platform's zone (settings.TIME_ZONE), whatever zone is active.
         return timezone.make_aware(datetime.combine(self.date, self.time), timezone.get_default_timezone())
 
+    @property
+    def ends_at(self) -> datetime:
+        return self.starts_at + timedelta(minutes=self.duration_minutes)
+
 
 class Enrollment(models.Model):
     """A participant's seat at an event (the N:N relation, with its timestamp)."""
@@ -75,6 +95,13 @@ class Enrollment(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="enrollments"
     )
     created_at = models.DateTimeField(default=timezone.now)
+    # The participant's ticket at the door: shown in the confirmation email (text and QR code) and
+    # presented to POST /events/{id}/check-ins/. Random, so it is unguessable; unique by constraint.
+    checkin_code = models.CharField(max_length=32, unique=True, default=new_checkin_code, editable=False)
+    checked_in_at = models.DateTimeField(null=True, blank=True)
+    # When the reminder before the event was sent (events.reminders): at most one per enrollment;
+    # moving the event later clears it, so the reminder comes again before the new start.
+    reminded_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["created_at", "id"]
@@ -107,6 +134,20 @@ class WaitlistEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.participant} waiting for {self.event}"
+
+
+class RevokedCheckinCode(models.Model):
+    """The check-in code of an enrollment that was cancelled or removed: presenting it at the door
+    answers `not_enrolled` rather than an unknown code. The enrollment row itself is gone."""
+
+    code = models.CharField(max_length=32, primary_key=True)
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="revoked_checkin_codes")
+    # Not a foreign key: the account may be deleted too, and the answer stays the same.
+    participant_id = models.BigIntegerField()
+    revoked_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"revoked code of {self.participant_id} @ {self.event_id}"
 
 
 class AdmissionRequest(models.Model):

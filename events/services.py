@@ -32,11 +32,22 @@ from django.utils import timezone
 
 from events import cache as event_cache
 from events import domain, metrics, realtime
-from events.models import AdmissionRequest, Enrollment, Event, WaitlistEntry
+from events.models import AdmissionRequest, Enrollment, Event, RevokedCheckinCode, WaitlistEntry
 from notifications import services as notifications
 from notifications.domain import Kind
 
-EVENT_FIELDS = ("title", "description", "date", "time", "location", "capacity", "admission")
+EVENT_FIELDS = (
+    "title",
+    "description",
+    "date",
+    "time",
+    "duration_minutes",
+    "location",
+    "capacity",
+    "admission",
+)
+# A change of these moves the event in people's calendars: everyone enrolled gets an update.
+CALENDAR_FIELDS = ("date", "time", "duration_minutes", "location")
 
 
 # Queued events this process has seen, with their start (events.admission reads and fills it; every
@@ -68,6 +79,7 @@ def create_event(
     capacity: int,
     description: str = "",
     admission: str = domain.Admission.DIRECT,
+    duration_minutes: int = 60,
 ) -> Event:
     domain.check_capacity(capacity)
     _check_admission(admission)
@@ -77,6 +89,7 @@ def create_event(
             description=description,
             date=date,
             time=time,
+            duration_minutes=duration_minutes,
             location=location,
             capacity=capacity,
             admission=admission,
@@ -91,6 +104,9 @@ def _check_admission(admission: str) -> None:
 
 
 def update_event(*, event_id: int, **changes: Any) -> Event:
+    """Changes the event. Moving it (date, time, duration or location) raises its calendar
+    SEQUENCE and sends everyone enrolled an update with the new calendar entry; moving its start
+    later clears their reminders, so that the reminder comes again before the new start."""
     unknown = set(changes) - set(EVENT_FIELDS)
     if unknown:
         raise TypeError(f"update_event() got unknown fields: {sorted(unknown)}")
@@ -103,9 +119,27 @@ def update_event(*, event_id: int, **changes: Any) -> Event:
             domain.check_capacity(changes["capacity"], enrolled=event.enrolled_count)
         if "admission" in changes:
             _check_admission(changes["admission"])
+        old_start = event.starts_at
+        moved = any(field in changes and changes[field] != getattr(event, field) for field in CALENDAR_FIELDS)
         for field, value in changes.items():
             setattr(event, field, value)
+        if moved:
+            event.calendar_sequence += 1
         event.save()
+        if moved:
+            if event.starts_at > old_start:
+                Enrollment.objects.filter(event_id=event_id, reminded_at__isnull=False).update(
+                    reminded_at=None
+                )
+            enrolled = list(
+                Enrollment.objects.filter(event_id=event_id).values_list("participant_id", "checkin_code")
+            )
+            notifications.notify_participants(
+                kind=Kind.EVENT_UPDATED,
+                event=event,
+                participants=[(participant_id, None) for participant_id, _ in enrolled],
+                checkin_codes=dict(enrolled),
+            )
         promoted = promote_from_waitlist(event=event, now=timezone.now())
         event.enrolled_count += promoted
         event.waitlist_count -= promoted
@@ -172,14 +206,27 @@ def enroll(
             # The unique (event, participant) constraint: raising rolls the seat back too.
             _rejected(domain.AlreadyEnrolled(), cause=exc)
         notifications.notify_participant(
-            kind=Kind.ENROLLMENT_CONFIRMED, participant_id=participant_id, event=event, account=account
+            kind=Kind.ENROLLMENT_CONFIRMED,
+            participant_id=participant_id,
+            event=event,
+            account=account,
+            checkin_code=enrollment.checkin_code,
         )
         transaction.on_commit(lambda: _seats_changed(event_id, event.seats))
         transaction.on_commit(metrics.ENROLLMENTS.inc)
     return enrollment
 
 
-_EVENT_COLUMNS = ("title", "date", "time", "location", "capacity", "enrolled_count")
+_EVENT_COLUMNS = (
+    "title",
+    "date",
+    "time",
+    "duration_minutes",
+    "location",
+    "capacity",
+    "enrolled_count",
+    "calendar_sequence",
+)
 
 
 def _take_seat(event_id: int, *, direct_only: bool = False) -> Event | None:
@@ -265,6 +312,7 @@ def withdraw_from_all_events(*, participant_id: int, now: dt.datetime | None = N
             e.pk: e
             for e in Event.objects.select_for_update(no_key=True).filter(pk__in=event_ids).order_by("pk")
         }
+        _revoke_checkin_codes(Enrollment.objects.filter(participant_id=participant_id))
         Enrollment.objects.filter(participant_id=participant_id).delete()
         WaitlistEntry.objects.filter(participant_id=participant_id).delete()
         AdmissionRequest.objects.filter(participant_id=participant_id).delete()
@@ -288,7 +336,9 @@ def withdraw_from_all_events(*, participant_id: int, now: dt.datetime | None = N
 
 def _release_seat(*, event: Event, participant_id: int, now: dt.datetime | None = None) -> None:
     """Gives the participant's seat back, and it to the head of the waiting list."""
-    deleted, _ = Enrollment.objects.filter(event_id=event.pk, participant_id=participant_id).delete()
+    enrollment = Enrollment.objects.filter(event_id=event.pk, participant_id=participant_id)
+    _revoke_checkin_codes(enrollment)
+    deleted, _ = enrollment.delete()
     if not deleted:
         raise domain.NotEnrolled()
     # The row lock this update takes orders every seat change of the event until commit.
@@ -301,6 +351,20 @@ def _release_seat(*, event: Event, participant_id: int, now: dt.datetime | None 
     promote_from_waitlist(event=current, now=now or timezone.now())
     transaction.on_commit(lambda: _seats_changed(event.pk))
     transaction.on_commit(metrics.CANCELLATIONS.inc)
+
+
+def _revoke_checkin_codes(enrollments: Any) -> None:
+    """Remembers the codes of enrollments about to be deleted: at the door they answer
+    `not_enrolled` instead of being unknown. (A code is random and used once: no reuse clash.)"""
+    RevokedCheckinCode.objects.bulk_create(
+        [
+            RevokedCheckinCode(code=code, event_id=event_id, participant_id=participant_id)
+            for event_id, participant_id, code in enrollments.values_list(
+                "event_id", "participant_id", "checkin_code"
+            )
+        ],
+        ignore_conflicts=True,
+    )
 
 
 # --- The waiting list ----------------------------------------------------------------------------
@@ -322,7 +386,7 @@ def promote_from_waitlist(*, event: Event, now: dt.datetime) -> int:
     )
     participant_ids = [participant_id for _, participant_id in heads]
     WaitlistEntry.objects.filter(pk__in=[entry_id for entry_id, _ in heads]).delete()
-    Enrollment.objects.bulk_create(
+    enrolled = Enrollment.objects.bulk_create(
         [Enrollment(event_id=event.pk, participant_id=pid, created_at=now) for pid in participant_ids]
     )
     Event.objects.filter(pk=event.pk).update(
@@ -332,7 +396,10 @@ def promote_from_waitlist(*, event: Event, now: dt.datetime) -> int:
         status=domain.RequestStatus.CONFIRMED, decided_at=now
     )
     notifications.notify_participants(
-        kind=Kind.WAITLIST_PROMOTED, event=event, participants=[(pid, None) for pid in participant_ids]
+        kind=Kind.WAITLIST_PROMOTED,
+        event=event,
+        participants=[(pid, None) for pid in participant_ids],
+        checkin_codes={e.participant_id: e.checkin_code for e in enrolled},
     )
     transaction.on_commit(lambda: metrics.PROMOTIONS.inc(len(heads)))
     return len(heads)
@@ -393,3 +460,36 @@ def leave_waitlist(*, event_id: int, participant_id: int) -> None:
         Event.objects.filter(pk=event_id).update(waitlist_count=F("waitlist_count") - 1)
         AdmissionRequest.objects.filter(event_id=event_id, participant_id=participant_id).delete()
         transaction.on_commit(lambda: _seats_changed(event_id))
+
+
+# --- Check-in at the door ------------------------------------------------------------------------
+
+
+def check_in(*, event_id: int, code: str, now: dt.datetime | None = None) -> Enrollment:
+    """Records that the holder of this check-in code came to the event; the first check-in counts.
+    Raises EventNotFound, UnknownCheckinCode (no such code at this event), CheckinCancelled (the
+    enrollment was cancelled or removed) or AlreadyCheckedIn (with the first check-in's time)."""
+    now = now or timezone.now()
+    code = domain.normalize_checkin_code(code)
+    with transaction.atomic():
+        if not Event.objects.filter(pk=event_id).exists():
+            raise EventNotFound()
+        # Conditional: of two scanners reading the same code at once, exactly one records it (the
+        # other's update finds the time set once the first commits, and answers already_checked_in).
+        recorded = Enrollment.objects.filter(
+            event_id=event_id, checkin_code=code, checked_in_at__isnull=True
+        ).update(checked_in_at=now)
+        enrollment = (
+            Enrollment.objects.select_related("participant")
+            .filter(event_id=event_id, checkin_code=code)
+            .first()
+        )
+        if enrollment is None:
+            if RevokedCheckinCode.objects.filter(event_id=event_id, code=code).exists():
+                raise domain.CheckinCancelled()
+            raise domain.UnknownCheckinCode()
+        if not recorded:
+            assert enrollment.checked_in_at is not None
+            raise domain.AlreadyCheckedIn(enrollment.checked_in_at)
+        transaction.on_commit(metrics.CHECK_INS.inc)
+    return enrollment

@@ -2,7 +2,7 @@ from typing import Any
 
 from celery import shared_task
 
-from events import admission
+from events import admission, reminders
 
 
 @shared_task(name=admission.DECIDE_TASK, batched=True)
@@ -11,3 +11,9 @@ def decide_admissions(items: list[dict[str, Any]]) -> int:
     order. One message wakes it for many requests (the outbox batches them); a message that finds
     its requests decided already (redelivered, or decided by an earlier wake-up) does nothing."""
     return admission.decide_pending(event_ids={item["event_id"] for item in items})
+
+
+@shared_task(name=reminders.SEND_TASK)
+def send_reminders() -> int:
+    """Celery beat's every-minute job: reminds everyone whose reminder has come due."""
+    return reminders.send_due_reminders()

@@ -12,6 +12,8 @@ class Kind(StrEnum):
     REPORT_READY = "report_ready"
     WAITLISTED = "waitlisted"  # on an event's waiting list, at a position
     WAITLIST_PROMOTED = "waitlist_promoted"  # a seat freed up: enrolled from the waiting list
+    EVENT_UPDATED = "event_updated"  # the event moved (date, time, duration or location)
+    EVENT_REMINDER = "event_reminder"  # REMINDER_HOURS before the event starts
 
 
 class Status(StrEnum):

@@ -59,4 +59,17 @@ def render(kind: Kind, context: Mapping[str, Any]) -> tuple[str, str]:
             f"Where: {where}\n\n"
             "If you cannot come, cancel your enrollment so that a colleague can take the seat.\n",
         )
+    if kind == Kind.EVENT_UPDATED:
+        return (
+            f"Event changed: {title}",
+            f'Hello {name},\n\n"{title}" has changed. It now takes place:\n\nWhen: {when}\n'
+            f"Where: {where}\n\nYour seat is kept. The attached calendar file updates your calendar.\n",
+        )
+    if kind == Kind.EVENT_REMINDER:
+        return (
+            f"Reminder: {title} on {event.get('date', '')}",
+            f'Hello {name},\n\na reminder that you are enrolled in "{title}".\n\nWhen: {when}\n'
+            f"Where: {where}\n\n"
+            "If you cannot come, cancel your enrollment so that a colleague can take the seat.\n",
+        )
     raise ValueError(f"no email for notification kind {kind!r}")

@@ -47,12 +47,16 @@ class DeliveryFailed(Exception):
     """The email backend refused; the task retries with backoff."""
 
 
-def event_context(event: Any) -> dict[str, str]:
+def event_context(event: Any) -> dict[str, Any]:
+    """The event as notifications keep it (it may be gone or changed when the worker runs): what the
+    email says, and what its calendar entry needs (the event's id is its UID)."""
     return {
         "title": event.title,
         "date": event.date.isoformat(),
         "time": event.time.strftime("%H:%M"),
+        "duration_minutes": event.duration_minutes,
         "location": event.location,
+        "sequence": event.calendar_sequence,
     }
 
 
@@ -90,26 +94,41 @@ def notify_participant(
     event: Any,
     account: Any = None,
     position: int | None = None,
+    checkin_code: str | None = None,
 ) -> None:
     """Notifies one participant about `event` (email and `/ws/notifications/`), once the caller's
     transaction commits: the transaction writes one outbox message, the worker the Notification.
 
     `position`: the waiting-list position, for `waitlisted` (it goes into the email's context).
     `account`: accepted for callers that have the account loaded; the worker loads what it needs.
+    `checkin_code`: the enrollment's code, for the kinds that confirm a seat.
     """
-    notify_participants(kind=kind, event=event, participants=[(participant_id, position)])
+    notify_participants(
+        kind=kind,
+        event=event,
+        participants=[(participant_id, position)],
+        checkin_codes={participant_id: checkin_code} if checkin_code else None,
+    )
 
 
-def notify_participants(*, kind: Kind, event: Any, participants: Sequence[tuple[int, int | None]]) -> None:
+def notify_participants(
+    *,
+    kind: Kind,
+    event: Any,
+    participants: Sequence[tuple[int, int | None]],
+    checkin_codes: Mapping[int, str] | None = None,
+) -> None:
     """Notifies many participants about one event with ONE outbox message, in the caller's transaction.
 
     `participants`: `(participant_id, position)` pairs, `position` being the waiting-list position
-    (for `waitlisted`) or None. Meant for decisions that commit together, e.g. a batch of admission
-    decisions: one call per kind (`enrollment_confirmed` for those admitted, `waitlisted` with
-    their positions for the others). Each participant gets a notification of their own, exactly as
-    with `notify_participant`, created and sent by the notifications worker after the commit; a
-    participant whose account is gone by then is skipped. The event is snapshotted now, so the
-    email still says what and when if the event is deleted before the worker runs.
+    (for `waitlisted`) or None. `checkin_codes`: participant id → their enrollment's check-in code,
+    for the kinds whose email carries it (confirmation, promotion, update, reminder). Meant for
+    decisions that commit together, e.g. a batch of admission decisions: one call per kind
+    (`enrollment_confirmed` for those admitted, `waitlisted` with their positions for the others).
+    Each participant gets a notification of their own, exactly as with `notify_participant`, created
+    and sent by the notifications worker after the commit; a participant whose account is gone by
+    then is skipped. The event is snapshotted now, so the email still says what and when if the
+    event is deleted before the worker runs.
     """
     if not participants:
         return
@@ -120,6 +139,8 @@ def notify_participants(*, kind: Kind, event: Any, participants: Sequence[tuple[
         event_id=event.pk,
         event=event_context(event),
         participants=[[participant_id, position] for participant_id, position in participants],
+        # JSON object keys are strings: the worker reads them back with str(participant_id).
+        checkin_codes={str(pid): code for pid, code in (checkin_codes or {}).items()},
     )
 
 

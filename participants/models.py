@@ -41,6 +41,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_staff = models.BooleanField(default=False, help_text="Admins manage events and sign in to /admin/.")
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The secret in the URL of the participant's calendar feed (calendar apps cannot send a bearer
+    # header). Made on first request, replaced on rotation; it opens that feed and nothing else.
+    calendar_token = models.CharField(max_length=64, unique=True, null=True, blank=True, editable=False)
 
     objects = UserManager()
 

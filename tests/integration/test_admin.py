@@ -12,7 +12,15 @@ from events import services
 from events.models import Enrollment, Event, WaitlistEntry
 from notifications.models import Notification
 from participants.models import User
-from tests.factories import PASSWORD, AdminFactory, EventFactory, UserFactory
+from tests.factories import (
+    PASSWORD,
+    AdminFactory,
+    EnrollmentFactory,
+    EventFactory,
+    NotificationFactory,
+    ReportFactory,
+    UserFactory,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -38,6 +46,7 @@ def change_form(event, *, enroll=(), wait=()):
         "description": event.description,
         "date": event.date.isoformat(),
         "time": event.time.strftime("%H:%M"),
+        "duration_minutes": str(event.duration_minutes),
         "location": event.location,
         "capacity": str(event.capacity),
         "admission": event.admission,
@@ -81,6 +90,7 @@ def test_add_and_edit_through_the_admin_respect_capacity(browser, participant_ap
         "description": "",
         "date": "2031-03-01",
         "time": "09:00",
+        "duration_minutes": "90",
         "location": "Lake",
         "capacity": "2",
         "enrollments-TOTAL_FORMS": "0",
@@ -116,6 +126,7 @@ def test_removing_an_enrollment_inline_frees_the_seat(browser):
         "description": event.description,
         "date": event.date.isoformat(),
         "time": "10:30",
+        "duration_minutes": str(event.duration_minutes),
         "location": event.location,
         "capacity": "2",
         "enrollments-TOTAL_FORMS": "2",
@@ -298,7 +309,6 @@ def test_the_dashboard_shows_upcoming_events_failures_and_enrollments_per_day(br
     from django.utils import timezone
 
     from events import dashboard
-    from reports.models import Report
 
     today = dashboard.local_now().date()
     full = EventFactory(title="Full talk", capacity=2, date=today + dt.timedelta(days=2), admission="queue")
@@ -310,17 +320,11 @@ def test_the_dashboard_shows_upcoming_events_failures_and_enrollments_per_day(br
     services.enroll(event_id=roomy.pk, participant_id=UserFactory().pk)
     # Three days ago: one enrollment of that day, counted on its own day of the chart.
     Enrollment.objects.filter(event=roomy).update(created_at=timezone.now() - dt.timedelta(days=3))
-    Enrollment.objects.create(
-        event=past, participant=UserFactory(), created_at=timezone.now() - dt.timedelta(days=40)
-    )
-    Notification.objects.create(
-        kind="enrollment_confirmed", to_email="a@example.com", subject="s", body="b", status="failed"
-    )
-    Notification.objects.create(
-        kind="enrollment_confirmed", to_email="b@example.com", subject="s", body="b", status="sent"
-    )
+    EnrollmentFactory(event=past, created_at=timezone.now() - dt.timedelta(days=40))
+    NotificationFactory(to_email="a@example.com", status="failed")
+    NotificationFactory(to_email="b@example.com", status="sent")
     for status in ("pending", "running", "done"):
-        Report.objects.create(event=roomy, status=status)
+        ReportFactory(event=roomy, status=status)
 
     html = browser.get("/admin/").content.decode()
 
@@ -354,17 +358,12 @@ def test_the_dashboard_shows_upcoming_events_failures_and_enrollments_per_day(br
 
 
 def test_the_linked_lists_show_what_the_dashboard_counted(browser):
-    from reports.models import Report
 
     event = EventFactory()
-    Notification.objects.create(
-        kind="waitlisted", to_email="gone@example.com", subject="s", body="b", status="failed"
-    )
-    Notification.objects.create(
-        kind="waitlisted", to_email="fine@example.com", subject="s", body="b", status="sent"
-    )
-    Report.objects.create(event=event, status="running")
-    Report.objects.create(event=event, status="failed")
+    NotificationFactory(kind="waitlisted", to_email="gone@example.com", status="failed")
+    NotificationFactory(kind="waitlisted", to_email="fine@example.com", status="sent")
+    ReportFactory(event=event, status="running")
+    ReportFactory(event=event, status="failed")
     failed = browser.get("/admin/notifications/notification/?status__exact=failed").content.decode()
     assert "gone@example.com" in failed and "fine@example.com" not in failed
     reports = browser.get("/admin/reports/report/?status__in=pending,running")
@@ -479,9 +478,7 @@ def test_a_participants_page_lists_enrollments_waiting_list_places_and_notificat
     services.enroll(event_id=busy.pk, participant_id=UserFactory().pk)
     services.join_waitlist(event_id=busy.pk, participant_id=UserFactory().pk)
     services.join_waitlist(event_id=busy.pk, participant_id=ann.pk)
-    Notification.objects.create(
-        user=ann, kind="waitlisted", to_email=ann.email, subject="On the list", body="b"
-    )
+    NotificationFactory(user=ann, kind="waitlisted", subject="On the list")
 
     html = browser.get(f"/admin/participants/participant/{ann.pk}/change/").content.decode()
     enrollments = html[html.index('id="enrollments-group"') : html.index('id="waitlist_entries-group"')]

@@ -1,0 +1,34 @@
+"""Celery beat for the embedded default: with no broker there is no beat process, so `make run`
+runs the beat schedule (settings.CELERY_BEAT_SCHEDULE) in a thread of the web process instead.
+With a broker, the `beat` process of the Procfile (compose, Kubernetes) sends the same schedule."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from django.conf import settings
+from django.db import close_old_connections
+
+from config.celery import app as celery_app
+from config.process_threads import ProcessThread
+
+log = logging.getLogger(__name__)
+
+
+class InProcessBeat(ProcessThread):
+    thread_name = "in-process-beat"
+    _instance = None
+
+    def _run(self) -> None:
+        schedule = settings.CELERY_BEAT_SCHEDULE
+        due = {name: time.monotonic() + float(entry["schedule"]) for name, entry in schedule.items()}
+        while True:
+            name = min(due, key=due.__getitem__)
+            time.sleep(max(0.0, due[name] - time.monotonic()))
+            due[name] = time.monotonic() + float(schedule[name]["schedule"])
+            try:
+                close_old_connections()
+                celery_app.tasks[schedule[name]["task"]].apply()
+            except Exception:  # the next tick tries again; the thread must outlive any error
+                log.exception("in-process beat: %s failed", name)
