@@ -225,6 +225,8 @@ CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_TASK_ROUTES = {
+    # Exact names before patterns: the reminder run is a notifications worker's job.
+    "events.send_reminders": {"queue": "notifications"},
     "notifications.*": {"queue": "notifications"},
     "reports.*": {"queue": "reports"},
     "events.*": {"queue": "admissions"},
@@ -257,6 +259,18 @@ CELERY_BROKER_CONNECTION_TIMEOUT = env.float("BROKER_CONNECTION_TIMEOUT", defaul
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_SEND_TASK_EVENTS = False
+# Celery beat: the periodic jobs (the `beat` process; one replica only, it is the clock). A tick
+# missed while the broker is away is harmless: each job catches up on its next run, and a message
+# older than its interval expires instead of piling up behind a stopped worker.
+CELERY_BEAT_SCHEDULE = {
+    "send-reminders": {"task": "events.send_reminders", "schedule": 60.0, "options": {"expires": 55}},
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Embedded default (no broker, no beat process): `make run` sets this to run the schedule in a
+# thread of the web process (config.beat).
+IN_PROCESS_BEAT = env.bool("IN_PROCESS_BEAT", default=False)
+# Enrolled participants are reminded this many hours before an event starts (events.reminders).
+REMINDER_HOURS = env.int("REMINDER_HOURS", default=24)
 # How long a health probe waits for the broker before calling it down.
 BROKER_PROBE_TIMEOUT = env.float("BROKER_PROBE_TIMEOUT", default=2.0)
 # After a failed publish from a web process, leave publishing to the relay for this long, so that
