@@ -29,6 +29,7 @@ class EventSerializer(StrictModelSerializer):
             "description",
             "date",
             "time",
+            "duration_minutes",
             "location",
             "capacity",
             "enrolled_count",
