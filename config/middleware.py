@@ -16,9 +16,14 @@ from django.core.exceptions import PermissionDenied, SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils.functional import empty
 
+from config import dbconnections
 from config.logging import current_request_id
 from config.metrics import observe_http_request
 from config.problems import is_problem, problem_response
+
+# Loaded by every process that serves HTTP: persistent connections skip the health check's round
+# trip when they were in use moments ago.
+dbconnections.install()
 
 request_log = logging.getLogger("http.request")
 error_log = logging.getLogger("http.error")

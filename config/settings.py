@@ -151,6 +151,9 @@ else:
     # Persistent connections suit the WSGI workers that serve HTTP in production.
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# A connection whose last request ended less than this many seconds ago skips the health check's
+# round trip (config/dbconnections.py: what is checked, and what is left to the error path).
+DB_HEALTH_CHECK_AFTER_IDLE_SECONDS = env.float("DB_HEALTH_CHECK_AFTER_IDLE_SECONDS", default=1.0)
 if not DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Behind PgBouncer in transaction mode a server-side cursor (QuerySet.iterator()) can outlive its
     # server connection: such deployments turn them off.
