@@ -2,6 +2,7 @@ from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from events.api import views
+from events.api.checkins import EventCheckinsView
 
 router = SimpleRouter()
 router.register("events", views.EventViewSet, basename="event")
@@ -26,6 +27,7 @@ urlpatterns = [
         views.EventParticipantView.as_view(),
         name="event-participant",
     ),
+    path("events/<int:event_id>/check-ins/", EventCheckinsView.as_view(), name="event-check-ins"),
     path("me/enrollments/", views.MyEnrollmentsView.as_view(), name="me-enrollments"),
     path(
         "participants/<int:participant_id>/events/",
