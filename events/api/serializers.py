@@ -3,7 +3,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from config.serializers import StrictModelSerializer, StrictSerializer
-from events.domain import MIN_CAPACITY, Admission, RequestStatus
+from events.domain import MIN_CAPACITY, Admission, RequestStatus, display_checkin_code
 from events.models import Enrollment, Event, WaitlistEntry
 from participants import selectors as participant_selectors
 
@@ -64,26 +64,41 @@ class EnrollRequestSerializer(StrictSerializer):
 
 
 class EventParticipantSerializer(serializers.ModelSerializer):
-    """A participant of an event, as admins list them (`id` is the participant's)."""
+    """A participant of an event, as admins list them (`id` is the participant's). Whether they came
+    (`checked_in_at`), but not their check-in code: the code is the participant's ticket."""
 
     id = serializers.IntegerField(source="participant.id", read_only=True)
     email = serializers.EmailField(source="participant.email", read_only=True)
     full_name = serializers.CharField(source="participant.full_name", read_only=True)
     enrolled_at = serializers.DateTimeField(source="created_at", read_only=True)
+    checked_in_at = serializers.DateTimeField(
+        read_only=True, allow_null=True, help_text="When they checked in at the door; null until then."
+    )
 
     class Meta:
         model = Enrollment
-        fields = ["id", "email", "full_name", "enrolled_at"]
+        fields = ["id", "email", "full_name", "enrolled_at", "checked_in_at"]
 
 
 class MyEnrollmentSerializer(serializers.ModelSerializer):
-    """One of the signed-in user's enrollments, with its event."""
+    """One of the signed-in user's enrollments, with its event, and their ticket for the door: the
+    check-in code as the confirmation e-mail prints it, and when they checked in. (Only ever the
+    caller's own enrollments are serialized with this: codes of others are never shown.)"""
 
     event = EventSerializer(read_only=True)
+    checkin_code = serializers.SerializerMethodField(
+        help_text="Your check-in code, to show at the door (as in the confirmation e-mail)."
+    )
+    checked_in_at = serializers.DateTimeField(
+        read_only=True, allow_null=True, help_text="When you checked in; null until then."
+    )
 
     class Meta:
         model = Enrollment
-        fields = ["id", "event", "created_at"]
+        fields = ["id", "event", "created_at", "checkin_code", "checked_in_at"]
+
+    def get_checkin_code(self, enrollment: Enrollment) -> str:
+        return display_checkin_code(enrollment.checkin_code)
 
 
 class QueuedEnrollmentSerializer(serializers.Serializer):

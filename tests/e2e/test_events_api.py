@@ -88,7 +88,7 @@ def test_admin_enrolls_lists_and_removes_participants(admin_api):
 
     listed = admin_api.get(f"{EVENTS}{event.pk}/participants/").json()
     assert [p["id"] for p in listed["results"]] == [first.pk, second.pk]
-    assert set(listed["results"][0]) == {"id", "email", "full_name", "enrolled_at"}
+    assert set(listed["results"][0]) == {"id", "email", "full_name", "enrolled_at", "checked_in_at"}
 
     assert admin_api.delete(f"{EVENTS}{event.pk}/participants/{first.pk}/").status_code == 204
     assert_problem(admin_api.delete(f"{EVENTS}{event.pk}/participants/{first.pk}/"), 404, "not_found")
