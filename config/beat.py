@@ -5,6 +5,7 @@ With a broker, the `beat` process of the Procfile (compose, Kubernetes) sends th
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 from django.conf import settings
@@ -20,12 +21,24 @@ class InProcessBeat(ProcessThread):
     thread_name = "in-process-beat"
     _instance = None
 
+    def __init__(self) -> None:
+        self.stopped = threading.Event()
+        super().__init__()
+
+    def stop(self) -> None:
+        """Ends the thread after its current job (the next instance() starts a new one)."""
+        self.stopped.set()
+        with ProcessThread._lock:
+            if InProcessBeat._instance is self:
+                InProcessBeat._instance = None
+
     def _run(self) -> None:
         schedule = settings.CELERY_BEAT_SCHEDULE
         due = {name: time.monotonic() + float(entry["schedule"]) for name, entry in schedule.items()}
         while True:
             name = min(due, key=due.__getitem__)
-            time.sleep(max(0.0, due[name] - time.monotonic()))
+            if self.stopped.wait(max(0.0, due[name] - time.monotonic())):
+                return
             due[name] = time.monotonic() + float(schedule[name]["schedule"])
             try:
                 close_old_connections()
