@@ -9,8 +9,8 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework_simplejwt.tokens import AccessToken
 
 from participants.models import User
-from tests.conftest import assert_problem
 from tests.factories import PASSWORD, UserFactory
+from tests.helpers import assert_problem
 
 # Real commits: cache invalidation and other side effects run after commit, as in production.
 pytestmark = pytest.mark.django_db(transaction=True)

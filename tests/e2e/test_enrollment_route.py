@@ -7,8 +7,8 @@ import logging
 import pytest
 
 from events.models import Enrollment
-from tests.conftest import assert_problem, client_for
 from tests.factories import EventFactory, UserFactory
+from tests.helpers import assert_problem, client_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -3,7 +3,7 @@
 import pytest
 
 from events import selectors
-from tests.conftest import assert_problem
+from tests.helpers import assert_problem
 
 pytestmark = pytest.mark.django_db
 

@@ -6,8 +6,8 @@ import pytest
 from django.utils import timezone
 
 from events.models import Enrollment, Event
-from tests.conftest import assert_problem, client_for
-from tests.factories import EventFactory, UserFactory
+from tests.factories import EnrollmentFactory, EventFactory, UserFactory
+from tests.helpers import assert_problem, client_for
 
 # Real commits: cache invalidation and other side effects run after commit, as in production.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -155,8 +155,7 @@ def test_create_event_required_fields(admin_api, missing):
 
 def test_capacity_cannot_go_below_enrolled(admin_api):
     event = EventFactory(capacity=3)
-    for user in UserFactory.create_batch(2):
-        client_for(user).post(f"{EVENTS}{event.pk}/enrollments/")
+    EnrollmentFactory.create_batch(2, event=event)
     body = assert_problem(admin_api.patch(f"{EVENTS}{event.pk}/", {"capacity": 1}), 400, "validation_error")
     assert "capacity" in body["errors"]
     event.refresh_from_db()

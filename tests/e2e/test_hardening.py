@@ -10,8 +10,8 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from events.models import Enrollment, Event
 from participants.models import User
-from tests.conftest import assert_problem
 from tests.factories import PASSWORD, EventFactory, UserFactory
+from tests.helpers import assert_problem
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

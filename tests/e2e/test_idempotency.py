@@ -9,8 +9,8 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from events.models import AdmissionRequest, Enrollment, Event
 from participants.models import User
-from tests.conftest import assert_problem, client_for
 from tests.factories import PASSWORD, EventFactory, UserFactory
+from tests.helpers import assert_problem, client_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

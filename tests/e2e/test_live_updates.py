@@ -11,8 +11,8 @@ import websockets
 from rest_framework_simplejwt.tokens import AccessToken
 
 from notifications.models import Notification
-from tests.conftest import asgi_server, needs_service
 from tests.factories import EventFactory, UserFactory
+from tests.helpers import asgi_server, needs_service
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -9,8 +9,8 @@ import websockets
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from config.redaction import redact
-from tests.conftest import asgi_server
 from tests.factories import PASSWORD, EventFactory, UserFactory
+from tests.helpers import asgi_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from tests.conftest import assert_problem, client_for
 from tests.factories import AdminFactory, EventFactory, UserFactory
+from tests.helpers import assert_problem, client_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -15,8 +15,8 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from events import services
 from events.models import AdmissionRequest
-from tests.conftest import asgi_server, broker, wait_until
 from tests.factories import EventFactory, UserFactory
+from tests.helpers import asgi_server, broker, wait_until
 from tests.integration.test_admission import assert_decided_in_queue_order, consumer, stop
 from tests.integration.test_concurrency import fire_together
 

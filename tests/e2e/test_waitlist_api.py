@@ -8,8 +8,8 @@ from django.utils import timezone
 from events import services
 from events.models import AdmissionRequest, Enrollment, Event, WaitlistEntry
 from notifications.models import Notification
-from tests.conftest import assert_problem, client_for
-from tests.factories import EventFactory, UserFactory
+from tests.factories import EventFactory, UserFactory, WaitlistEntryFactory
+from tests.helpers import assert_problem, client_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -111,9 +111,7 @@ def test_a_cancellation_promotes_the_head_of_the_list():
 def test_admin_removal_and_capacity_increase_promote(admin_api):
     event = full_event(capacity=1)
     holder = Enrollment.objects.get(event=event).participant
-    waiting = UserFactory.create_batch(3)
-    for user in waiting:
-        client_for(user).post(f"{EVENTS}{event.pk}/waitlist/")
+    waiting = [entry.participant for entry in WaitlistEntryFactory.create_batch(3, event=event)]
     assert admin_api.delete(f"{EVENTS}{event.pk}/participants/{holder.pk}/").status_code == 204
     assert admin_api.patch(f"{EVENTS}{event.pk}/", {"capacity": 3}, format="json").status_code == 200
     enrolled = set(Enrollment.objects.filter(event=event).values_list("participant_id", flat=True))

@@ -20,8 +20,8 @@ from rest_framework_simplejwt.tokens import AccessToken
 from events import admission, services, wakeups
 from events.models import AdmissionRequest, Enrollment, Event, WaitlistEntry
 from notifications.models import Notification
-from tests.conftest import broker, database_url_for_children, needs_service, wait_until
 from tests.factories import EventFactory, UserFactory
+from tests.helpers import broker, database_url_for_children, needs_service, wait_until
 from tests.integration.test_concurrency import fire_together
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -4,8 +4,8 @@ import pytest
 from django.core.cache import cache
 
 from events import cache as event_cache
-from tests.conftest import assert_problem, client_for
 from tests.factories import EventFactory, UserFactory
+from tests.helpers import assert_problem, client_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -22,8 +22,8 @@ from config.asgi import application
 from events import realtime, services
 from events.models import Event
 from notifications.realtime import user_group
-from tests.conftest import asgi_server, needs_service, wait_until
 from tests.factories import EventFactory, UserFactory
+from tests.helpers import asgi_server, needs_service, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -1,6 +1,6 @@
 import pytest
 
-from tests.conftest import assert_problem
+from tests.helpers import assert_problem
 
 pytestmark = pytest.mark.django_db
 

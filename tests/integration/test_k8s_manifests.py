@@ -31,7 +31,7 @@ WORKERS = {
     "worker-reports": "reports",
     "worker-admissions": "admissions",
 }
-LONG_RUNNING = ("web", "ws", *WORKERS, "relay")
+LONG_RUNNING = ("web", "ws", *WORKERS, "relay", "beat")
 MEDIA_USERS = {"web", "worker-reports", "worker-notifications"}
 
 
@@ -105,10 +105,12 @@ def test_same_command_and_image_as_compose(name):
     assert container(obj)["image"] == IMAGE  # the overlay names the registry and the tag
 
 
-def test_no_celery_beat_yet():
-    # Nothing is scheduled (reminders are not built): there is no beat to run.
-    for obj in objects("Deployment").values():
-        assert "beat" not in container(obj)["command"]
+def test_exactly_one_celery_beat_never_two_during_a_rollout():
+    beats = [obj for obj in objects("Deployment").values() if "beat" in container(obj)["command"]]
+    assert [obj["metadata"]["name"] for obj in beats] == ["beat"]
+    assert beats[0]["spec"]["replicas"] == 1
+    assert beats[0]["spec"]["strategy"] == {"type": "Recreate"}
+    assert "beat" not in objects("HorizontalPodAutoscaler") and "beat" not in objects("ScaledObject")
 
 
 @pytest.mark.parametrize("name", LONG_RUNNING)
@@ -131,6 +133,10 @@ def test_probes(name):
         assert f'--destination "{queue}@$HOSTNAME"' in probe
         assert ready["tcpSocket"]["port"] == "metrics"
         assert live["timeoutSeconds"] >= 10
+    elif name == "beat":  # no port: alive while it keeps writing its schedule file
+        probe = " ".join(live["exec"]["command"])
+        assert "celerybeat-schedule" in probe and "-mmin -5" in probe
+        assert " ".join(compose_services()[name]["healthcheck"]["test"][1:]) in probe
     else:  # the relay: a process check on its metrics server
         assert live["tcpSocket"]["port"] == ready["tcpSocket"]["port"] == "metrics"
 
@@ -171,7 +177,7 @@ def test_non_root_read_only_with_the_writable_paths_mounted(name):
     assert "/app/var" not in mounts
 
 
-@pytest.mark.parametrize("name", LONG_RUNNING)
+@pytest.mark.parametrize("name", [name for name in LONG_RUNNING if name != "beat"])  # beat has no metrics
 def test_metrics_port_and_scrape_annotations(name):
     obj = objects("Deployment")[name]
     annotations = obj["spec"]["template"]["metadata"]["annotations"]

@@ -6,8 +6,8 @@ import pytest
 from django.core import mail
 
 from events import services as event_services
-from tests.conftest import assert_problem, client_for
 from tests.factories import EventFactory, UserFactory
+from tests.helpers import assert_problem, client_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -65,7 +65,7 @@ def test_enrollment_counters_move(anon, participant_api, participant):
 
 
 def test_failures_and_outbox_backlog(anon, participant, settings):
-    from tests.conftest import DEAD_BROKER, broker
+    from tests.helpers import DEAD_BROKER, broker
 
     settings.EMAIL_BACKEND = "tests.support.FailingEmailBackend"
     settings.NOTIFICATION_MAX_RETRIES = 0
@@ -134,7 +134,7 @@ def test_the_relay_serves_its_own_metrics(tmp_path):
     import urllib.request
     from pathlib import Path
 
-    from tests.conftest import database_url_for_children, free_port, wait_until
+    from tests.helpers import database_url_for_children, free_port, wait_until
 
     port = free_port()
     env = {

@@ -10,8 +10,8 @@ from events import services as event_services
 from notifications import services
 from notifications.domain import Kind, Status
 from notifications.models import Notification
-from tests.conftest import DEAD_BROKER, assert_problem, broker, client_for
 from tests.factories import EventFactory, UserFactory
+from tests.helpers import DEAD_BROKER, assert_problem, broker, client_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

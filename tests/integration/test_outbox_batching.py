@@ -14,8 +14,8 @@ from events import services as event_services
 from notifications import services as notification_services
 from notifications.domain import Kind
 from notifications.models import Notification
-from tests.conftest import DEAD_BROKER, broker, needs_service, wait_until
-from tests.factories import EventFactory, UserFactory
+from tests.factories import EventFactory, OutboxMessageFactory, UserFactory
+from tests.helpers import DEAD_BROKER, broker, needs_service, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -50,7 +50,7 @@ def _no_calls_yet():
 
 def pending(*specs):
     """Records outbox messages without publishing them after commit (as a crashed process leaves them)."""
-    return [OutboxMessage.objects.create(task=task, kwargs=kwargs).pk for task, kwargs in specs]
+    return [OutboxMessageFactory(task=task, kwargs=kwargs).pk for task, kwargs in specs]
 
 
 def spy_on_notify(monkeypatch):

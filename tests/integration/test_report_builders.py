@@ -23,8 +23,8 @@ from events.models import Enrollment, Event, WaitlistEntry
 from participants.models import User
 from reports import database, output, services
 from reports.output import DocumentOutput
-from tests.conftest import needs_service
 from tests.factories import EventFactory
+from tests.helpers import needs_service
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

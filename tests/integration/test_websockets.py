@@ -14,8 +14,8 @@ from config import fanout
 from config.asgi import application
 from events import realtime, services
 from notifications.models import Notification
-from tests.conftest import client_for, needs_service, wait_until
 from tests.factories import EventFactory, UserFactory
+from tests.helpers import client_for, needs_service, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -16,8 +16,8 @@ from django.db import connection
 from config.outbox.models import OutboxMessage
 from notifications.models import Notification
 from reports.models import Report
-from tests.conftest import DEAD_BROKER, broker, client_for, free_port, needs_service, wait_until
 from tests.factories import EventFactory, UserFactory
+from tests.helpers import DEAD_BROKER, broker, client_for, free_port, needs_service, wait_until
 
 pytestmark = [needs_service("CELERY_BROKER_URL"), pytest.mark.django_db(transaction=True)]
 

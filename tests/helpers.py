@@ -1,0 +1,166 @@
+"""Helpers the tests import: plain functions and context managers, no fixtures.
+
+Fixtures live in conftest.py, which pytest loads by itself; a test module imports what it calls
+from here (`from tests.helpers import assert_problem, client_for`), never from conftest.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+
+import pytest
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from config.celery import app as celery_app
+from config.outbox import services as outbox_services
+from participants.models import User
+
+SERVICES = {
+    "DATABASE_URL": "PostgreSQL",
+    "REDIS_URL": "Redis",
+    "CELERY_BROKER_URL": "RabbitMQ",
+}
+
+
+def needs_service(variable: str) -> pytest.MarkDecorator:
+    """Skips (with its reason) a test that needs a real service whose URL is not set."""
+    return pytest.mark.skipif(
+        not os.environ.get(variable),
+        reason=f"needs {SERVICES[variable]}: set {variable} (the services pass of CI)",
+    )
+
+
+@contextlib.contextmanager
+def broker(url: str, *, eager: bool = False):
+    """Points the Celery app at another broker for the duration (and the outbox at it)."""
+    from django.conf import settings
+
+    def reset_connections():
+        # kombu keeps one pool per broker URL; dropping the app's references picks the URL's own.
+        celery_app._pool = None
+        celery_app.amqp._producer_pool = None
+
+    # Celery reads CELERY_BROKER_URL from the environment before its own configuration.
+    saved = (
+        os.environ.get("CELERY_BROKER_URL"),
+        celery_app.conf.broker_url,
+        settings.CELERY_TASK_ALWAYS_EAGER,
+    )
+    os.environ["CELERY_BROKER_URL"] = celery_app.conf.broker_url = url
+    settings.CELERY_TASK_ALWAYS_EAGER = eager
+    reset_connections()
+    try:
+        yield
+    finally:
+        # What the publisher thread was handed belongs to this broker: let it finish here.
+        outbox_services.flush_publisher()
+        if saved[0] is None:
+            os.environ.pop("CELERY_BROKER_URL", None)
+        else:
+            os.environ["CELERY_BROKER_URL"] = saved[0]
+        celery_app.conf.broker_url, settings.CELERY_TASK_ALWAYS_EAGER = saved[1], saved[2]
+        reset_connections()
+
+
+DEAD_BROKER = "amqp://guest:guest@127.0.0.1:1//"
+
+
+def wait_until(predicate, *, timeout: float = 30.0, interval: float = 0.1):
+    """Polls until predicate() is truthy; fails the test with a clear message after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"condition not met within {timeout} s")
+
+
+def client_for(user: User | None) -> APIClient:
+    api = APIClient()
+    if user is not None:
+        api.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(user).access_token}")
+    return api
+
+
+def assert_problem(response, status: int, code: str) -> dict:
+    """The contract's error shape, with this status and code."""
+    assert response.status_code == status, (response.status_code, response.content[:500])
+    assert response["Content-Type"].startswith("application/problem+json"), response["Content-Type"]
+    body = response.json()
+    assert body["status"] == status
+    assert body["code"] == code, body
+    assert body["detail"]
+    assert body["request_id"] == response["X-Request-ID"]
+    return body
+
+
+def database_url_for_children() -> str:
+    """The test database, as a URL another process (a server, a worker) can open."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def asgi_server(tmp_path, **env: str):
+    """`make run`'s server (uvicorn, config.asgi) in its own process, on the test database."""
+    import subprocess
+    import sys
+    import urllib.request
+    from pathlib import Path
+
+    port = free_port()
+    child_env = {**os.environ, "DATABASE_URL": database_url_for_children(), "VAR_DIR": str(tmp_path), **env}
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "config.asgi:application",
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--timeout-graceful-shutdown",
+        "5",
+    ]
+    log = (tmp_path / "server.log").open("wb")
+    server = subprocess.Popen(
+        command, cwd=Path(__file__).resolve().parents[1], env=child_env, stdout=log, stderr=log
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+
+        def answers() -> bool:
+            if server.poll() is not None:
+                pytest.fail("server exited:\n" + (tmp_path / "server.log").read_text()[-3000:])
+            try:
+                return urllib.request.urlopen(base + "/health/live", timeout=1).status == 200  # noqa: S310
+            except OSError:
+                return False
+
+        wait_until(answers, timeout=60, interval=0.2)
+        yield base
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)  # uvicorn's own bound is 5 s (--timeout-graceful-shutdown)
+        except subprocess.TimeoutExpired:
+            server.kill()  # never leave a server holding the test database behind
+            server.wait()
+            raise
+        finally:
+            log.close()
