@@ -44,7 +44,16 @@ DASHBOARD_METRICS = frozenset(
 METRIC_NAME = re.compile(r"\b[a-z_]+(?:_total|_seconds|_bucket|_messages|_left)\b")
 
 # Roles run from the one application image, and the services around them.
-APP_ROLES = {"migrate", "web", "ws", "worker-notifications", "worker-reports", "worker-admissions", "relay"}
+APP_ROLES = {
+    "migrate",
+    "web",
+    "ws",
+    "worker-notifications",
+    "worker-reports",
+    "worker-admissions",
+    "relay",
+    "beat",
+}
 INFRASTRUCTURE = {"postgres", "redis", "rabbitmq", "nginx", "prometheus", "grafana"}
 WORKERS = {
     "worker-notifications": "notifications",
@@ -140,6 +149,7 @@ def test_every_role_runs_from_the_application_image_with_the_env_file():
         ("worker-reports", "celery -A config worker -Q reports -n reports@%h --concurrency 1"),
         ("worker-admissions", "celery -A config worker -Q admissions -n admissions@%h --concurrency 1"),
         ("relay", "python manage.py relay_outbox"),
+        ("beat", "celery -A config beat --schedule /tmp/celerybeat-schedule"),
         ("migrate", "python manage.py migrate --noinput && python manage.py ensure_admin"),
     ],
 )
@@ -159,6 +169,7 @@ def test_start_order_waits_for_healthy_services_and_the_migration():
         assert svc[name]["depends_on"]["rabbitmq"]["condition"] == "service_healthy", name
         assert svc[name]["depends_on"]["redis"]["condition"] == "service_healthy", name
     assert svc["relay"]["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
+    assert svc["beat"]["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
     assert svc["nginx"]["depends_on"]["web"]["condition"] == "service_healthy"
 
 
@@ -446,3 +457,13 @@ def test_prometheus_scrapes_web_and_ws_with_the_metrics_token():
         }
     assert compose()["secrets"]["metrics_token"] == {"environment": "METRICS_TOKEN"}
     assert "metrics_token" in services()["prometheus"]["secrets"]
+
+
+def test_make_run_starts_beat_with_a_broker_and_runs_its_schedule_in_process_without():
+    procfile = dict(
+        line.split(": ", 1) for line in (ROOT / "Procfile").read_text().splitlines() if ": " in line
+    )
+    assert procfile["beat"].split()[1:4] == ["-A", "config", "beat"]
+    makefile = (ROOT / "Makefile").read_text()
+    embedded = next(line for line in makefile.splitlines() if "uvicorn config.asgi:application" in line)
+    assert "IN_PROCESS_BEAT=1" in embedded
