@@ -26,6 +26,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, NoReturn
 
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -185,16 +187,26 @@ def enroll(
     now: dt.datetime | None = None,
     account: Any = None,
     direct_only: bool = False,
+    check_account: bool = False,
 ) -> Enrollment:
     """Gives the participant a seat, or raises EventNotFound, EventClosed, AlreadyEnrolled or
     EventFull. `account`: the participant's account when the caller has loaded it already.
-    `direct_only`: raise EventQueued for a queued event instead (an admin's hand enrolls anyway)."""
+    `direct_only`: raise EventQueued for a queued event instead (an admin's hand enrolls anyway).
+    `check_account`: the caller has not loaded the account (it trusts a signed token for the id):
+    the seat's own statement checks that the account is an active participant's, and
+    PermissionDenied is raised, before any other answer, when it is not."""
     now = now or timezone.now()
     with transaction.atomic():
-        event = _take_seat(event_id, direct_only=direct_only)
+        event = _take_seat(
+            event_id, direct_only=direct_only, participant_id=participant_id if check_account else None
+        )
         if event is None:
             _refuse_enrollment(
-                event_id=event_id, participant_id=participant_id, now=now, direct_only=direct_only
+                event_id=event_id,
+                participant_id=participant_id,
+                now=now,
+                direct_only=direct_only,
+                check_account=check_account,
             )
         if domain.is_closed(event.starts_at, now):
             _rejected(domain.EventClosed())  # raising gives the seat back (rollback)
@@ -229,21 +241,36 @@ _EVENT_COLUMNS = (
 )
 
 
-def _take_seat(event_id: int, *, direct_only: bool = False) -> Event | None:
+def _take_seat(
+    event_id: int, *, direct_only: bool = False, participant_id: int | None = None
+) -> Event | None:
     """Takes a seat if one is left, returning the event as it is now (None: no such event, or full).
 
     One statement (UPDATE ... RETURNING, on PostgreSQL and SQLite alike) instead of a read, an
     update and, after commit, another read for the watchers. The row stays locked until commit.
+    `participant_id`: also only if that account is an active participant's (checked in the same
+    statement, so that callers trusting a token need no query to load the account).
     """
     quote = connection.ops.quote_name
-    # Only the model's own identifiers are formatted in; the values are parameters.
+    conditions: list[str] = ["id = %s", "enrolled_count < capacity"]
+    params: list[Any] = [event_id]
+    if direct_only:
+        conditions.append("admission = %s")
+        params.append(domain.Admission.DIRECT)
+    if participant_id is not None:
+        users = quote(get_user_model()._meta.db_table)
+        conditions.append(
+            f"EXISTS (SELECT 1 FROM {users} WHERE id = %s AND is_active = %s AND is_staff = %s)"  # noqa: S608
+        )
+        params.extend([participant_id, True, False])
+    # Only the models' own identifiers are formatted in; the values are parameters.
     sql = (
         f"UPDATE {quote(Event._meta.db_table)} SET enrolled_count = enrolled_count + 1"  # noqa: S608
-        f" WHERE id = %s AND enrolled_count < capacity{' AND admission = %s' if direct_only else ''}"
+        f" WHERE {' AND '.join(conditions)}"
         f" RETURNING {', '.join(map(quote, _EVENT_COLUMNS))}"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [event_id, domain.Admission.DIRECT] if direct_only else [event_id])
+        cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
         return None
@@ -253,9 +280,14 @@ def _take_seat(event_id: int, *, direct_only: bool = False) -> Event | None:
 
 
 def _refuse_enrollment(
-    *, event_id: int, participant_id: int, now: dt.datetime, direct_only: bool
+    *, event_id: int, participant_id: int, now: dt.datetime, direct_only: bool, check_account: bool = False
 ) -> NoReturn:
-    """No seat was taken: the domain tells which answer applies (closed, duplicate, full)."""
+    """No seat was taken: the domain tells which answer applies (closed, duplicate, full); first,
+    with `check_account`, whether the account may enroll itself at all (PermissionDenied)."""
+    if check_account and not (
+        get_user_model()._default_manager.filter(pk=participant_id, is_active=True, is_staff=False).exists()
+    ):
+        raise PermissionDenied("Not an active participant's account.")
     event = Event.objects.filter(pk=event_id).first()
     if event is None:
         raise EventNotFound()

@@ -7,10 +7,26 @@ import time
 from collections import OrderedDict
 from typing import Any
 
+from django.utils.functional import cached_property
 from rest_framework_simplejwt.authentication import AUTH_HEADER_TYPE_BYTES, JWTStatelessUserAuthentication
 from rest_framework_simplejwt.exceptions import InvalidToken
+from rest_framework_simplejwt.models import TokenUser
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import Token
+
+
+class AccountTokenUser(TokenUser):
+    """A token's user whose `id` and `pk` are the account's own (an int: simplejwt keeps the claim as
+    a string), as the request log line and the services expect them."""
+
+    @cached_property
+    def id(self) -> Any:  # type: ignore[override]
+        claim = self.token[api_settings.USER_ID_CLAIM]
+        return int(claim) if isinstance(claim, str) and claim.isdigit() else claim
+
+    @cached_property
+    def pk(self) -> Any:  # type: ignore[override]
+        return self.id
 
 
 class CachedStatelessJWTAuthentication(JWTStatelessUserAuthentication):
@@ -48,9 +64,11 @@ def stateless_user(authorization: str) -> Any | None:
     """The token user of an `Authorization` header, exactly when CachedStatelessJWTAuthentication
     would authenticate it (same header rules, same remembered tokens, same checks); else None.
 
-    For views outside DRF (events/api/reads.py) that answer only the plain success case and leave
-    every other case (no header, a bad or expired token) to the DRF view, which answers it with
-    its usual problem+json error. The result is a `TokenUser`: `pk` is the token's user id.
+    For views outside DRF (events/api/reads.py, the enrollment's fast path) that answer only the
+    plain success case and leave every other case (no header, a bad or expired token) to the DRF
+    view, which answers it with its usual problem+json error. The result is an `AccountTokenUser`:
+    `pk` is the token's user id (the account is not loaded: whether it is still active is for the
+    caller to know or check).
     """
     if not authorization:
         return None
@@ -63,4 +81,4 @@ def stateless_user(authorization: str) -> Any | None:
         return None
     if api_settings.USER_ID_CLAIM not in token:
         return None
-    return api_settings.TOKEN_USER_CLASS(token)
+    return AccountTokenUser(token)

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any, cast
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import get_object_or_404
@@ -35,7 +37,7 @@ from events.api.serializers import (
 )
 from events.models import Enrollment, Event
 from participants import selectors as participant_selectors
-from participants.authentication import CachedStatelessJWTAuthentication
+from participants.authentication import CachedStatelessJWTAuthentication, stateless_user
 from participants.domain import Role
 from participants.models import User
 from participants.permissions import IsAdmin, IsAdminOrReadOnly, IsParticipant, signed_in_user_id
@@ -145,11 +147,21 @@ class EventEnrollmentsView(generics.GenericAPIView):
             return problem
 
     def _enroll(self, request: HttpRequest, *, event_id: int) -> HttpResponse:
+        try:
+            body = _json_body(request)
+        except (ParseError, PayloadTooLarge):
+            body = None  # answered below, after the authentication, as always
+        if body == {}:
+            fast = self._enroll_token_participant(request, event_id=event_id)
+            if fast is not None:
+                return fast
         found = self._authentication.authenticate(request)  # type: ignore[arg-type]
         if found is None:
             raise NotAuthenticated()
         request.user = cast(User, found[0])  # the request log's user id
-        participant = _acting_for(request, _json_body(request))  # type: ignore[arg-type]
+        if body is None:
+            body = _json_body(request)  # raises the parse error again
+        participant = _acting_for(request, body)  # type: ignore[arg-type]
         result = admission.enroll_or_queue(
             event_id=event_id, participant_id=participant.pk, account=participant
         )
@@ -158,6 +170,28 @@ class EventEnrollmentsView(generics.GenericAPIView):
         response = JsonResponse(QueuedEnrollmentSerializer(result).data, status=status.HTTP_202_ACCEPTED)
         response["Location"] = reverse("event-enrollment-me", kwargs={"event_id": event_id})
         return response
+
+    def _enroll_token_participant(self, request: HttpRequest, *, event_id: int) -> HttpResponse | None:
+        """The rush's usual request, a participant enrolling themself (no body) in a direct event,
+        without the query that loads the account: the signed token gives the id, and the seat's own
+        statement checks that the account is an active participant's (events.services.enroll's
+        `check_account`), so a deactivated account or one made admin is refused as at once as
+        before. None for anything else, and for an account that check refuses: the caller then
+        authenticates the usual way, which answers exactly as before (401, or an admin's 400)."""
+        known = services.queued_events.get(event_id)
+        if known is not None and known[0] > time.monotonic():
+            return None  # a queued event: events.admission's path
+        user = stateless_user(request.META.get("HTTP_AUTHORIZATION", ""))
+        if user is None:
+            return None
+        request.user = user  # the request log's user id (also for a refusal's problem answer)
+        try:
+            enrollment = services.enroll(
+                event_id=event_id, participant_id=user.pk, direct_only=True, check_account=True
+            )
+        except (services.EventQueued, DjangoPermissionDenied):
+            return None
+        return JsonResponse(EnrollmentSerializer(enrollment).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
         request=EnrollRequestSerializer,

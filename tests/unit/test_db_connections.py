@@ -3,7 +3,6 @@ in use moments ago and saw no error."""
 
 from __future__ import annotations
 
-import weakref
 from types import SimpleNamespace
 from typing import Any
 
@@ -20,6 +19,7 @@ def _conn(**overrides: Any) -> SimpleNamespace:
         "health_check_enabled": True,
         "health_check_done": False,
         "errors_occurred": False,
+        "queries_log": [],
     }
     fields.update(overrides)
     return SimpleNamespace(**fields)
@@ -85,15 +85,31 @@ def test_zero_turns_the_skip_off(monkeypatch, settings, clock):
     assert conn.health_check_done is False
 
 
-def test_installed_after_djangos_own_receivers():
-    """Django's close_old_connections arms the check at each request start; ours must run after it
-    (receivers run in the order they were connected), or it would arm the check again."""
+def test_through_the_request_signals_in_the_order_of_a_server_process(monkeypatch, settings, clock):
+    """Django's close_old_connections arms the check at each request start; ours runs after it, as
+    in a server process, where django.db connected it long before the middleware module loads.
+    (Django's test client reconnects close_old_connections around its requests, hence the setup.)"""
     import config.middleware  # noqa: F401  (installs the receivers, as every HTTP process does)
 
-    def receivers(signal: Any) -> list[Any]:
-        refs = [entry[1] for entry in signal.receivers]
-        return [ref() if isinstance(ref, weakref.ReferenceType) else ref for ref in refs]
+    settings.DB_HEALTH_CHECK_AFTER_IDLE_SECONDS = 1.0
 
-    started, finished = receivers(request_started), receivers(request_finished)
-    assert started.index(close_old_connections) < started.index(dbconnections.skip_recent_health_checks)
-    assert finished.index(close_old_connections) < finished.index(dbconnections.mark_released)
+    def close_if_unusable_or_obsolete() -> None:
+        conn.health_check_done = False  # what Django does to a reused connection
+
+    conn = _conn(close_if_unusable_or_obsolete=close_if_unusable_or_obsolete, health_check_done=True)
+    _serve(monkeypatch, [conn])
+    for signal in (request_started, request_finished):
+        signal.disconnect(close_old_connections)
+        signal.connect(close_old_connections)
+    request_started.disconnect(dispatch_uid="config.dbconnections.skip")
+    request_finished.disconnect(dispatch_uid="config.dbconnections.mark")
+    dbconnections.install()
+
+    request_finished.send(sender=None)
+    clock[0] += 0.2
+    request_started.send(sender=None)
+    assert conn.health_check_done is True
+    request_finished.send(sender=None)
+    clock[0] += 5
+    request_started.send(sender=None)
+    assert conn.health_check_done is False
