@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import datetime as dt
 import json
 from typing import Any
 
@@ -9,11 +10,11 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import display_for_value
-from django.core.exceptions import ValidationError
-from django.db.models import F, QuerySet, Window
-from django.db.models.functions import RowNumber
-from django.http import HttpRequest, HttpResponse
-from django.urls import reverse
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Count, F, OuterRef, QuerySet, Subquery, Window
+from django.db.models.functions import Coalesce, NullIf, RowNumber
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
@@ -54,12 +55,13 @@ def person_link(participant: User) -> str:
 
 
 class EnrollmentInline(admin.TabularInline):
-    """Who holds a seat. Removing a row frees the seat (through the service)."""
+    """Who holds a seat, and who has come (checked in at the door). Removing a row frees the seat
+    (through the service)."""
 
     model = Enrollment
     template = ROWS_TEMPLATE
-    fields = ["person", "enrolled_at"]
-    readonly_fields = ["person", "enrolled_at"]
+    fields = ["person", "enrolled_at", "checked_in"]
+    readonly_fields = ["person", "enrolled_at", "checked_in"]
     extra = 0
     can_delete = True
     verbose_name = "enrolled participant"
@@ -76,8 +78,26 @@ class EnrollmentInline(admin.TabularInline):
     def enrolled_at(self, obj: Enrollment) -> str:
         return display_for_value(obj.created_at, "")  # in the admin's zone and format
 
+    @admin.display(description="Checked in at")
+    def checked_in(self, obj: Enrollment) -> str:
+        return display_for_value(obj.checked_in_at, "—")
+
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class CheckinForm(forms.Form):
+    """The event page's "Check in" box: a code, typed or scanned at the door."""
+
+    # As the API takes it (events/api/checkins.py): spaces and dashes allowed around the 16
+    # characters. Django's CharField refuses NUL characters, which the database cannot compare.
+    checkin_code = forms.CharField(
+        label="Check-in code",
+        max_length=64,
+        widget=forms.TextInput(
+            attrs={"autocomplete": "off", "spellcheck": "false", "placeholder": "ABCD-EFGH-IJKL-MNOP"}
+        ),
+    )
 
 
 def picker_only(formfield: Any) -> Any:
@@ -277,25 +297,38 @@ class EventAdmin(admin.ModelAdmin):
         "seats_left",
         "fill",
         "waitlist_count",
+        "attendance",
         "admission",
     ]
     list_filter = [WhenFilter, SeatsFilter, "admission"]
     date_hierarchy = "date"
     search_fields = ["title", "description", "location"]
-    readonly_fields = ["enrolled_count", "waitlist_count", "created_at", "updated_at"]
+    readonly_fields = ["enrolled_count", "waitlist_count", "attendance", "created_at", "updated_at"]
     inlines = [EnrollmentInline, NewEnrollmentInline, WaitlistInline, NewWaitlistInline]
     # The reports app adds its "generate report" action (reports/admin.py): reports builds on events.
     actions = ["export_participants_csv"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Event]:
-        # Sortable seat columns: computed by the database, in the changelist's one query.
+        # Sortable seat and attendance columns: computed by the database, in the changelist's one
+        # query. Who checked in is counted per listed event (a subquery: only the page's events are
+        # counted, where a join and GROUP BY would count every event's enrollments first).
+        # NullIf: an event nobody is enrolled in has no attendance rate, not a division by zero.
+        checked_in = (
+            Enrollment.objects.filter(event=OuterRef("pk"), checked_in_at__isnull=False)
+            .order_by()
+            .values("event")
+            .annotate(n=Count("pk"))
+            .values("n")
+        )
         return (
             super()
             .get_queryset(request)
             .annotate(
                 left=F("capacity") - F("enrolled_count"),
                 fill_percent=F("enrolled_count") * 100 / F("capacity"),
+                checked_in=Coalesce(Subquery(checked_in), 0),
             )
+            .annotate(attendance_percent=F("checked_in") * 100 / NullIf(F("enrolled_count"), 0))
         )
 
     @admin.display(description="Seats left", ordering="left")
@@ -315,6 +348,65 @@ class EventAdmin(admin.ModelAdmin):
             percent,
             percent,
         )
+
+    @admin.display(description="Attendance", ordering="attendance_percent")
+    def attendance(self, obj: Event) -> str:
+        """Checked in of enrolled, e.g. "12 of 40 (30%)"; "—" while nobody is enrolled."""
+        checked_in = getattr(obj, "checked_in", None)
+        if checked_in is None:  # an object not read through get_queryset (the add page)
+            checked_in = obj.enrollments.filter(checked_in_at__isnull=False).count() if obj.pk else 0
+        if not obj.enrolled_count:
+            return "—"
+        return f"{checked_in} of {obj.enrolled_count} ({round(100 * checked_in / obj.enrolled_count)}%)"
+
+    def get_urls(self) -> list[URLPattern]:
+        check_in = path(
+            "<path:object_id>/check-in/",
+            self.admin_site.admin_view(self.check_in_view),
+            name="events_event_check_in",
+        )
+        return [check_in, *super().get_urls()]
+
+    def render_change_form(
+        self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any
+    ) -> Any:
+        context["checkin_form"] = CheckinForm()  # the box above the event's form (change_form.html)
+        return super().render_change_form(request, context, *args, **kwargs)
+
+    def check_in_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """POST from the event page's "Check in" box: checks the code's holder in through the
+        service and says who, or why not (the service's own words, as the API's `detail`)."""
+        event = self.get_object(request, object_id)  # None for an unknown or malformed id
+        if event is None:
+            raise Http404("No event with this id.")
+        if not self.has_change_permission(request, event):
+            raise PermissionDenied
+        back = HttpResponseRedirect(reverse("admin:events_event_change", args=[event.pk]))
+        if request.method != "POST":
+            return back
+        form = CheckinForm(request.POST)
+        if not form.is_valid():
+            self.message_user(request, "Enter a check-in code (at most 64 characters).", messages.ERROR)
+            return back
+        code = form.cleaned_data["checkin_code"]
+        try:
+            enrollment = services.check_in(event_id=event.pk, code=code)
+        except domain.AlreadyCheckedIn as refusal:
+            first = dt.datetime.fromisoformat(str(refusal.extra["checked_in_at"]))
+            self.message_user(
+                request,
+                f"{refusal.message} First check-in: {display_for_value(first, '')}.",
+                messages.WARNING,
+            )
+        except DomainError as refusal:
+            self.message_user(request, f"{code}: {refusal.message}", messages.ERROR)
+        else:
+            self.message_user(
+                request,
+                f"{enrollment.participant} checked in at {display_for_value(enrollment.checked_in_at, '')}.",
+                messages.SUCCESS,
+            )
+        return back
 
     def get_inline_formsets(
         self, request: HttpRequest, formsets: Any, inline_instances: Any, obj: Any = None
