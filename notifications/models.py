@@ -32,6 +32,11 @@ class Notification(models.Model):
     # A stored file (default storage name) sent along, e.g. a report document.
     attachment = models.CharField(max_length=255, blank=True)
     attachment_name = models.CharField(max_length=255, blank=True)
+    # The iCalendar file the email attaches (notifications.calendar: METHOD REQUEST or CANCEL), and
+    # the enrollment's check-in code it shows as text and QR code. Rendered once, when the row is
+    # made, so that a retry or a resend sends the same email.
+    calendar = models.TextField(blank=True)
+    checkin_code = models.CharField(max_length=32, blank=True)
     status = models.CharField(
         max_length=10, choices=[(s.value, s.value) for s in Status], default=Status.QUEUED.value
     )

@@ -27,7 +27,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from config.outbox import services as outbox
-from notifications import emails, metrics, realtime
+from notifications import calendar, emails, metrics, realtime
 from notifications.domain import Kind, Status
 from notifications.models import Notification
 from participants import selectors as participant_selectors
@@ -212,6 +212,7 @@ def _build(todo: Mapping[str, tuple[Mapping[str, Any], int, int | None]]) -> lis
         .filter(pk__in={participant_id for _, participant_id, _ in todo.values()})
     }
     alive = _existing_events({item["event_id"] for item, _, _ in todo.values() if item["event_id"]})
+    now = timezone.now()
     rows = []
     for key, (item, participant_id, position) in todo.items():
         user = users.get(participant_id)
@@ -221,6 +222,17 @@ def _build(todo: Mapping[str, tuple[Mapping[str, Any], int, int | None]]) -> lis
         if position is not None:
             context["position"] = position
         kind = Kind(item["kind"])
+        # Messages written before calendars and codes existed carry neither: their emails go without.
+        code = (
+            (item.get("checkin_codes") or {}).get(str(participant_id), "")
+            if kind in emails.CHECKIN_KINDS
+            else ""
+        )
+        if code:
+            context["checkin_code"] = emails.display_checkin_code(code)
+        ics = _calendar(kind, item, user, now=now)
+        if ics:
+            context["calendar"] = calendar.method_of(ics)
         subject, body = emails.render(kind, context)
         rows.append(
             Notification(
@@ -231,10 +243,24 @@ def _build(todo: Mapping[str, tuple[Mapping[str, Any], int, int | None]]) -> lis
                 event_id=item["event_id"] if item["event_id"] in alive else None,
                 subject=subject,
                 body=body,
+                calendar=ics,
+                checkin_code=code,
                 attempts=1,  # counted in the creating commit: a crash while sending leaves a trace
             )
         )
     return rows
+
+
+def _calendar(kind: Kind, item: Mapping[str, Any], user: Any, *, now: Any) -> str:
+    """The .ics of a participant's notification ('' for kinds without one): REQUEST while the seat
+    stands, CANCEL when it is gone; DTSTAMP is when the worker made the row."""
+    method = calendar.METHOD_OF_KIND.get(kind)
+    snapshot = item.get("event")
+    if method is None or not item.get("event_id") or not snapshot or "date" not in snapshot:
+        return ""
+    return calendar.render(
+        method, [(item["event_id"], snapshot)], attendee=(user.email, user.full_name), now=now
+    )
 
 
 def _existing_events(event_ids: set[int]) -> set[int]:
@@ -364,13 +390,28 @@ def resend(*, notification_id: int) -> None:
 
 
 def _email(notification: Notification) -> EmailMessage:
-    message = EmailMessage(
+    """The email of a notification, from what its row holds (a resend sends the same email): the
+    text, an HTML twin with the check-in code's QR code inline when it has a code, the stored
+    attachment, and its calendar file."""
+    message = emails.EmailWithInlineImages(
         subject=notification.subject,
         body=notification.body,
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[notification.to_email],
         headers={"X-Notification-ID": str(notification.pk)},
     )
+    if notification.checkin_code:
+        # Stable per notification (no random part): a resend is byte for byte the same email.
+        cid = f"checkin-{notification.pk}@{calendar.uid_domain()}"
+        message.inline_images = [(cid, emails.qr_png(notification.checkin_code))]
+        html = emails.html_body(
+            notification.body,
+            checkin_code=emails.display_checkin_code(notification.checkin_code),
+            image_cid=cid,
+        )
+        message.attach_alternative(html, "text/html")
+    if notification.calendar:
+        message.attach(emails.calendar_part(notification.calendar, calendar.method_of(notification.calendar)))
     if notification.attachment:
         with default_storage.open(notification.attachment, "rb") as stored:
             message.attach(notification.attachment_name or "attachment", stored.read(), "application/json")
