@@ -1,7 +1,8 @@
 """The report's rows written by PostgreSQL itself: JSON text out of `COPY … TO STDOUT`.
 
 Each participant (and each waiting-list entry) leaves the database as one finished line of JSON,
-`, {"id": 1, "full_name": "…", "email": "…", "enrolled_at": "…"}`, made by string concatenation
+`, {"id": 1, "full_name": "…", "email": "…", "enrolled_at": "…", "checked_in_at": "…" or null}`,
+made by string concatenation
 with `to_json()` quoting the text (faster than `json_build_object`, and the same separators as the
 Python builder). Python never sees a row as an object: it moves blocks of bytes from the socket to
 the output (reports.output), counts the lines and drops the line ends COPY adds.
@@ -72,9 +73,12 @@ def _person(alias: str) -> str:
 def participants_sql() -> str:
     e = "e"
     user_id = _column(User, "id")
+    # null until they check in: a NULL time makes the quoted text NULL, and COALESCE writes null.
+    checked_in = f"{e}.{_column(Enrollment, 'checked_in_at')}"
     return (
         f"SELECT {_person('u')}"  # noqa: S608
-        f""" || ', "enrolled_at": "' || {_iso_utc(f"{e}.{_column(Enrollment, 'created_at')}")} || '"}}'"""
+        f""" || ', "enrolled_at": "' || {_iso_utc(f"{e}.{_column(Enrollment, 'created_at')}")} || '"'"""
+        f""" || ', "checked_in_at": ' || COALESCE('"' || {_iso_utc(checked_in)} || '"', 'null') || '}}'"""
         f" FROM {_table(Enrollment)} {e}"
         f" CROSS JOIN LATERAL (SELECT {user_id}, {_column(User, 'full_name')}, {_column(User, 'email')}"
         f" FROM {_table(User)} WHERE {user_id} = {e}.{_column(Enrollment, 'participant')} OFFSET 0) u"

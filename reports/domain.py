@@ -15,7 +15,8 @@ from typing import Any
 from config.errors import Conflict, NotFound
 
 EVENT_FIELDS = ("id", "title", "description", "date", "time", "location", "capacity")
-PARTICIPANT_FIELDS = ("id", "full_name", "email", "enrolled_at")
+# checked_in_at: when they checked in at the door (ISO 8601), null while they have not.
+PARTICIPANT_FIELDS = ("id", "full_name", "email", "enrolled_at", "checked_in_at")
 WAITLIST_FIELDS = ("id", "full_name", "email", "position", "joined_at")
 # One encoder for the whole document (json.dumps with options builds a new one per call).
 _encode = json.JSONEncoder(default=str).encode

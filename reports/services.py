@@ -171,15 +171,18 @@ def _counted(rows: Iterable[dict[str, Any]], counter: Counter) -> Iterator[dict[
 def _participant_rows(event_id: int) -> Iterator[dict[str, Any]]:
     rows = (
         event_selectors.event_enrollments(event_id=event_id)
-        .values_list("participant_id", "participant__full_name", "participant__email", "created_at")
+        .values_list(
+            "participant_id", "participant__full_name", "participant__email", "created_at", "checked_in_at"
+        )
         .iterator(chunk_size=CHUNK_SIZE)
     )
-    for participant_id, full_name, email, enrolled_at in rows:
+    for participant_id, full_name, email, enrolled_at, checked_in_at in rows:
         yield {
             "id": participant_id,
             "full_name": full_name,
             "email": email,
             "enrolled_at": enrolled_at.isoformat(),
+            "checked_in_at": checked_in_at.isoformat() if checked_in_at else None,
         }
 
 

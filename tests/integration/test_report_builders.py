@@ -67,6 +67,10 @@ def fixed_event() -> Event:
     people = _people("p", 6)
     for person, enrolled_at in zip(reversed(people), TIMES, strict=True):
         Enrollment.objects.create(event=event, participant=person, created_at=enrolled_at)
+    # Three of them checked in (times with and without microseconds, one given in another zone);
+    # the others' checked_in_at stays null.
+    for person, checked_in_at in zip(people[:3], TIMES[1:4], strict=True):
+        Enrollment.objects.filter(event=event, participant=person).update(checked_in_at=checked_in_at)
     waiting = _people("w", 4)
     for n, person in enumerate(waiting):
         WaitlistEntry.objects.create(event=event, participant=person, joined_at=TIMES[n])
@@ -105,6 +109,7 @@ def expected_document(event: Event) -> dict[str, Any]:
                 "full_name": e.participant.full_name,
                 "email": e.participant.email,
                 "enrolled_at": e.created_at.astimezone(UTC).isoformat(),
+                "checked_in_at": e.checked_in_at.astimezone(UTC).isoformat() if e.checked_in_at else None,
             }
             for e in enrollments.order_by("created_at", "id")
         ],
