@@ -31,6 +31,8 @@ _CODE_SHAPE = re.compile(r"^[A-Z0-9]{1,32}$")
 
 
 class CheckinRequestSerializer(StrictSerializer):
+    """The code presented at the door."""
+
     code = serializers.CharField(
         max_length=CODE_MAX_LENGTH,
         help_text="The participant's check-in code, as printed in the confirmation e-mail or read from "
@@ -47,10 +49,10 @@ class CheckinRequestSerializer(StrictSerializer):
 
 
 class CheckinSerializer(serializers.Serializer):
-    """A check-in as the door sees it: who (to greet and to match against a badge) and when. The
-    participant is an object, as in the other admin answers that name a person (the waiting list):
-    the door has no time for a second request to learn a name."""
+    """Who checked in (to greet them and match their badge), and when."""
 
+    # The participant is an object, as in the other admin answers that name a person (the waiting
+    # list): the door has no time for a second request to learn a name.
     participant = WaitlistParticipantSerializer(read_only=True)
     checked_in_at = serializers.DateTimeField(read_only=True)
 

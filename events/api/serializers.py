@@ -81,10 +81,11 @@ class EventParticipantSerializer(serializers.ModelSerializer):
 
 
 class MyEnrollmentSerializer(serializers.ModelSerializer):
-    """One of the signed-in user's enrollments, with its event, and their ticket for the door: the
-    check-in code as the confirmation e-mail prints it, and when they checked in. (Only ever the
-    caller's own enrollments are serialized with this: codes of others are never shown.)"""
+    """One of your enrollments, with its event, your check-in code for the door (as the confirmation
+    e-mail prints it) and when you checked in."""
 
+    # Only ever the caller's own enrollments are serialized with this (MyEnrollmentsView): the
+    # code is a ticket, and nobody else's is shown to anyone.
     event = EventSerializer(read_only=True)
     checkin_code = serializers.SerializerMethodField(
         help_text="Your check-in code, to show at the door (as in the confirmation e-mail)."
