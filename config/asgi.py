@@ -44,13 +44,12 @@ application = ProtocolTypeRouter(
 )
 
 # The garbage collector of a process holding thousands of sockets. A full collection walks every
-# object of every socket: measured with 5,000 sockets (bench/ws_bench.py), 0.5 to 1.6 s during
-# which no socket gets anything, and with the default thresholds (700, 10, 10) one came every few
-# seconds, because each fan-out's thousands of short-lived sends were caught alive by young
-# collections and promoted. With young collections every 50,000 allocations instead of 700 those
-# objects are freed by reference counting first (the rounds then saw no full collection at all),
-# and what was imported at start-up (about 90,000 objects that live as long as the process) is
-# frozen out of every collection.
+# object of every socket, and no socket gets anything meanwhile; with the default thresholds
+# (700, 10, 10) they came often, because each fan-out's thousands of short-lived sends were caught
+# alive by young collections and promoted. With young collections every 50,000 allocations
+# instead of 700 those objects are freed by reference counting first, and what was imported at
+# start-up (it lives as long as the process) is frozen out of every collection. The figures:
+# docs/architecture.md, "Measurements behind design choices" (bench/ws_bench.py).
 GC_THRESHOLDS = (50_000, 20, 10)
 gc.collect()
 gc.freeze()

@@ -4,7 +4,8 @@ With the in-memory channel layer (the embedded default: one process serves the s
 broadcast is sent at once on the server's own event loop. With a cross-process layer (Redis) it is
 handed to this process's broadcaster thread, which keeps one event loop and its Redis connections
 for the life of the process and sends in order: the caller neither waits for Redis nor pays for a
-new event loop and connection per message (measured: about 6 ms per enrollment otherwise).
+new event loop and connection per message (what that cost: docs/architecture.md, "Measurements
+behind design choices").
 
 Two kinds of broadcast:
 - `broadcast(group, message)`: an event (a notification): every message is sent, in order, to

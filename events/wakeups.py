@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 DECIDE_TASK = "events.decide_admissions"
 # How long a waker gathers before publishing: during a rush one wake-up per process and 200 ms lets
 # each decision batch take dozens of requests, instead of the consumer paying its fixed cost (the
-# table barrier, the event's lock, the batch's notifications and broadcast) for every few.
+# table barrier, the event's lock, the batch's notifications and broadcast) for every few (the rush
+# before and after: docs/architecture.md, "Measurements behind design choices").
 GATHER_SECONDS = 0.2
 # After a failed publish this process leaves waking to the relay's sweep for this long.
 PAUSE_SECONDS = 5.0

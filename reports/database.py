@@ -22,9 +22,9 @@ Why the rows are as they are:
   The first row leaves at once, so PostgreSQL makes rows on one core while the worker writes and
   compresses them on the other. The planner's own choice for a large event, a hash join and then
   a sort of every finished line, sends nothing until the sort is done, and that sort spills to
-  disk beyond work_mem: at 100,000 participants 0.30 s against 0.40 s, at a million see
-  docs/architecture.md. JIT is off for these statements: the nested loop's estimated cost
-  crosses jit_optimize_above_cost, and compiling took 0.35 s of a 1 s query, for nothing back.
+  disk beyond work_mem. JIT is off for these statements: the nested loop's estimated cost
+  crosses jit_optimize_above_cost, and compiling costs a large share of the query for nothing
+  back. The figures: docs/architecture.md, "Measurements behind design choices".
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 After commit, the process that committed publishes at once. In the embedded default (tasks run
 in-process) it runs the task there and then. With a broker, it hands the message ids to its
 publisher thread, which publishes in batches over publisher confirms: no request ever waits for
-RabbitMQ (a confirmed publish and its bookkeeping cost about 3.5 ms of a request otherwise), and
+RabbitMQ (a confirmed publish is a large share of a lean request: docs/architecture.md,
+"Measurements behind design choices"), and
 a batch needs one transaction however many messages it holds. A busy publisher publishes at most
 every PUBLISH_INTERVAL_SECONDS (an idle one at once), gathering what commits meanwhile. The
 relay (`manage.py relay_outbox`) publishes whatever is still pending: messages of a process that
