@@ -56,10 +56,27 @@ OPERATIONS: dict[str, tuple[str, str, set[int]]] = {
     "v1_reports_list": ("Reports", "List reports (admins)", {403}),
     "v1_reports_retrieve": ("Reports", "A report (admins)", {403}),
     "v1_reports_download_retrieve": ("Reports", "Download a report's document (admins)", {403, 409}),
+    "v1_events_calendar_retrieve": ("Calendar", "An event's calendar file (.ics)", set()),
+    "v1_me_calendar_retrieve": ("Calendar", "Your calendar feed's URL", set()),
+    "v1_me_calendar_rotate_create": (
+        "Calendar",
+        "Replace your calendar feed's URL (the old one stops working)",
+        set(),
+    ),
+    "v1_calendar_feed_retrieve": (
+        "Calendar",
+        "Your calendar feed, for calendar apps (the token is in the URL)",
+        {404, 429},
+    ),
 }
 
 # Routes anyone may call: no token, so no 401 for a missing one.
-ANONYMOUS = {"v1_auth_register_create", "v1_auth_token_create", "v1_auth_token_refresh_create"}
+ANONYMOUS = {
+    "v1_auth_register_create",
+    "v1_auth_token_create",
+    "v1_auth_token_refresh_create",
+    "v1_calendar_feed_retrieve",  # the secret is its ?token= (events/api/calendar.py)
+}
 # Sign-in and refresh answer 401 for bad credentials or a bad refresh token.
 CREDENTIAL_CHECKS = {"v1_auth_token_create", "v1_auth_token_refresh_create"}
 

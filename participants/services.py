@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -77,3 +78,35 @@ def ensure_admin(*, email: str, password: str, full_name: str = "Administrator")
         user.set_password(password)
         user.save()
     return user, created
+
+
+# --- The calendar feed's token --------------------------------------------------------------------
+# The secret in the URL of an account's calendar feed (calendar apps send no bearer header). It
+# opens that feed and nothing else: no authentication class reads it.
+
+
+def _new_calendar_token() -> str:
+    # 256 random bits, URL-safe (43 characters: fits the column, needs no quoting in a URL).
+    return secrets.token_urlsafe(32)
+
+
+def calendar_token(*, user_id: int) -> str:
+    """The account's feed token, made on the first request. Two first requests at once get the same
+    one: the conditional update lets one of them set it, and both read what was set."""
+    accounts = User.objects.filter(pk=user_id)
+    token = accounts.values_list("calendar_token", flat=True).first()
+    if token:
+        return token
+    accounts.filter(calendar_token__isnull=True).update(calendar_token=_new_calendar_token())
+    token = accounts.values_list("calendar_token", flat=True).first()
+    if not token:
+        raise ParticipantNotFound()
+    return token
+
+
+def rotate_calendar_token(*, user_id: int) -> str:
+    """Replaces the account's feed token: the old URL stops working with this commit."""
+    token = _new_calendar_token()
+    if not User.objects.filter(pk=user_id).update(calendar_token=token):
+        raise ParticipantNotFound()
+    return token

@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from events.api import views
+from events.api import calendar, views
 from events.api.checkins import EventCheckinsView
 
 router = SimpleRouter()
@@ -29,6 +29,10 @@ urlpatterns = [
     ),
     path("events/<int:event_id>/check-ins/", EventCheckinsView.as_view(), name="event-check-ins"),
     path("me/enrollments/", views.MyEnrollmentsView.as_view(), name="me-enrollments"),
+    path("events/<int:event_id>/calendar.ics", calendar.EventCalendarView.as_view(), name="event-calendar"),
+    path("me/calendar/", calendar.MyCalendarView.as_view(), name="me-calendar"),
+    path("me/calendar/rotate/", calendar.MyCalendarRotateView.as_view(), name="me-calendar-rotate"),
+    path("calendar/feed.ics", calendar.CalendarFeedView.as_view(), name="calendar-feed"),
     path(
         "participants/<int:participant_id>/events/",
         views.ParticipantEventsView.as_view(),
