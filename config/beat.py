@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections
@@ -33,7 +34,7 @@ class InProcessBeat(ProcessThread):
                 InProcessBeat._instance = None
 
     def _run(self) -> None:
-        schedule = settings.CELERY_BEAT_SCHEDULE
+        schedule: dict[str, dict[str, Any]] = settings.CELERY_BEAT_SCHEDULE
         due = {name: time.monotonic() + float(entry["schedule"]) for name, entry in schedule.items()}
         while True:
             name = min(due, key=due.__getitem__)
