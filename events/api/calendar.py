@@ -158,6 +158,15 @@ class CalendarFeedView(APIView):
     renderer_classes = [ICalendarRenderer]
     content_negotiation_class = WhateverIsAccepted
 
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if response.status_code >= 400:
+            # Django logs 4xx answers with the request on the record, and the request's repr has
+            # the query string, token included. The request log line (path only) already has the
+            # answer; this keeps the token off every record, whatever django.request's level.
+            response._has_been_logged = True
+        return response
+
     @extend_schema(
         operation_id="v1_calendar_feed_retrieve",
         parameters=[
@@ -173,15 +182,6 @@ class CalendarFeedView(APIView):
         ],
         responses={(200, "text/calendar"): ICS_RESPONSE},
     )
-    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
-        response = super().finalize_response(request, response, *args, **kwargs)
-        if response.status_code >= 400:
-            # Django logs 4xx answers with the request on the record, and the request's repr has
-            # the query string, token included. The request log line (path only) already has the
-            # answer; this keeps the token off every record, whatever django.request's level.
-            response._has_been_logged = True
-        return response
-
     def get(self, request: Request) -> HttpResponse:
         token = request.query_params.get("token", "")
         if token and not TOKEN_PATTERN.match(token):
