@@ -11,7 +11,8 @@ id, so that the worker and the API write the same entry for the same event.
   TIME_ZONE=UTC they are written in UTC, `…Z`, which needs none).
 - SEQUENCE: the event's calendar_sequence, raised whenever it moves. A cancellation carries the
   current one too: a later re-enrollment's REQUEST then has the same SEQUENCE and a newer DTSTAMP,
-  which RFC 5546 orders after the CANCEL (same SEQUENCE: the newer DTSTAMP wins) (a CANCEL one higher would make apps ignore it).
+  which RFC 5546 orders after the CANCEL (equal SEQUENCE: the newer DTSTAMP wins); a CANCEL one
+  higher would make calendar apps ignore that REQUEST as outdated.
 """
 
 from __future__ import annotations
