@@ -389,13 +389,14 @@ class EventAdmin(admin.ModelAdmin):
             self.message_user(request, "Enter a check-in code (at most 64 characters).", messages.ERROR)
             return back
         code = form.cleaned_data["checkin_code"]
+        # (No full stop after the times below: the admin's format may end with one, "9:51 a.m.".)
         try:
             enrollment = services.check_in(event_id=event.pk, code=code)
         except domain.AlreadyCheckedIn as refusal:
             first = dt.datetime.fromisoformat(str(refusal.extra["checked_in_at"]))
             self.message_user(
                 request,
-                f"{refusal.message} First check-in: {display_for_value(first, '')}.",
+                f"{refusal.message} First check-in: {display_for_value(first, '')}",
                 messages.WARNING,
             )
         except DomainError as refusal:
@@ -403,7 +404,7 @@ class EventAdmin(admin.ModelAdmin):
         else:
             self.message_user(
                 request,
-                f"{enrollment.participant} checked in at {display_for_value(enrollment.checked_in_at, '')}.",
+                f"{enrollment.participant} checked in at {display_for_value(enrollment.checked_in_at, '')}",
                 messages.SUCCESS,
             )
         return back
