@@ -499,7 +499,16 @@ class EventAdmin(admin.ModelAdmin):
         response["Content-Disposition"] = 'attachment; filename="event-participants.csv"'
         writer = csv.writer(response)
         writer.writerow(
-            ["event_id", "event_title", "event_date", "participant_id", "full_name", "email", "enrolled_at"]
+            [
+                "event_id",
+                "event_title",
+                "event_date",
+                "participant_id",
+                "full_name",
+                "email",
+                "enrolled_at",
+                "checked_in_at",  # empty until they check in at the door
+            ]
         )
         enrollments = (
             Enrollment.objects.filter(event__in=queryset)
@@ -516,6 +525,7 @@ class EventAdmin(admin.ModelAdmin):
                     _csv_safe(e.participant.full_name),
                     e.participant.email,
                     e.created_at.isoformat(),
+                    e.checked_in_at.isoformat() if e.checked_in_at else "",
                 ]
             )
         return response

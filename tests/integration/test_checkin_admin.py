@@ -1,6 +1,8 @@
 """Check-in in the Django admin: the event page shows who has come and the attendance rate, and its
 "Check in at the door" box checks a code in through events.services (the API's rules and words)."""
 
+import csv
+import io
 import re
 
 import pytest
@@ -122,3 +124,17 @@ def test_the_event_list_shows_the_attendance_and_sorts_by_it(browser):
     order = browser.get("/admin/events/event/?o=10").content.decode()  # the attendance column
     assert order.index("Half came") < order.index("All came")
     assert empty.title in order
+
+
+def test_the_participants_csv_says_when_each_checked_in(browser):
+    event = EventFactory()
+    came = services.enroll(event_id=event.pk, participant_id=UserFactory().pk)
+    services.enroll(event_id=event.pk, participant_id=UserFactory().pk)
+    services.check_in(event_id=event.pk, code=came.checkin_code)
+    came.refresh_from_db()
+    response = browser.post(
+        "/admin/events/event/", {"action": "export_participants_csv", "_selected_action": [event.pk]}
+    )
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert rows[0][-1] == "checked_in_at"
+    assert [r[-1] for r in rows[1:]] == [came.checked_in_at.isoformat(), ""]  # enrollment order
