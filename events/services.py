@@ -196,36 +196,45 @@ def enroll(
     the seat's own statement checks that the account is an active participant's, and
     PermissionDenied is raised, before any other answer, when it is not."""
     now = now or timezone.now()
-    with transaction.atomic():
-        event = _take_seat(
-            event_id, direct_only=direct_only, participant_id=participant_id if check_account else None
-        )
-        if event is None:
-            _refuse_enrollment(
-                event_id=event_id,
-                participant_id=participant_id,
-                now=now,
+    # The row inserted with the seat; its check-in code comes from the model's default.
+    enrollment = Enrollment(event_id=event_id, participant_id=participant_id, created_at=now)
+    try:
+        with transaction.atomic():
+            event = _take_seat(
+                event_id,
+                enrollment,
                 direct_only=direct_only,
-                check_account=check_account,
+                participant_id=participant_id if check_account else None,
             )
-        if domain.is_closed(event.starts_at, now):
-            _rejected(domain.EventClosed())  # raising gives the seat back (rollback)
-        try:
-            enrollment = Enrollment.objects.create(
-                event_id=event_id, participant_id=participant_id, created_at=now
+            if event is None:
+                _refuse_enrollment(
+                    event_id=event_id,
+                    participant_id=participant_id,
+                    now=now,
+                    direct_only=direct_only,
+                    check_account=check_account,
+                )
+            if domain.is_closed(event.starts_at, now):
+                _rejected(domain.EventClosed())  # raising gives the seat back (rollback)
+            notifications.notify_participant(
+                kind=Kind.ENROLLMENT_CONFIRMED,
+                participant_id=participant_id,
+                event=event,
+                account=account,
+                checkin_code=enrollment.checkin_code,
             )
-        except IntegrityError as exc:
-            # The unique (event, participant) constraint: raising rolls the seat back too.
-            _rejected(domain.AlreadyEnrolled(), cause=exc)
-        notifications.notify_participant(
-            kind=Kind.ENROLLMENT_CONFIRMED,
+            transaction.on_commit(lambda: _seats_changed(event_id, event.seats))
+            transaction.on_commit(metrics.ENROLLMENTS.inc)
+    except IntegrityError:
+        # The unique (event, participant) constraint: the rollback gave the seat back. The slow
+        # path tells which answer applies (a closed event's answer comes before the duplicate's).
+        _refuse_enrollment(
+            event_id=event_id,
             participant_id=participant_id,
-            event=event,
-            account=account,
-            checkin_code=enrollment.checkin_code,
+            now=now,
+            direct_only=direct_only,
+            check_account=check_account,
         )
-        transaction.on_commit(lambda: _seats_changed(event_id, event.seats))
-        transaction.on_commit(metrics.ENROLLMENTS.inc)
     return enrollment
 
 
@@ -242,12 +251,16 @@ _EVENT_COLUMNS = (
 
 
 def _take_seat(
-    event_id: int, *, direct_only: bool = False, participant_id: int | None = None
+    event_id: int, enrollment: Enrollment, *, direct_only: bool = False, participant_id: int | None = None
 ) -> Event | None:
-    """Takes a seat if one is left, returning the event as it is now (None: no such event, or full).
+    """Takes a seat if one is left and inserts `enrollment` for it, returning the event as it is now
+    (None: no such event, or full, and nothing inserted). IntegrityError: the participant holds a
+    seat already (the caller's transaction rolls the seat back).
 
-    One statement (UPDATE ... RETURNING, on PostgreSQL and SQLite alike) instead of a read, an
-    update and, after commit, another read for the watchers. The row stays locked until commit.
+    The seat is an UPDATE ... RETURNING (on PostgreSQL and SQLite alike) instead of a read, an
+    update and, after commit, another read for the watchers; on PostgreSQL the insert is in the
+    same statement (a data-modifying CTE): the event's row is locked from this statement until
+    the commit, and every round trip in between holds up the event's other enrollments.
     `participant_id`: also only if that account is an active participant's (checked in the same
     statement, so that callers trusting a token need no query to load the account).
     """
@@ -269,11 +282,30 @@ def _take_seat(
         f" WHERE {' AND '.join(conditions)}"
         f" RETURNING {', '.join(map(quote, _EVENT_COLUMNS))}"
     )
+    in_one = connection.vendor == "postgresql"
+    if in_one:
+        # Every column the ORM would insert, with the values it would send (defaults applied).
+        columns = [f for f in Enrollment._meta.local_concrete_fields if not f.primary_key]
+        values = [f.get_db_prep_save(f.pre_save(enrollment, True), connection) for f in columns]
+        casts = ", ".join(f"CAST(%s AS {f.db_type(connection)})" for f in columns)
+        returned = ", ".join(f"seat.{quote(name)}" for name in _EVENT_COLUMNS)
+        sql = (
+            f"WITH seat AS ({sql}),"  # noqa: S608
+            f" enrolled AS (INSERT INTO {quote(Enrollment._meta.db_table)}"
+            f" ({', '.join(quote(f.column) for f in columns)}) SELECT {casts} FROM seat RETURNING id)"
+            f" SELECT {returned}, enrolled.id FROM seat CROSS JOIN enrolled"
+        )
+        params.extend(values)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
         return None
+    if in_one:
+        row, enrollment.id = row[:-1], row[-1]
+        enrollment._state.adding, enrollment._state.db = False, connection.alias
+    else:
+        enrollment.save(force_insert=True)
     # SQLite returns dates and times as text: the fields read them as the ORM would.
     fields: list[Any] = [Event._meta.get_field(name) for name in _EVENT_COLUMNS]
     return Event(id=event_id, **{f.name: f.to_python(value) for f, value in zip(fields, row, strict=True)})

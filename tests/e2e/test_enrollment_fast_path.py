@@ -35,7 +35,7 @@ def test_the_account_is_not_loaded_for_a_participants_own_enrollment():
     assert answer.json()["participant"] == participant.pk
     sqls = [q["sql"] for q in queries.captured_queries]
     # The account is checked in the seat's own statement...
-    seat = next(i for i, sql in enumerate(sqls) if sql.lstrip().upper().startswith("UPDATE") and users in sql)
+    seat = next(i for i, sql in enumerate(sqls) if "UPDATE" in sql.upper() and users in sql)
     # ...and nothing before it loaded the account. (After the commit the embedded default runs the
     # notification's task in-process, which reads the account as the worker would.)
     assert not [sql for sql in sqls[:seat] if users in sql], sqls[:seat]
@@ -89,3 +89,44 @@ def test_a_queued_event_still_queues():
     event = EventFactory(admission="queue")
     answer = client_for(UserFactory()).post(url(event))
     assert answer.status_code == 202, answer.content
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="one statement on PostgreSQL only")
+def test_the_seat_and_the_enrollment_row_are_one_statement():
+    """The event's row is locked from the seat's statement to the commit: the row is inserted by
+    the same statement, so no round trip between them holds up the event's other enrollments."""
+    participant, event = UserFactory(), EventFactory()
+    with CaptureQueriesContext(connection) as queries:
+        assert client_for(participant).post(url(event)).status_code == 201
+    enrollments, events = Enrollment._meta.db_table, event._meta.db_table
+    writes = [q["sql"] for q in queries.captured_queries if enrollments in q["sql"] or events in q["sql"]]
+    seat = next(sql for sql in writes if "UPDATE" in sql.upper())
+    assert f'INSERT INTO "{enrollments}"' in seat
+    assert not [sql for sql in writes if sql.upper().startswith("INSERT") and enrollments in sql]
+    row = Enrollment.objects.get(event=event, participant=participant)
+    assert row.checkin_code and answer_has_no_other_row(event)
+
+
+def answer_has_no_other_row(event) -> bool:
+    event.refresh_from_db()
+    return event.enrolled_count == Enrollment.objects.filter(event=event).count() == 1
+
+
+def test_already_enrolled_in_an_event_that_has_started_is_answered_closed():
+    """The duplicate is found by the insert; the answer still follows the order of the checks:
+    closed before duplicate. And the seat taken meanwhile goes back."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from events import domain, services
+
+    participant, event = UserFactory(), EventFactory(capacity=5)
+    services.enroll(event_id=event.pk, participant_id=participant.pk)
+    later = timezone.now() + dt.timedelta(days=3650)
+    with pytest.raises(domain.EventClosed):
+        services.enroll(event_id=event.pk, participant_id=participant.pk, now=later)
+    with pytest.raises(domain.AlreadyEnrolled):
+        services.enroll(event_id=event.pk, participant_id=participant.pk)
+    event.refresh_from_db()
+    assert event.enrolled_count == 1
