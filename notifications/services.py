@@ -292,8 +292,11 @@ def _send_new(notifications: Sequence[Notification]) -> list[tuple[int, str]]:
         sent: list[Notification] = []
         mail = get_connection()
         # One connection for the batch (an SMTP session, not one per email); the file backend
-        # writes all it is given while open into one file, so it keeps its one file per email.
+        # writes everything one instance sends into one file (named at its first write after the
+        # second and the instance's id()), so it gets a fresh instance per email, each kept alive
+        # until the batch ends so that no two share an id(): one file per email under var/mail/.
         reuse = not isinstance(mail, filebased.EmailBackend)
+        file_connections: list[Any] = []
         opened: Exception | None = None
         try:
             if reuse:
@@ -304,7 +307,9 @@ def _send_new(notifications: Sequence[Notification]) -> list[tuple[int, str]]:
             try:
                 if opened is not None:
                     raise opened
-                mail.send_messages([_email(notification)])
+                if not reuse:
+                    file_connections.append(get_connection())
+                (mail if reuse else file_connections[-1]).send_messages([_email(notification)])
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"[:2000]
                 notification.error = error

@@ -183,3 +183,19 @@ def test_the_file_backend_keeps_the_calendar_readable(participant_api, settings,
     text = written.read_text()
     assert 'Content-Type: text/calendar; charset="utf-8"; method="REQUEST"' in text
     assert f"UID:event-{event.pk}@example.com" in text  # not base64: a person can read it in var/mail
+
+
+def test_the_file_backend_keeps_one_file_per_email_of_a_batch(admin_api, settings, tmp_path):
+    """An update to everyone enrolled is one batch over one email connection: each email still gets
+    its own file under var/mail/, as one email per file is what people open there."""
+    settings.EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    settings.EMAIL_FILE_PATH = str(tmp_path)
+    event = EventFactory()
+    for user in UserFactory.create_batch(3):
+        admin_api.post(f"/api/v1/events/{event.pk}/enrollments/", {"participant": user.pk})
+    admin_api.patch(f"/api/v1/events/{event.pk}/", {"location": "Roof"})
+    files = [path.read_text() for path in tmp_path.iterdir()]
+    assert sum(text.count("BEGIN:VCALENDAR") for text in files) == 6  # every email written
+    # (Django names a file by the second and its backend's id(): separate sends in one second may
+    # still share one, which is Django's. The batch's emails never do.)
+    assert sum("LOCATION:Roof" in text for text in files) == 3
