@@ -69,7 +69,9 @@ def test_cancel_names_the_same_event_and_says_cancelled():
 def test_uid_is_stable_and_sequence_follows_the_event():
     first = only_event(parse(calendar.render(calendar.REQUEST, [(7, SNAPSHOT)], now=STAMP)))
     moved = {**SNAPSHOT, "date": "2031-03-19", "sequence": 1}
-    later = only_event(parse(calendar.render(calendar.REQUEST, [(7, moved)], now=STAMP + dt.timedelta(hours=1))))
+    later = only_event(
+        parse(calendar.render(calendar.REQUEST, [(7, moved)], now=STAMP + dt.timedelta(hours=1)))
+    )
     assert first["UID"] == later["UID"] == "event-7@example.com"
     assert later["SEQUENCE"] > first["SEQUENCE"]
 
@@ -154,7 +156,9 @@ def test_the_body_shows_the_code_and_what_the_attachment_does():
 
 
 def test_html_twin_escapes_user_text_and_shows_the_qr_code():
-    text = html_body('Hello <b>Ann</b> & co,\n\n"Party"', checkin_code="ABCD-EFGH", image_cid="qr-1@example.com")
+    text = html_body(
+        'Hello <b>Ann</b> & co,\n\n"Party"', checkin_code="ABCD-EFGH", image_cid="qr-1@example.com"
+    )
     assert "&lt;b&gt;Ann&lt;/b&gt; &amp; co" in text and "<b>" not in text
     assert '<img src="cid:qr-1@example.com"' in text and "ABCD-EFGH" in text
 
