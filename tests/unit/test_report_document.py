@@ -21,6 +21,7 @@ def participants(n):
             "full_name": f"P {i}",
             "email": f"p{i}@example.com",
             "enrolled_at": "2030-01-01T00:00:00+00:00",
+            "checked_in_at": None if i % 2 else "2030-01-02T09:00:00+00:00",  # null until the door
         }
 
 
