@@ -6,6 +6,8 @@ code never speaks HTTP.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class DomainError(Exception):
     """A rule refused an action. `code` is the stable, machine-readable name clients see."""
@@ -13,11 +15,11 @@ class DomainError(Exception):
     code = "domain_error"
     message = "The action is not allowed."
 
-    def __init__(self, message: str | None = None, **extra: object):
+    def __init__(self, message: str | None = None, **extra: Any):
         if message is not None:
             self.message = message
-        # Members the problem body carries besides code and detail (JSON values), e.g. the time a
-        # ticket was first checked in.
+        # Members the problem body carries besides code and detail (JSON values, or datetimes,
+        # written as the API writes them), e.g. the time a ticket was first checked in.
         self.extra = extra
         super().__init__(self.message)
 

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import logging
 import math
+from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
-from rest_framework import exceptions
+from rest_framework import exceptions, serializers
 from rest_framework_simplejwt.exceptions import InvalidToken
 
 from config import errors
 from config.problems import problem_response
 
 log = logging.getLogger(__name__)
+# Datetimes in a problem body read like those of the API's answers (DRF's format, current zone).
+_DATETIME = serializers.DateTimeField()
 
 
 # A client told 503 may try again after this many seconds.
@@ -78,7 +81,11 @@ def _domain_problem(exc: errors.DomainError) -> JsonResponse:
             400, "validation_error", "The request is invalid.", errors={exc.field: [exc.message]}
         )
     status = 404 if isinstance(exc, errors.NotFound) else 409
-    return problem_response(status, exc.code, exc.message, **exc.extra)
+    extra: dict[str, Any] = {
+        name: _DATETIME.to_representation(value) if isinstance(value, datetime) else value
+        for name, value in exc.extra.items()
+    }
+    return problem_response(status, exc.code, exc.message, **extra)
 
 
 def _first_message(detail: Any) -> str:

@@ -40,6 +40,7 @@ CREATING_ROUTES = frozenset(
         "event-enrollments",
         "event-waitlist",
         "event-reports",
+        "event-check-ins",
     }
 )
 # Of those, the ones anyone may call: their keys belong to the address.

@@ -52,6 +52,11 @@ OPERATIONS: dict[str, tuple[str, str, set[int]]] = {
     "v1_events_waitlist_create": ("Waiting list", "Join a full event's waiting list", {403, 409}),
     "v1_events_waitlist_me_retrieve": ("Waiting list", "Your place on the waiting list", {403}),
     "v1_events_waitlist_me_destroy": ("Waiting list", "Leave the waiting list", {403}),
+    "v1_events_check_ins_create": (
+        "Check-in",
+        "Check a participant in at the door with their code (admins)",
+        {403, 409},
+    ),
     "v1_events_reports_create": ("Reports", "Request a participant report (admins)", {403}),
     "v1_reports_list": ("Reports", "List reports (admins)", {403}),
     "v1_reports_retrieve": ("Reports", "A report (admins)", {403}),
@@ -88,6 +93,7 @@ IDEMPOTENT = {
     "v1_events_enrollments_create",
     "v1_events_waitlist_create",
     "v1_events_reports_create",
+    "v1_events_check_ins_create",
 }
 IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key",
@@ -143,6 +149,7 @@ STRICT_REQUESTS = {
     "RegisterRequest",
     "RefreshTokenRequest",
     "ReportRequestRequest",
+    "CheckinRequestRequest",
 }
 # What each strict body's answer holds besides it: those read-only fields may be sent back (a whole
 # object in a PUT) and are ignored, so they are declared, read-only, rather than refused.

@@ -71,7 +71,7 @@ class AlreadyCheckedIn(Conflict):
     message = "This participant has already checked in."
 
     def __init__(self, checked_in_at: datetime):
-        super().__init__(checked_in_at=checked_in_at.isoformat().replace("+00:00", "Z"))
+        super().__init__(checked_in_at=checked_in_at)
 
 
 # --- Rules ----------------------------------------------------------------------------------------

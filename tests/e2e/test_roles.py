@@ -24,8 +24,8 @@ PAGE = {"count", "next", "previous", "results"}
 ACCOUNT = {"id", "email", "full_name", "phone", "role", "created_at"}
 PARTICIPANT_ITEM = {"id", "email", "full_name", "phone", "created_at"}
 EVENT = {
-    "id", "title", "description", "date", "time", "location", "capacity", "enrolled_count", "seats_left",
-    "waitlist_count", "admission", "created_at", "updated_at",
+    "id", "title", "description", "date", "time", "duration_minutes", "location", "capacity",
+    "enrolled_count", "seats_left", "waitlist_count", "admission", "created_at", "updated_at",
 }  # fmt: skip
 ROUTES = [
     ("get", "/api/v1/me/", None, {PARTICIPANT, ADMIN}, ACCOUNT),
