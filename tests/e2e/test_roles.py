@@ -117,3 +117,29 @@ def test_a_participant_joins_a_full_events_waiting_list_and_an_admin_cannot_with
     assert_problem(
         client_for(None).post(f"/api/v1/events/{world['event']}/waitlist/"), 401, "not_authenticated"
     )
+
+
+@pytest.mark.parametrize("role", [ANON, PARTICIPANT, ADMIN])
+def test_calendar_and_check_in_routes_enforce_roles(world, role):
+    user = {ANON: None, PARTICIPANT: UserFactory, ADMIN: AdminFactory}[role]
+    api = client_for(user() if user else None)
+    event = world["event"]
+    answers = {
+        "calendar": api.get(f"/api/v1/events/{event}/calendar.ics"),
+        "feed url": api.get("/api/v1/me/calendar/"),
+        "rotate": api.post("/api/v1/me/calendar/rotate/"),
+        "check-in": api.post(
+            f"/api/v1/events/{event}/check-ins/", {"code": "AAAABBBBCCCCDDDD"}, format="json"
+        ),
+    }
+    if role == ANON:
+        for answer in answers.values():
+            assert_problem(answer, 401, "not_authenticated")
+        return
+    assert answers["calendar"].status_code == 200
+    assert answers["calendar"]["Content-Type"].startswith("text/calendar")
+    assert set(answers["feed url"].json()) == set(answers["rotate"].json()) == {"url"}
+    if role == PARTICIPANT:
+        assert_problem(answers["check-in"], 403, "permission_denied")
+    else:  # past the role check: the code is unknown
+        assert_problem(answers["check-in"], 404, "not_found")
