@@ -57,6 +57,11 @@ class NoAdmissionRequest(NotFound):
     message = "This participant has not asked to enroll in this event."
 
 
+class ConcurrentChange(Conflict):
+    code = "conflict"
+    message = "The request clashed with a simultaneous change; please try again."
+
+
 class UnknownCheckinCode(NotFound):
     message = "No enrollment in this event has this check-in code."
 

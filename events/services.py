@@ -57,7 +57,9 @@ CALENDAR_FIELDS = ("date", "time", "duration_minutes", "location")
 # it here).
 queued_events: dict[int, tuple[float, dt.datetime]] = {}
 
-EventNotFound = domain.EventNotFound  # (its home is events.domain, with the other errors)
+# (Their home is events.domain, with the other errors; named here for the callers of the services.)
+EventNotFound = domain.EventNotFound
+ConcurrentChange = domain.ConcurrentChange
 
 
 def _event_changed(event_id: int) -> None:
@@ -165,11 +167,6 @@ def delete_event(*, event_id: int, now: dt.datetime | None = None) -> None:
                 notifications.notify_participants(kind=Kind.EVENT_CANCELLED, event=event, participants=told)
         event.delete()
         transaction.on_commit(lambda: _event_changed(event_id))
-
-
-class ConcurrentChange(domain.Conflict):
-    code = "conflict"
-    message = "The request clashed with a simultaneous change; please try again."
 
 
 class EventQueued(Exception):

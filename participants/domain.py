@@ -1,8 +1,19 @@
-"""Roles of the platform (standard library only)."""
+"""Roles of the platform and the accounts' errors (standard library and config.errors only)."""
 
 from __future__ import annotations
 
 from enum import StrEnum
+
+from config.errors import InvalidValue, NotFound
+
+
+class ParticipantNotFound(NotFound):
+    message = "No participant with this id."
+
+
+class EmailTaken(InvalidValue):
+    def __init__(self) -> None:
+        super().__init__("email", "An account with this email already exists.")
 
 
 class Role(StrEnum):

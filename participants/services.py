@@ -7,20 +7,10 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from config.errors import InvalidValue, NotFound
-from participants.domain import normalize_email
+from participants.domain import EmailTaken, ParticipantNotFound, normalize_email
 from participants.models import User
 
 PROFILE_FIELDS = ("email", "full_name", "phone")
-
-
-class ParticipantNotFound(NotFound):
-    message = "No participant with this id."
-
-
-class EmailTaken(InvalidValue):
-    def __init__(self) -> None:
-        super().__init__("email", "An account with this email already exists.")
 
 
 def register_participant(*, email: str, password: str, full_name: str, phone: str = "") -> User:
