@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.admin.utils import display_for_value
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
@@ -153,10 +153,26 @@ class AccountAdmin(DjangoUserAdmin):
 
     ordering = ["email"]
     search_fields = ["email", "full_name", "phone"]
-    readonly_fields = ["created_at", "last_login"]
+    readonly_fields = ["created_at", "last_login", "calendar_feed"]
     add_fieldsets = (
         (None, {"classes": ("wide",), "fields": ("email", "full_name", "phone", "password1", "password2")}),
     )
+    actions = ["revoke_calendar_feeds"]
+
+    @admin.display(description="Calendar feed")
+    def calendar_feed(self, obj: Any) -> str:
+        # Whether a feed URL is live, never the secret itself: it would open the feed to any reader.
+        return "active (its URL is known only to the account)" if obj.calendar_token else "none"
+
+    @admin.action(description="Revoke the calendar feed URLs of the selected accounts")
+    def revoke_calendar_feeds(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        revoked = services.revoke_calendar_tokens(user_ids=list(queryset.values_list("pk", flat=True)))
+        self.message_user(
+            request,
+            f"{revoked} calendar feed URL{'s' if revoked != 1 else ''} revoked: calendar apps "
+            "subscribed to them get nothing more. A new URL is made when the person asks for it.",
+            messages.SUCCESS,
+        )
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
         self._delete(obj)
@@ -186,6 +202,7 @@ class ParticipantAdmin(AccountAdmin):
         ("Profile", {"fields": ("full_name", "phone")}),
         ("Status", {"fields": ("is_active", "is_staff")}),
         ("Dates", {"fields": ("last_login", "created_at")}),
+        ("Calendar", {"fields": ("calendar_feed",)}),
     )
     inlines = [ParticipantEnrollmentInline, ParticipantWaitlistInline, ParticipantNotificationInline]
 

@@ -100,3 +100,9 @@ def rotate_calendar_token(*, user_id: int) -> str:
     if not User.objects.filter(pk=user_id).update(calendar_token=token):
         raise ParticipantNotFound()
     return token
+
+
+def revoke_calendar_tokens(*, user_ids: list[int]) -> int:
+    """Ends these accounts' feed URLs (an admin's action, e.g. for a URL that leaked). Their next
+    request for the URL makes a new one. Returns how many had one."""
+    return User.objects.filter(pk__in=user_ids, calendar_token__isnull=False).update(calendar_token=None)
