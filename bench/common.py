@@ -306,18 +306,24 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 @contextlib.contextmanager
 def running_server(
-    name: str, command: list[str], port: int, log_path: Path, env: dict[str, str] | None = None
+    name: str,
+    command: list[str],
+    port: int,
+    log_path: Path,
+    env: dict[str, str] | None = None,
+    cwd: Path = REPO,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Starts a server, waits for /health/live, and stops it on the way out whatever happened.
 
-    `env`: variables set for this server on top of this process's environment. Yields the process
-    (the leader of a session of its own: see `session_cpu_seconds`).
+    `env`: variables set for this server on top of this process's environment. `cwd`: the source
+    tree it serves (this clone unless said otherwise). Yields the process (the leader of a session
+    of its own: see `session_cpu_seconds`).
     """
     with log_path.open("wb") as log:
         # A session of its own: Ctrl-C reaches this script only, which then stops the server in order.
         process = subprocess.Popen(
             command,
-            cwd=REPO,
+            cwd=cwd,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

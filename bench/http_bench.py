@@ -23,6 +23,7 @@ the token pool ran out); a missed target is a finding, printed as FAIL, not an e
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -117,6 +118,13 @@ def parse_args() -> argparse.Namespace:
         "(bench/fast_reads), for as long as events/api/views.py does not route it itself",
     )
     parser.add_argument(
+        "--compare-tree",
+        type=Path,
+        default=None,
+        help="also serve the platform from this source tree (e.g. `git worktree add /tmp/old HEAD~3`) "
+        "and measure its list and enrollment in the same rounds, beside this clone's",
+    )
+    parser.add_argument(
         "--db", default=DB_NAME, help=f"throwaway database, dropped and recreated ({DB_NAME})"
     )
     parser.add_argument("--redis-url", default=REDIS_URL, help=f"Redis db, flushed ({REDIS_URL})")
@@ -151,6 +159,10 @@ def parse_args() -> argparse.Namespace:
     if unknown:
         parser.error(f"unknown scenarios {sorted(unknown)}")
     args.scenarios = [name for name in SCENARIOS if name in chosen or name == "bare"]
+    if args.compare_tree is not None:
+        args.compare_tree = args.compare_tree.resolve()
+        if not (args.compare_tree / "config" / "wsgi.py").is_file():
+            parser.error(f"--compare-tree {args.compare_tree} is not a source tree of the platform")
     return args
 
 
@@ -382,13 +394,14 @@ class SeatCheck:
         )
 
 
-def check_seats(hot_event_id: int, enrollment: ScenarioResult) -> SeatCheck:
+def check_seats(hot_event_id: int, *enrollments: ScenarioResult) -> SeatCheck:
+    """`enrollments`: every scenario that enrolled into the hot event (this clone's, the compared tree's)."""
     from django.db.models import Count, F
 
     from events.models import Enrollment, Event
 
     hot = Event.objects.get(pk=hot_event_id)
-    runs = (*enrollment.warmups, *enrollment.runs)
+    runs = [run for enrollment in enrollments for run in (*enrollment.warmups, *enrollment.runs)]
     miscounted = Event.objects.annotate(rows=Count("enrollments")).exclude(enrolled_count=F("rows")).count()
     return SeatCheck(
         capacity=hot.capacity,
@@ -542,7 +555,7 @@ def print_table(
     for key, result in results.items():
         per_round = "  ".join(f"{rps:8.1f}" for rps in result.rps)
         ratios = "  ".join(f"{ratio:.3f}" for ratio in round_ratios(results, key, "bare"))
-        print(f"  {key:<7} {per_round}   x bare: {ratios}")
+        print(f"  {key:<10} {per_round}   x bare: {ratios}")
     for key, result in results.items():
         statuses = {status: count for status, count in result.statuses().items() if not 200 <= status < 300}
         if statuses:
@@ -590,6 +603,8 @@ LABELS = {
     "list": "GET /api/v1/events/ (auth, cached)",
     "enroll": "POST /api/v1/events/<hot>/enrollments/ (new user each)",
 }
+# The scenarios also measured on the platform served from --compare-tree, under these keys.
+COMPARED = {"list": "list@cmp", "enroll": "enroll@cmp"}
 
 
 def run_benchmark(args: argparse.Namespace, work_dir: Path) -> int:
@@ -621,44 +636,76 @@ def run_benchmark(args: argparse.Namespace, work_dir: Path) -> int:
     bare_log, log_path = work_dir / "bare.log", work_dir / "platform.log"
     say(f"starting the bare app and the platform ({args.server}, {args.workers} workers{threads})")
     results = {key: ScenarioResult(key, LABELS[key]) for key in args.scenarios}
+    compared = [key for key in args.scenarios if key in COMPARED] if args.compare_tree else []
+    for key in compared:
+        results[COMPARED[key]] = ScenarioResult(COMPARED[key], f"{LABELS[key]} [compared tree]")
     bare_command = server_command(args.server, BARE_APP, bare_port, args.workers, args.server_threads)
     command = server_command(args.server, PLATFORM_APP, port, args.workers, args.server_threads)
     platform_env = {"DJANGO_SETTINGS_MODULE": "bench.fast_reads.settings"} if args.route_fast_reads else None
     if args.platform_settings:
         platform_env = {"DJANGO_SETTINGS_MODULE": args.platform_settings}
-    pool = TokenPool(seeded, args.rounds * (args.warmup + args.duration))
-    # Both run for the whole measure; the one not under load is idle. The scenarios take turns,
+    enroll_servers = 2 if "enroll" in compared else 1
+    pool = TokenPool(seeded, args.rounds * (args.warmup + args.duration) * enroll_servers)
+    # All run for the whole measure; those not under load are idle. The scenarios take turns,
     # round after round, so that a change in the machine's load weighs on all of them alike.
-    with (
-        running_server("bare app", bare_command, bare_port, bare_log) as bare_process,
-        running_server("platform", command, port, log_path, platform_env) as platform_process,
-    ):
+    with contextlib.ExitStack() as servers:
+        bare_process = servers.enter_context(running_server("bare app", bare_command, bare_port, bare_log))
+        platform_process = servers.enter_context(
+            running_server("platform", command, port, log_path, platform_env)
+        )
         bare_server, server = Server(bare_port, bare_process), Server(port, platform_process)
+        other: Server | None = None
+        if compared:
+            other_port = free_port()
+            other_command = server_command(
+                args.server, PLATFORM_APP, other_port, args.workers, args.server_threads
+            )
+            other_process = servers.enter_context(
+                running_server(
+                    "compared platform",
+                    other_command,
+                    other_port,
+                    work_dir / "compared.log",
+                    platform_env,
+                    cwd=args.compare_tree,
+                )
+            )
+            other = Server(other_port, other_process)
         for number in range(1, args.rounds + 1):
-            say(f"round {number}/{args.rounds}: {', '.join(args.scenarios)} ({args.duration} s each)")
+            say(f"round {number}/{args.rounds}: {', '.join(results)} ({args.duration} s each)")
             for key in args.scenarios:
-                result = results[key]
-                if key == "bare":
-                    measure_fixed(wrk, args, result, bare_server, "/bare")
-                elif key == "live":
-                    measure_fixed(wrk, args, result, server, "/health/live")
-                elif key == "list":
-                    measure_fixed(wrk, args, result, server, "/api/v1/events/", seeded.reader_token)
-                elif key == "enroll":
-                    measure_enrollment(wrk, args, result, server, seeded, pool)
+                # Which of the two platforms goes first alternates from round to round.
+                targets = [(results[key], server)]
+                if other is not None and key in compared:
+                    pair = [(results[key], server), (results[COMPARED[key]], other)]
+                    targets = pair if number % 2 else pair[::-1]
+                for result, target in targets:
+                    if key == "bare":
+                        measure_fixed(wrk, args, result, bare_server, "/bare")
+                    elif key == "live":
+                        measure_fixed(wrk, args, result, target, "/health/live")
+                    elif key == "list":
+                        measure_fixed(wrk, args, result, target, "/api/v1/events/", seeded.reader_token)
+                    elif key == "enroll":
+                        measure_enrollment(wrk, args, result, target, seeded, pool)
         say("the bare app once more, after the last round")
         measure_fixed(wrk, args, results["bare"], bare_server, "/bare")
     say("servers stopped; purging the benchmark's messages from RabbitMQ")
     purge_queues()
     seats = None
     if "enroll" in results:
-        results["enroll"].label = LABELS["enroll"].replace("<hot>", str(seeded.hot_event_id))
+        for result in results.values():
+            result.label = result.label.replace("<hot>", str(seeded.hot_event_id))
         say("checking the seats in the database")
-        seats = check_seats(seeded.hot_event_id, results["enroll"])
+        seats = check_seats(
+            seeded.hot_event_id, *(results[key] for key in ("enroll", "enroll@cmp") if key in results)
+        )
     log = read_server_log(log_path)
     if not args.keep_files:
         log.path = f"{log_path}, removed at exit: --keep-files keeps it"
 
+    if compared:
+        setup["compared tree"] = str(args.compare_tree)
     if args.json:
         print(json.dumps(report_data(results, seats, log, setup), indent=2))
     else:
