@@ -281,9 +281,12 @@ def _take_seat(
     )
     in_one = connection.vendor == "postgresql"
     if in_one:
-        # Every column the ORM would insert, with the values it would send (defaults applied).
-        columns = [f for f in Enrollment._meta.local_concrete_fields if not f.primary_key]
-        values = [f.get_db_prep_save(f.pre_save(enrollment, True), connection) for f in columns]
+        # Every column the ORM would insert, with the values it would send (defaults applied; a
+        # column whose default is the database's own is left out, so the database fills it in).
+        prepared = [(f, f.pre_save(enrollment, True)) for f in Enrollment._meta.local_concrete_fields]
+        prepared = [(f, v) for f, v in prepared if not f.primary_key and not hasattr(v, "resolve_expression")]
+        columns = [f for f, _ in prepared]
+        values = [f.get_db_prep_save(v, connection) for f, v in prepared]
         casts = ", ".join(f"CAST(%s AS {f.db_type(connection)})" for f in columns)
         returned = ", ".join(f"seat.{quote(name)}" for name in _EVENT_COLUMNS)
         sql = (
