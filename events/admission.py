@@ -26,6 +26,8 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Max
 from django.utils import timezone
@@ -44,18 +46,28 @@ Status = domain.RequestStatus
 
 
 def enroll_or_queue(
-    *, event_id: int, participant_id: int, account: object = None
+    *, event_id: int, participant_id: int, account: object = None, check_account: bool = False
 ) -> Enrollment | AdmissionRequest:
     """The API's enrollment: a seat at once on a direct event (Enrollment), a queued request on a
     queued one (AdmissionRequest, decided later). Direct events pay nothing for the check: the
     seat's conditional update includes the mode, and only a miss reads the event. A queued event
-    seen recently by this process goes straight to the queue."""
+    seen recently by this process goes straight to the queue.
+
+    `check_account`: the caller has not loaded the account (it trusts a signed token for the id):
+    the seat's or the request's own statement checks that the account is an active participant's,
+    and PermissionDenied is raised, before any other answer, when it is not."""
     known = services.queued_events.get(event_id)
     if known is not None and known[0] > time.monotonic():
-        return request_admission(event_id=event_id, participant_id=participant_id, starts_at=known[1])
+        return request_admission(
+            event_id=event_id, participant_id=participant_id, starts_at=known[1], check_account=check_account
+        )
     try:
         return services.enroll(
-            event_id=event_id, participant_id=participant_id, account=account, direct_only=True
+            event_id=event_id,
+            participant_id=participant_id,
+            account=account,
+            direct_only=True,
+            check_account=check_account,
         )
     except services.EventQueued as queued:
         services.queued_events[event_id] = (
@@ -63,7 +75,10 @@ def enroll_or_queue(
             queued.event.starts_at,
         )
         return request_admission(
-            event_id=event_id, participant_id=participant_id, starts_at=queued.event.starts_at
+            event_id=event_id,
+            participant_id=participant_id,
+            starts_at=queued.event.starts_at,
+            check_account=check_account,
         )
 
 
@@ -82,10 +97,12 @@ def request_admission(
     participant_id: int,
     now: dt.datetime | None = None,
     starts_at: dt.datetime | None = None,
+    check_account: bool = False,
 ) -> AdmissionRequest:
     """Queues the participant's request (or returns the one still pending). Raises EventNotFound,
     EventClosed, AlreadyEnrolled or AlreadyWaitlisted. `starts_at`: the event's start, when the
-    caller knows it.
+    caller knows it. `check_account`: the account is not loaded; the insert itself requires it to
+    be an active participant's, and PermissionDenied comes before any other answer when it is not.
 
     A rush's every request comes here, so the usual case is one statement: the request row,
     inserted (and committed) only if the participant holds no seat or place and has no request
@@ -95,12 +112,21 @@ def request_admission(
     if starts_at is None:
         event = Event.objects.filter(pk=event_id).only("date", "time").first()
         if event is None:
+            _check_account(participant_id, check_account)
             raise EventNotFound()
         starts_at = event.starts_at
     if domain.is_closed(starts_at, now):
+        _check_account(participant_id, check_account)
         _rejected(domain.EventClosed())
-    inserted = _insert_request(event_id=event_id, participant_id=participant_id)
+    try:
+        inserted = _insert_request(
+            event_id=event_id, participant_id=participant_id, check_account=check_account
+        )
+    except EventNotFound:
+        _check_account(participant_id, check_account)  # a foreign key: the event's, or the account's
+        raise
     if inserted is None:
+        _check_account(participant_id, check_account)
         existing = _already_asked(event_id=event_id, participant_id=participant_id)
         if existing is not None:
             return existing
@@ -115,9 +141,23 @@ def request_admission(
     )
 
 
-def _insert_request(*, event_id: int, participant_id: int) -> tuple[int, dt.datetime] | None:
+def _check_account(participant_id: int, check: bool) -> None:
+    """With `check`, PermissionDenied unless the account is an active participant's (the
+    condition `_insert_request` puts in its statement)."""
+    if check and not _accounts().filter(pk=participant_id, is_active=True, is_staff=False).exists():
+        raise PermissionDenied("Not an active participant's account.")
+
+
+def _accounts() -> Any:
+    return get_user_model()._default_manager
+
+
+def _insert_request(
+    *, event_id: int, participant_id: int, check_account: bool = False
+) -> tuple[int, dt.datetime] | None:
     """The new request's id and queued_at, or None when the participant already has a request, a
-    seat or a place. One statement (committed on its own outside a transaction). On PostgreSQL
+    seat or a place (or, with `check_account`, is not an active participant). One statement
+    (committed on its own outside a transaction: no BEGIN, no COMMIT round trip). On PostgreSQL
     the database's clock stamps the row as it is written, so queued_at follows the order in which
     requests were stored."""
     quote = connection.ops.quote_name
@@ -132,20 +172,32 @@ def _insert_request(*, event_id: int, participant_id: int) -> tuple[int, dt.date
         if connection.vendor == "postgresql"
         else "strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now') || '000'"
     )
+    pair = [event_id, participant_id]
     # Only the models' own identifiers are formatted in; every value is a parameter.
+    conditions = [
+        f"NOT EXISTS (SELECT 1 FROM {enrollments} WHERE event_id = %s AND participant_id = %s)",  # noqa: S608
+        f"NOT EXISTS (SELECT 1 FROM {waitlist} WHERE event_id = %s AND participant_id = %s)",  # noqa: S608
+    ]
+    condition_params: list[Any] = [*pair, *pair]
+    if check_account:
+        # The token's account, checked in the same statement as the authentication would have
+        # checked it loaded: the accept needs no query to load it.
+        users = quote(_accounts().model._meta.db_table)
+        conditions.append(
+            f"EXISTS (SELECT 1 FROM {users} WHERE id = %s AND is_active = %s AND is_staff = %s)"  # noqa: S608
+        )
+        condition_params.extend([participant_id, True, False])
     sql = (
         f"INSERT INTO {table} (event_id, participant_id, status, queued_at)"  # noqa: S608
         f" SELECT %s, %s, %s, {stamp}"
-        f" WHERE NOT EXISTS (SELECT 1 FROM {enrollments} WHERE event_id = %s AND participant_id = %s)"
-        f" AND NOT EXISTS (SELECT 1 FROM {waitlist} WHERE event_id = %s AND participant_id = %s)"
+        f" WHERE {' AND '.join(conditions)}"
         " ON CONFLICT (event_id, participant_id) DO NOTHING RETURNING id, queued_at"
     )
     field = AdmissionRequest._meta.get_field("queued_at")
-    pair = [event_id, participant_id]
     params: list[Any] = [*pair, Status.PENDING]
     try:
         with connection.cursor() as cursor:
-            cursor.execute(sql, [*params, *pair, *pair])
+            cursor.execute(sql, [*params, *condition_params])
             row = cursor.fetchone()
     except IntegrityError as exc:  # the event was deleted (its foreign key)
         services.queued_events.pop(event_id, None)

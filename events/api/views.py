@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any, cast
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -35,7 +34,7 @@ from events.api.serializers import (
     WaitlistEntrySerializer,
     WaitlistPlaceSerializer,
 )
-from events.models import Enrollment, Event
+from events.models import AdmissionRequest, Enrollment, Event
 from participants import selectors as participant_selectors
 from participants.authentication import CachedStatelessJWTAuthentication, stateless_user
 from participants.domain import Role
@@ -165,33 +164,25 @@ class EventEnrollmentsView(generics.GenericAPIView):
         result = admission.enroll_or_queue(
             event_id=event_id, participant_id=participant.pk, account=participant
         )
-        if isinstance(result, Enrollment):
-            return JsonResponse(EnrollmentSerializer(result).data, status=status.HTTP_201_CREATED)
-        response = JsonResponse(QueuedEnrollmentSerializer(result).data, status=status.HTTP_202_ACCEPTED)
-        response["Location"] = reverse("event-enrollment-me", kwargs={"event_id": event_id})
-        return response
+        return _enrollment_answer(result, event_id=event_id)
 
     def _enroll_token_participant(self, request: HttpRequest, *, event_id: int) -> HttpResponse | None:
-        """The rush's usual request, a participant enrolling themself (no body) in a direct event,
-        without the query that loads the account: the signed token gives the id, and the seat's own
-        statement checks that the account is an active participant's (events.services.enroll's
-        `check_account`), so a deactivated account or one made admin is refused as at once as
-        before. None for anything else, and for an account that check refuses: the caller then
+        """The rush's usual request, a participant enrolling themself (no body), without the query
+        that loads the account: the signed token gives the id, and the seat's own statement on a
+        direct event (events.services.enroll's `check_account`), or the request's insert on a
+        queued one (events.admission.request_admission's), checks that the account is an active
+        participant's, so a deactivated account or one made admin is refused as at once as before.
+        None for anything else, and for an account that check refuses: the caller then
         authenticates the usual way, which answers exactly as before (401, or an admin's 400)."""
-        known = services.queued_events.get(event_id)
-        if known is not None and known[0] > time.monotonic():
-            return None  # a queued event: events.admission's path
         user = stateless_user(request.META.get("HTTP_AUTHORIZATION", ""))
         if user is None:
             return None
         request.user = user  # the request log's user id (also for a refusal's problem answer)
         try:
-            enrollment = services.enroll(
-                event_id=event_id, participant_id=user.pk, direct_only=True, check_account=True
-            )
-        except (services.EventQueued, DjangoPermissionDenied):
+            result = admission.enroll_or_queue(event_id=event_id, participant_id=user.pk, check_account=True)
+        except DjangoPermissionDenied:
             return None
-        return JsonResponse(EnrollmentSerializer(enrollment).data, status=status.HTTP_201_CREATED)
+        return _enrollment_answer(result, event_id=event_id)
 
     @extend_schema(
         request=EnrollRequestSerializer,
@@ -199,6 +190,15 @@ class EventEnrollmentsView(generics.GenericAPIView):
     )
     def post(self, request: Request, event_id: int) -> Response:
         raise AssertionError("served by dispatch()")  # here for the schema only
+
+
+def _enrollment_answer(result: Enrollment | AdmissionRequest, *, event_id: int) -> HttpResponse:
+    """201 with the enrollment, or 202 with the queued request and where to ask for its outcome."""
+    if isinstance(result, Enrollment):
+        return JsonResponse(EnrollmentSerializer(result).data, status=status.HTTP_201_CREATED)
+    response = JsonResponse(QueuedEnrollmentSerializer(result).data, status=status.HTTP_202_ACCEPTED)
+    response["Location"] = reverse("event-enrollment-me", kwargs={"event_id": event_id})
+    return response
 
 
 def _json_body(request: HttpRequest) -> Any:
