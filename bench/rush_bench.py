@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import datetime as dt
 import http.client
 import json
@@ -77,6 +78,8 @@ ACCEPT_TARGET = 0.30  # accepted req/s over the bare app's
 DECISION_LAG_TARGET_S = 2.0  # last decided_at - last queued_at
 WARMUP_PARTICIPANTS = 300
 WARMUP_CAPACITY = 30
+VENV_PY_SPY = Path(sys.executable).parent / "py-spy"
+THIS_TREE, COMPARED_TREE = "this clone", "compared tree"
 
 
 def parse_args() -> argparse.Namespace:
@@ -94,7 +97,26 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--server-threads", type=int, default=4, help="gthread/granian threads per worker (4)"
     )
-    parser.add_argument("--bare-seconds", type=int, default=5, help="each bare measure, before and after (5)")
+    parser.add_argument(
+        "--bare-seconds", type=int, default=5, help="each bare measure, before and after each rush (5)"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="rushes per platform, each on an event of its own (1)"
+    )
+    parser.add_argument(
+        "--compare-tree",
+        type=Path,
+        default=None,
+        help="also serve the platform from this source tree (e.g. `git worktree add /tmp/old HEAD~3`) and "
+        "rush it in the same run, the two taking turns (the order alternating from round to round)",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="record each of this clone's platform workers with py-spy (beside this Python; idle samples "
+        "included, so waits show) during its rushes, as collapsed stacks in this directory",
+    )
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds allowed for the rush (180)")
     parser.add_argument("--db", default=DB_NAME, help=f"throwaway database ({DB_NAME})")
     parser.add_argument("--redis-url", default=REDIS_URL, help=f"Redis db, flushed ({REDIS_URL})")
@@ -104,8 +126,16 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON instead of a table")
     parser.add_argument("--keep-files", action="store_true", help="keep the work directory (logs, tokens)")
     args = parser.parse_args()
-    if args.participants < args.threads or not args.capacity >= 1:
-        parser.error("at least one participant per wrk thread and one seat")
+    if args.participants < args.threads or not args.capacity >= 1 or args.rounds < 1:
+        parser.error("at least one participant per wrk thread, one seat and one round")
+    if args.compare_tree is not None:
+        args.compare_tree = args.compare_tree.resolve()
+        if not (args.compare_tree / "config" / "wsgi.py").is_file():
+            parser.error(f"--compare-tree {args.compare_tree} is not a source tree of the platform")
+    if args.profile is not None:
+        args.profile = args.profile.resolve()
+        if not VENV_PY_SPY.is_file():
+            parser.error(f"--profile needs py-spy: {VENV_PY_SPY.parent}/pip install py-spy")
     return args
 
 
@@ -133,14 +163,16 @@ def configure(args: argparse.Namespace, work_dir: Path) -> None:
 @dataclass
 class Seed:
     admin_token: str
-    rush_event_id: int
-    warmup_event_id: int
+    rush_event_ids: list[int]  # one per rush, in the order they run
+    warmup_event_ids: list[int]  # one per platform
     token_file: Path  # the rush's participants, one token a line
     warmup_token_file: Path
     participants: list[tuple[int, str]]  # (participant id, token) of the rush, in token-file order
 
 
-def seed(args: argparse.Namespace, work_dir: Path) -> Seed:
+def seed(args: argparse.Namespace, work_dir: Path, rushes: int, platforms: int) -> Seed:
+    """An admin, `rushes` rush events and one warm-up event per platform; the participants (the same
+    ones rush every event: a request is per event and participant)."""
     from django.contrib.auth.hashers import make_password
     from django.db import connections
     from rest_framework_simplejwt.tokens import AccessToken
@@ -153,10 +185,12 @@ def seed(args: argparse.Namespace, work_dir: Path) -> Seed:
         email="admin@bench.example", full_name="Bench admin", is_staff=True, password=make_password(None)
     )
     day = dt.date.today() + dt.timedelta(days=30)
+    plan = [(f"Rush {n + 1}", args.capacity) for n in range(rushes)]
+    plan += [(f"Warm-up {n + 1}", WARMUP_CAPACITY) for n in range(platforms)]
     events = [
         Event(title=title, description="bench/rush_bench.py", date=day, time=dt.time(10), location="Hall",
               capacity=capacity)
-        for title, capacity in (("Rush", args.capacity), ("Warm-up", WARMUP_CAPACITY))
+        for title, capacity in plan
     ]  # fmt: skip
     Event.objects.bulk_create(events)
     users = create_participants(args.participants + WARMUP_PARTICIPANTS, "rush")
@@ -167,11 +201,14 @@ def seed(args: argparse.Namespace, work_dir: Path) -> Seed:
     token_file.write_text("".join(f"{token}\n" for _, token in participants))
     warmup_token_file.write_text("".join(f"{AccessToken.for_user(user)}\n" for user in warm))
     connections.close_all()
-    say(f"seeded 2 events and {len(users)} participants with tokens in {time.monotonic() - started:.1f} s")
+    say(
+        f"seeded {len(events)} events and {len(users)} participants with tokens in "
+        f"{time.monotonic() - started:.1f} s"
+    )
     return Seed(
         str(AccessToken.for_user(admin)),
-        events[0].pk,
-        events[1].pk,
+        [event.pk for event in events[:rushes]],
+        [event.pk for event in events[rushes:]],
         token_file,
         warmup_token_file,
         participants,
@@ -327,8 +364,10 @@ class RushCheck:
     queued_at_vs_id_inversions: int  # participants whose rank by queued_at differs from their rank by id
 
 
-def check(port: int, seed: Seed, args: argparse.Namespace, run: WrkRun, watch: QueueWatch) -> RushCheck:
-    event_path = f"/api/v1/events/{seed.rush_event_id}/"
+def check(
+    port: int, seed: Seed, event_id: int, args: argparse.Namespace, run: WrkRun, watch: QueueWatch
+) -> RushCheck:
+    event_path = f"/api/v1/events/{event_id}/"
 
     def mine(item: tuple[int, str]) -> tuple[int, dict[str, Any]]:
         participant_id, token = item
@@ -445,42 +484,153 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
+@dataclass
+class Rush:
+    """One rush: a platform, its event, its run and its figures."""
+
+    tree: str  # THIS_TREE or COMPARED_TREE
+    event_id: int
+    bare_before: float = 0.0
+    bare_after: float = 0.0
+    run: WrkRun | None = None
+    progress: Progress | None = None
+    result: RushCheck | None = None
+
+    @property
+    def bare(self) -> float:
+        return (self.bare_before + self.bare_after) / 2
+
+    @property
+    def ratio(self) -> float:
+        return self.result.accept_rate / self.bare if self.result and self.bare else 0.0
+
+    def ordered(self, args: argparse.Namespace) -> bool:
+        result = self.result
+        return bool(
+            result
+            and result.states.get("confirmed") == args.capacity
+            and result.enrolled_count == args.capacity
+            and result.states.get("waitlisted") == args.participants - args.capacity
+            and result.waitlist_count == args.participants - args.capacity
+            and result.confirmed_are_earliest
+            and result.positions_are_1_to_n
+            and result.positions_follow_queued_at
+            and result.admin_lists_agree
+        )
+
+    def answered(self, args: argparse.Namespace) -> bool:
+        return bool(
+            self.result and self.result.answered_202 == args.participants and self.result.server_errors == 0
+        )
+
+    def data(self, args: argparse.Namespace, timeline: bool) -> dict[str, Any]:
+        progress = self.progress or Progress()
+        data: dict[str, Any] = {
+            "tree": self.tree,
+            "event_id": self.event_id,
+            "bare_rps": [round(self.bare_before, 1), round(self.bare_after, 1)],
+            "accept_ratio": round(self.ratio, 3),
+            "wrk": asdict(self.run) if self.run else None,
+            "check": asdict(self.result) if self.result else None,
+            "ordered": self.ordered(args),
+            "answered": self.answered(args),
+            "polled": {
+                "all_queued_after_s": progress.all_queued_after_s,
+                "all_decided_after_s": progress.all_decided_after_s,
+            },
+        }
+        if timeline:
+            data["timeline"] = progress.timeline
+        return data
+
+
+class Profiler:
+    """py-spy recording every worker of a server (children of its master) while a rush runs."""
+
+    def __init__(self, directory: Path, master_pid: int):
+        self.directory = directory
+        self.master_pid = master_pid
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def start(self, label: str) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        children = Path(f"/proc/{self.master_pid}/task/{self.master_pid}/children").read_text().split()
+        for pid in children:
+            output = self.directory / f"{label}-worker-{pid}.txt"
+            command = [str(VENV_PY_SPY), "record", "--pid", pid, "--idle", "--rate", "250",
+                       "--format", "raw", "--output", str(output), "--nonblocking"]  # fmt: skip
+            self.processes.append(
+                subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            )
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(2)  # SIGINT: py-spy writes its file and exits
+        for process in self.processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self.processes = []
+
+
+def measure_bare(wrk: str, args: argparse.Namespace, bare_url: str) -> float:
+    return run_wrk(wrk, args.threads, args.connections, bare_url, args.bare_seconds, ["fixed", "GET", ""]).rps
+
+
 def run_benchmark(args: argparse.Namespace, work_dir: Path) -> int:
     configure(args, work_dir)
     wrk = ensure_wrk()
     say(f"recreating database {args.db} and flushing {args.redis_url}")
+    trees = [THIS_TREE] + ([COMPARED_TREE] if args.compare_tree else [])
+    # The platforms take turns, the order alternating from round to round.
+    order = [tree for number in range(args.rounds) for tree in (trees if number % 2 == 0 else trees[::-1])]
+    threads = "" if args.server == "gunicorn-sync" else f", {args.server_threads} threads each"
     setup: dict[str, Any] = {
         "cpus": os.cpu_count(),
-        "server": f"{args.server}, {args.workers} workers (bare app and platform alike)",
-        "consumer": "celery -Q admissions --concurrency 1, plus manage.py relay_outbox",
+        "server": f"{args.server}, {args.workers} workers{threads} (bare app and platforms alike)",
+        "consumer": "celery -Q admissions --concurrency 1, plus manage.py relay_outbox (this clone's)",
         "wrk": f"{args.threads} threads, {args.connections} connections",
         "PostgreSQL": recreate_database(args.db),
         "Redis": flush_redis(args.redis_url),
         "Python": platform.python_version(),
         "wrk version": wrk_version(wrk),
-        "rush": f"{args.participants} participants, {args.capacity} seats",
+        "rush": f"{args.participants} participants, {args.capacity} seats, {len(order)} rushes",
     }
+    if args.compare_tree:
+        setup["compared tree"] = str(args.compare_tree)
     say("migrating")
     run_migrations()
     setup_django()
-    seeded = seed(args, work_dir)
+    seeded = seed(args, work_dir, rushes=len(order), platforms=len(trees))
     db_url = os.environ["DATABASE_URL"]
+    rushes = [Rush(tree, event_id) for tree, event_id in zip(order, seeded.rush_event_ids, strict=True)]
 
-    bare_port, port = free_port(), free_port()
+    bare_port = free_port()
+    ports = {tree: free_port() for tree in trees}
     bare_command = server_command(args.server, BARE_APP, bare_port, args.workers, args.server_threads)
-    command = server_command(args.server, PLATFORM_APP, port, args.workers, args.server_threads)
     workers = Workers(work_dir)
-    watch = QueueWatch(db_url, seeded.rush_event_id)
-    warm_watch = QueueWatch(db_url, seeded.warmup_event_id)
-    bare_runs: list[WrkRun] = []
+    profiler: Profiler | None = None
     try:
-        with (
-            running_server("bare app", bare_command, bare_port, work_dir / "bare.log"),
-            running_server("platform", command, port, work_dir / "platform.log"),
-        ):
+        with contextlib.ExitStack() as servers:
+            servers.enter_context(running_server("bare app", bare_command, bare_port, work_dir / "bare.log"))
+            processes = {}
+            for tree in trees:
+                command = server_command(
+                    args.server, PLATFORM_APP, ports[tree], args.workers, args.server_threads
+                )
+                log = work_dir / ("platform.log" if tree == THIS_TREE else "compared.log")
+                cwd = REPO if tree == THIS_TREE else args.compare_tree
+                processes[tree] = servers.enter_context(
+                    running_server(tree, command, ports[tree], log, cwd=cwd)
+                )
+            if args.profile is not None:
+                profiler = Profiler(args.profile, processes[THIS_TREE].pid)
             workers.start()
             workers.wait_ready()
-            for event_id in (seeded.warmup_event_id, seeded.rush_event_id):
+            port = ports[THIS_TREE]
+            for event_id in (*seeded.warmup_event_ids, *seeded.rush_event_ids):
                 changed = request(
                     port, "PATCH", f"/api/v1/events/{event_id}/", seeded.admin_token, {"admission": "queue"}
                 )
@@ -488,147 +638,161 @@ def run_benchmark(args: argparse.Namespace, work_dir: Path) -> int:
                     raise BenchError(f"PATCH admission=queue answered {changed}")
             bare_url = f"http://{HOST}:{bare_port}/bare"
             run_wrk(wrk, args.threads, args.connections, bare_url, 1, ["fixed", "GET", ""])
-            bare_runs.append(run_wrk(wrk, args.threads, args.connections, bare_url, args.bare_seconds,
-                                     ["fixed", "GET", ""]))  # fmt: skip
-            say(f"warm-up: {WARMUP_PARTICIPANTS} requests on another queued event (not measured)")
-            warm_run, warm_progress = run_rush(
-                wrk,
-                args,
-                port,
-                seeded.warmup_event_id,
-                seeded.warmup_token_file,
-                WARMUP_PARTICIPANTS,
-                warm_watch,
-            )
-            if warm_progress.all_decided_after_s is None:
-                raise BenchError(f"the warm-up was not decided; statuses {warm_run.statuses}")
-            say(
-                f"the rush: {args.participants} POSTs on event {seeded.rush_event_id} ({args.capacity} seats)"
-            )
-            run, progress = run_rush(
-                wrk, args, port, seeded.rush_event_id, seeded.token_file, args.participants, watch
-            )
-            say("the bare app again")
-            bare_runs.append(run_wrk(wrk, args.threads, args.connections, bare_url, args.bare_seconds,
-                                     ["fixed", "GET", ""]))  # fmt: skip
-            say("reading every participant's answer and the admin's lists through the API")
-            result = check(port, seeded, args, run, watch)
+            for tree, warmup_event_id in zip(trees, seeded.warmup_event_ids, strict=True):
+                say(f"warm-up of {tree}: {WARMUP_PARTICIPANTS} requests on a queued event (not measured)")
+                warm_watch = QueueWatch(db_url, warmup_event_id)
+                try:
+                    warm_run, warm_progress = run_rush(
+                        wrk, args, ports[tree], warmup_event_id, seeded.warmup_token_file,
+                        WARMUP_PARTICIPANTS, warm_watch,
+                    )  # fmt: skip
+                finally:
+                    warm_watch.close()
+                if warm_progress.all_decided_after_s is None:
+                    raise BenchError(f"the warm-up was not decided; statuses {warm_run.statuses}")
+            bare = measure_bare(wrk, args, bare_url)
+            for number, rush in enumerate(rushes, 1):
+                say(
+                    f"rush {number}/{len(rushes)} on {rush.tree}: {args.participants} POSTs on event "
+                    f"{rush.event_id} ({args.capacity} seats)"
+                )
+                rush.bare_before = bare
+                watch = QueueWatch(db_url, rush.event_id)
+                try:
+                    if profiler is not None and rush.tree == THIS_TREE:
+                        profiler.start(f"rush{number}")
+                    try:
+                        rush.run, rush.progress = run_rush(
+                            wrk, args, ports[rush.tree], rush.event_id, seeded.token_file, args.participants,
+                            watch,
+                        )  # fmt: skip
+                    finally:
+                        if profiler is not None:
+                            profiler.stop()
+                    say("the bare app again")
+                    bare = rush.bare_after = measure_bare(wrk, args, bare_url)
+                    say("reading every participant's answer and the admin's lists through the API")
+                    rush.result = check(port, seeded, rush.event_id, args, rush.run, watch)
+                finally:
+                    watch.close()
     finally:
+        if profiler is not None:
+            profiler.stop()
         workers.stop()
-        watch.close()
-        warm_watch.close()
     purge_queues()
-    bare = statistics.mean(r.rps for r in bare_runs)
-    ratio = result.accept_rate / bare if bare else 0.0
-    ordered = (
-        result.states.get("confirmed") == args.capacity
-        and result.enrolled_count == args.capacity
-        and result.states.get("waitlisted") == args.participants - args.capacity
-        and result.waitlist_count == args.participants - args.capacity
-        and result.confirmed_are_earliest
-        and result.positions_are_1_to_n
-        and result.positions_follow_queued_at
-        and result.admin_lists_agree
-    )
-    targets = {
+    mine = [rush for rush in rushes if rush.tree == THIS_TREE]
+    ratio = statistics.median(rush.ratio for rush in mine)
+    lag = max(rush.result.decision_lag_s if rush.result else float("inf") for rush in mine)
+    targets: dict[str, dict[str, Any]] = {
         "accept": {
             "value": round(ratio, 3),
             "target": f">= {ACCEPT_TARGET}",
             "passed": ratio >= ACCEPT_TARGET,
         },
         "decision_lag_s": {
-            "value": round(result.decision_lag_s, 3),
+            "value": round(lag, 3),
             "target": f"<= {DECISION_LAG_TARGET_S}",
-            "passed": result.decision_lag_s <= DECISION_LAG_TARGET_S,
+            "passed": lag <= DECISION_LAG_TARGET_S,
         },
-        "order": {"passed": ordered},
-        "answers": {
-            "passed": result.answered_202 == args.participants and result.server_errors == 0,
-        },
+        "order": {"passed": all(rush.ordered(args) for rush in rushes)},
+        "answers": {"passed": all(rush.answered(args) for rush in rushes)},
     }
-    logs = {
-        name: asdict(read_server_log(work_dir / f"{name}.log"))
-        for name in ("platform", "admissions", "relay")
-    }
+    log_names = ["platform", "admissions", "relay"] + (["compared"] if args.compare_tree else [])
+    logs = {name: asdict(read_server_log(work_dir / f"{name}.log")) for name in log_names}
     logs["admissions"].update(consumer_work(work_dir / "admissions.log"))
     data = {
         "setup": setup,
-        "bare_rps": [round(r.rps, 1) for r in bare_runs],
-        "rush": {
-            "wrk": asdict(run),
-            "check": asdict(result),
-            "polled": {
-                "all_queued_after_s": progress.all_queued_after_s,
-                "all_decided_after_s": progress.all_decided_after_s,
-            },
-        },
+        "rushes": [rush.data(args, timeline=args.json) for rush in rushes],
         "targets": targets,
         "logs": logs,
     }
+    if args.profile is not None:
+        data["profile"] = str(args.profile)
     if args.json:
-        data["rush"]["timeline"] = progress.timeline  # type: ignore[index]
         print(json.dumps(data, indent=2, default=str))
     else:
-        print_report(args, data, result, bare, ratio, progress, targets)
+        print_report(args, data, rushes, targets)
     return 0
 
 
 def print_report(
     args: argparse.Namespace,
     data: dict[str, Any],
-    result: RushCheck,
-    bare: float,
-    ratio: float,
-    progress: Progress,
+    rushes: list[Rush],
     targets: dict[str, dict[str, Any]],
 ) -> None:
     print()
     print("Setup: " + ", ".join(f"{key} {value}" for key, value in data["setup"].items()))
+    for number, rush in enumerate(rushes, 1):
+        result, progress, run = rush.result, rush.progress, rush.run
+        assert result is not None and progress is not None and run is not None
+        print()
+        print(f"Rush {number} ({rush.tree}, event {rush.event_id})")
+        print(
+            f"bare app: {rush.bare_before:.1f} / {rush.bare_after:.1f} req/s before / after "
+            f"(mean {rush.bare:.1f})"
+        )
+        print(
+            f"accepted: {result.answered_202} x 202 in {result.accept_window_s:.2f} s "
+            "(first to last queued_at) "
+            f"= {result.accept_rate:.1f} req/s = {rush.ratio:.3f} x bare   target >= {ACCEPT_TARGET}  "
+            f"{verdict(rush.ratio >= ACCEPT_TARGET)}"
+        )
+        print(
+            f"last decision {result.decision_lag_s:.3f} s after the last 202 (decided_at - queued_at)   "
+            f"target <= {DECISION_LAG_TARGET_S} s  {verdict(result.decision_lag_s <= DECISION_LAG_TARGET_S)}"
+        )
+        if progress.all_queued_after_s is not None and progress.all_decided_after_s is not None:
+            print(
+                f"  polled: all {args.participants} queued {progress.all_queued_after_s:.2f} s after wrk "
+                f"started, all decided {progress.all_decided_after_s:.2f} s"
+            )
+        print(
+            f"states (each participant's enrollments/me/): {result.states}; event enrolled_count "
+            f"{result.enrolled_count}, waitlist_count {result.waitlist_count}"
+        )
+        print(
+            f"  confirmed are the {args.capacity} earliest queued_at: "
+            f"{verdict(result.confirmed_are_earliest)}"
+        )
+        print(f"  waiting-list positions are 1..n: {verdict(result.positions_are_1_to_n)}")
+        print(f"  waiting-list order is queued_at order: {verdict(result.positions_follow_queued_at)}")
+        print(f"  admin's participants ({result.admin_participants}) and waiting list agree: "
+              f"{verdict(result.admin_lists_agree)}")  # fmt: skip
+        print(
+            f"  (diagnostic: {result.queued_at_vs_id_inversions} participants rank differently by queued_at "
+            "than by request id, the consumer's queue order)"
+        )
+        print(f"  order overall: {verdict(rush.ordered(args))}")
+        print(
+            f"answers: 202 x {result.answered_202} of {args.participants}, 5xx {result.server_errors}, "
+            f"others {result.other_statuses}: {verdict(rush.answered(args))}"
+        )
+        print(
+            f"  POST latency (wrk): p50 {run.p50_ms:.1f} ms, p99 {run.p99_ms:.1f} ms, "
+            f"max {run.max_ms:.1f} ms; socket errors {run.socket_errors}"
+        )
     print()
+    mine = [rush for rush in rushes if rush.tree == THIS_TREE]
     print(
-        f"bare app: {' / '.join(str(v) for v in data['bare_rps'])} req/s before / after the rush "
-        f"(mean {bare:.1f})"
-    )
-    print(
-        f"accepted: {result.answered_202} x 202 in {result.accept_window_s:.2f} s (first to last queued_at) "
-        f"= {result.accept_rate:.1f} req/s = {ratio:.3f} x bare   target >= {ACCEPT_TARGET}  "
+        f"accepting, this clone: {targets['accept']['value']} x bare (median of {len(mine)}; "
+        f"{', '.join(f'{rush.ratio:.3f}' for rush in mine)})  target >= {ACCEPT_TARGET}  "
         f"{verdict(targets['accept']['passed'])}"
     )
-    print(
-        f"last decision {result.decision_lag_s:.3f} s after the last 202 (decided_at - queued_at)   "
-        f"target <= {DECISION_LAG_TARGET_S} s  {verdict(targets['decision_lag_s']['passed'])}"
-    )
-    if progress.all_queued_after_s is not None and progress.all_decided_after_s is not None:
+    other = [rush for rush in rushes if rush.tree == COMPARED_TREE]
+    if other:
         print(
-            f"  polled: all {args.participants} queued {progress.all_queued_after_s:.2f} s after wrk "
-            "started, "
-            f"all decided {progress.all_decided_after_s:.2f} s"
+            f"accepting, compared tree: {statistics.median(rush.ratio for rush in other):.3f} x bare "
+            f"({', '.join(f'{rush.ratio:.3f}' for rush in other)})"
         )
     print(
-        f"states (each participant's enrollments/me/): {result.states}; event enrolled_count "
-        f"{result.enrolled_count}, waitlist_count {result.waitlist_count}"
-    )
-    print(f"  confirmed are the {args.capacity} earliest queued_at: {verdict(result.confirmed_are_earliest)}")
-    print(f"  waiting-list positions are 1..n: {verdict(result.positions_are_1_to_n)}")
-    print(f"  waiting-list order is queued_at order: {verdict(result.positions_follow_queued_at)}")
-    print(f"  admin's participants ({result.admin_participants}) and waiting list agree: "
-          f"{verdict(result.admin_lists_agree)}")  # fmt: skip
-    print(
-        f"  (diagnostic: {result.queued_at_vs_id_inversions} participants rank differently by queued_at "
-        "than by request id, the consumer's queue order)"
-    )
-    print(f"  order overall: {verdict(targets['order']['passed'])}")
-    print(
-        f"answers: 202 x {result.answered_202} of {args.participants}, 5xx {result.server_errors}, "
-        f"others {result.other_statuses}: {verdict(targets['answers']['passed'])}"
-    )
-    wrk_run = data["rush"]["wrk"]
-    print(
-        f"  POST latency (wrk): p50 {wrk_run['p50_ms']:.1f} ms, p99 {wrk_run['p99_ms']:.1f} ms, "
-        f"max {wrk_run['max_ms']:.1f} ms; socket errors {wrk_run['socket_errors']}"
+        f"last decision, order, answers: {verdict(targets['decision_lag_s']['passed'])}, "
+        f"{verdict(targets['order']['passed'])}, {verdict(targets['answers']['passed'])}"
     )
     work = data["logs"]["admissions"]
     print(f"admission consumer: {work['tasks']} decide tasks, busy {work['busy_s']} s in all")
+    if "profile" in data:
+        print(f"py-spy profiles (collapsed stacks, idle included) of this clone's workers: {data['profile']}")
     for name, log in data["logs"].items():
         levels = ", ".join(f"{level} {count}" for level, count in sorted(log["lines_by_level"].items()))
         print(f"{name} log: {levels or 'empty'}")
