@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, connection, transaction
@@ -205,8 +206,13 @@ def _insert_request(
     if row is None:
         return None
     queued_at = row[1]
-    if not isinstance(queued_at, dt.datetime):  # SQLite returns text
+    if not isinstance(queued_at, dt.datetime):
         queued_at = field.to_python(queued_at)
+    if settings.USE_TZ and timezone.is_naive(queued_at):
+        # SQLite returns the time naive (text, or parsed by its column type's converter), in the
+        # connection's time zone (UTC), as the ORM's own converter reads it; left naive, the answer
+        # took it for TIME_ZONE's time, hours off on a server outside UTC.
+        queued_at = timezone.make_aware(queued_at, connection.timezone)
     return int(row[0]), queued_at
 
 

@@ -127,3 +127,31 @@ def test_refusals_keep_their_answers_and_the_log_names_the_account(caplog):
     lines = [r for r in caplog.records if r.name == "http.request"]
     assert lines and lines[0].fields["user_id"] == participant.pk  # an int, as for DRF's requests
     assert {line.fields["status"] for line in lines} >= {202, 409, 404}
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin"])
+def test_the_202_body_is_what_its_serializer_makes_of_the_stored_request(zone):
+    """The answer is built without the serializer, which still describes it in the schema: the same
+    fields and the same bytes, for a new request and for one asked again while pending."""
+    from django.test import override_settings
+
+    from events.api.serializers import QueuedEnrollmentSerializer
+
+    event = EventFactory(admission="queue")
+    participant = UserFactory()
+    api = client_for(participant)
+    with override_settings(TIME_ZONE=zone):
+        first = api.post(url(event))
+        stored = AdmissionRequest.objects.get(event=event, participant=participant)
+        expected = dict(QueuedEnrollmentSerializer(stored).data)
+    assert first.status_code == 202
+    # The embedded default decides at once: the answer is the request as it was accepted.
+    assert first.json() == {**expected, "status": "pending"}
+    assert first["Location"] == f"{url(event)}me/"
+    pending = AdmissionRequest.objects.create(event=EventFactory(admission="queue"), participant=participant)
+    with override_settings(TIME_ZONE=zone):
+        again = api.post(f"/api/v1/events/{pending.event_id}/enrollments/")
+        expected = dict(QueuedEnrollmentSerializer(AdmissionRequest.objects.get(pk=pending.pk)).data)
+    assert again.status_code == 202
+    assert again.json() == expected
+    assert again["Location"] == f"/api/v1/events/{pending.event_id}/enrollments/me/"
