@@ -89,7 +89,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--participants", type=int, default=5000, help="participants in the rush (5000)")
     parser.add_argument("--capacity", type=int, default=500, help="seats of the queued event (500)")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections (16)")
-    parser.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="wrk threads (1): with more, the first thread through its tokens stops with its connections "
+        "open, and every sync worker that answered one waits 2 s for it to close (gunicorn's lingering "
+        "close), holding the other threads' last requests back",
+    )
     parser.add_argument(
         "--server", choices=SERVERS, default="gunicorn-sync", help="HTTP server (gunicorn-sync)"
     )
@@ -116,6 +123,11 @@ def parse_args() -> argparse.Namespace:
         default=None,
         help="record each of this clone's platform workers with py-spy (beside this Python; idle samples "
         "included, so waits show) during its rushes, as collapsed stacks in this directory",
+    )
+    parser.add_argument(
+        "--profile-cpu",
+        action="store_true",
+        help="with --profile: on-CPU samples only (where the CPU goes, rather than the wall time)",
     )
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds allowed for the rush (180)")
     parser.add_argument("--db", default=DB_NAME, help=f"throwaway database ({DB_NAME})")
@@ -547,9 +559,10 @@ class Rush:
 class Profiler:
     """py-spy recording every worker of a server (children of its master) while a rush runs."""
 
-    def __init__(self, directory: Path, master_pid: int):
+    def __init__(self, directory: Path, master_pid: int, idle: bool = True):
         self.directory = directory
         self.master_pid = master_pid
+        self.idle = idle
         self.processes: list[subprocess.Popen[bytes]] = []
 
     def start(self, label: str) -> None:
@@ -557,8 +570,9 @@ class Profiler:
         children = Path(f"/proc/{self.master_pid}/task/{self.master_pid}/children").read_text().split()
         for pid in children:
             output = self.directory / f"{label}-worker-{pid}.txt"
-            command = [str(VENV_PY_SPY), "record", "--pid", pid, "--idle", "--rate", "250",
-                       "--format", "raw", "--output", str(output), "--nonblocking"]  # fmt: skip
+            idle = ["--idle"] if self.idle else []
+            command = [str(VENV_PY_SPY), "record", "--pid", pid, *idle, "--rate", "250", "--format", "raw",
+                       "--output", str(output), "--nonblocking"]  # fmt: skip
             self.processes.append(
                 subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             )
@@ -626,7 +640,7 @@ def run_benchmark(args: argparse.Namespace, work_dir: Path) -> int:
                     running_server(tree, command, ports[tree], log, cwd=cwd)
                 )
             if args.profile is not None:
-                profiler = Profiler(args.profile, processes[THIS_TREE].pid)
+                profiler = Profiler(args.profile, processes[THIS_TREE].pid, idle=not args.profile_cpu)
             workers.start()
             workers.wait_ready()
             port = ports[THIS_TREE]
