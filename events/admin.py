@@ -60,8 +60,8 @@ class EnrollmentInline(admin.TabularInline):
 
     model = Enrollment
     template = ROWS_TEMPLATE
-    fields = ["person", "enrolled_at", "checked_in"]
-    readonly_fields = ["person", "enrolled_at", "checked_in"]
+    fields = ["person", "enrolled_at", "reminded", "checked_in"]
+    readonly_fields = ["person", "enrolled_at", "reminded", "checked_in"]
     extra = 0
     can_delete = True
     verbose_name = "enrolled participant"
@@ -77,6 +77,11 @@ class EnrollmentInline(admin.TabularInline):
     @admin.display(description="Enrolled at")
     def enrolled_at(self, obj: Enrollment) -> str:
         return display_for_value(obj.created_at, "")  # in the admin's zone and format
+
+    @admin.display(description="Reminded at")
+    def reminded(self, obj: Enrollment) -> str:
+        # Empty until the reminder before the event (events.reminders); again after a move later.
+        return display_for_value(obj.reminded_at, "—")
 
     @admin.display(description="Checked in at")
     def checked_in(self, obj: Enrollment) -> str:

@@ -22,7 +22,7 @@ from config.outbox.models import OutboxMessage
 from events import reminders, services
 from events.models import Enrollment
 from notifications.models import Notification
-from tests.factories import EventFactory, UserFactory
+from tests.factories import AdminFactory, EventFactory, UserFactory
 from tests.helpers import broker, database_url_for_children, needs_service, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -236,3 +236,18 @@ def test_beat_ticks_through_the_broker_and_a_restarted_worker_send_one_reminder_
     # Django's file backend may put emails sent within one second into one file: count emails.
     written = "".join(path.read_text() for path in (tmp_path / "mail").iterdir())
     assert written.count("X-Notification-ID:") == 3
+
+
+@pytest.mark.django_db
+def test_the_event_page_of_the_admin_shows_when_each_participant_was_reminded(client):
+    event = event_starting_in(dt.timedelta(hours=3))
+    reminded, late = UserFactory(full_name="Early Bird"), UserFactory(full_name="Late Comer")
+    enroll(event, reminded)
+    reminders.send_due_reminders()
+    enroll(event, late)  # after the tick: not reminded yet
+    client.force_login(AdminFactory())
+    page = client.get(f"/admin/events/event/{event.pk}/change/").content.decode()
+    assert "Reminded at" in page
+    rows = {name: page.split(name, 1)[1].split("</tr>", 1)[0] for name in ("Early Bird", "Late Comer")}
+    assert "—" not in rows["Early Bird"].split("field-reminded", 1)[1].split("</td>", 1)[0]
+    assert "—" in rows["Late Comer"].split("field-reminded", 1)[1].split("</td>", 1)[0]
