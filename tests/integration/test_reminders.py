@@ -201,41 +201,46 @@ def _worker(env):
 @needs_service("CELERY_BROKER_URL")
 @pytest.mark.django_db(transaction=True)
 def test_beat_ticks_through_the_broker_and_a_restarted_worker_send_one_reminder_each(tmp_path):
-    """What beat sends (the task, through RabbitMQ) to a real worker process; the worker is killed
-    and another takes over between two ticks: every participant gets exactly one reminder email."""
+    """What beat sends (the task, through RabbitMQ) to a real worker process. The first worker
+    reminds three participants and is killed; another takes over and two more ticks come, each
+    finding one newcomer due: everyone gets exactly one reminder, and one email."""
     event = event_starting_in(dt.timedelta(hours=6))
-    users = UserFactory.create_batch(3)
-    for user in users:
+    first_three = UserFactory.create_batch(3)
+    for user in first_three:
         Enrollment.objects.create(event=event, participant=user)
     env = {**os.environ, "DATABASE_URL": database_url_for_children(), "VAR_DIR": str(tmp_path)}
+
+    def sent_reminders() -> int:
+        return Notification.objects.filter(kind="event_reminder", status="sent").count()
+
     with broker(os.environ["CELERY_BROKER_URL"]):
         celery_app.control.purge()
         first = _worker(env)
         try:
             celery_app.send_task(reminders.SEND_TASK)
-            wait_until(lambda: Enrollment.objects.filter(reminded_at__isnull=False).count() == 3, timeout=60)
+            wait_until(lambda: sent_reminders() == 3, timeout=60)
         finally:
             first.send_signal(signal.SIGKILL)
             first.wait(timeout=30)
         second = _worker(env)
         try:
-            celery_app.send_task(reminders.SEND_TASK)  # the next minute's tick
-            celery_app.send_task(reminders.SEND_TASK)
-            # The relay publishes whatever the killed worker committed but had not published.
+            newcomers = []
+            for _tick in range(2):  # the next minutes' ticks; each has one newcomer to remind
+                newcomers.append(UserFactory())
+                Enrollment.objects.create(event=event, participant=newcomers[-1])
+                celery_app.send_task(reminders.SEND_TASK)
+                wait_until(lambda: sent_reminders() == 3 + len(newcomers), timeout=60)
+            # Whatever the killed worker committed but had not published is published again.
             call_command("relay_outbox", "--once")
-            wait_until(
-                lambda: Notification.objects.filter(kind="event_reminder", status="sent").count() == 3,
-                timeout=60,
-            )
             time.sleep(1)  # room for a duplicate to show up, were there one
         finally:
             second.terminate()
             second.wait(timeout=30)
-    reminded = Notification.objects.filter(kind="event_reminder")
-    assert sorted(reminded.values_list("user_id", flat=True)) == sorted(u.pk for u in users)
+    reminded = sorted(Notification.objects.filter(kind="event_reminder").values_list("user_id", flat=True))
+    assert reminded == sorted(u.pk for u in [*first_three, *newcomers])
     # Django's file backend may put emails sent within one second into one file: count emails.
     written = "".join(path.read_text() for path in (tmp_path / "mail").iterdir())
-    assert written.count("X-Notification-ID:") == 3
+    assert written.count("X-Notification-ID:") == 5
 
 
 @pytest.mark.django_db
