@@ -74,6 +74,8 @@ def test_a_malformed_body_without_a_token_is_still_401_first():
 
 
 def test_refusals_keep_their_answers_and_the_log_names_the_account(caplog):
+    # At INFO whatever an earlier test left the loggers' levels at (a worker's logging setup).
+    caplog.set_level("INFO", logger="http.request")
     participant, event = UserFactory(), EventFactory(capacity=1)
     api = client_for(participant)
     assert api.post(url(event)).status_code == 201

@@ -115,6 +115,8 @@ def test_a_started_event_answers_a_deactivated_account_401_before_closed():
 
 
 def test_refusals_keep_their_answers_and_the_log_names_the_account(caplog):
+    # At INFO whatever an earlier test left the loggers' levels at (a worker's logging setup).
+    caplog.set_level("INFO", logger="http.request")
     event = EventFactory(capacity=1, admission="queue")
     participant = UserFactory()
     api = client_for(participant)
