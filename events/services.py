@@ -203,36 +203,30 @@ def enroll(
                 direct_only=direct_only,
                 participant_id=participant_id if check_account else None,
             )
-            if event is None:
-                _refuse_enrollment(
-                    event_id=event_id,
+            if event is not None:
+                if domain.is_closed(event.starts_at, now):
+                    _rejected(domain.EventClosed())  # raising gives the seat back (rollback)
+                notifications.notify_participant(
+                    kind=Kind.ENROLLMENT_CONFIRMED,
                     participant_id=participant_id,
-                    now=now,
-                    direct_only=direct_only,
-                    check_account=check_account,
+                    event=event,
+                    account=account,
+                    checkin_code=enrollment.checkin_code,
                 )
-            if domain.is_closed(event.starts_at, now):
-                _rejected(domain.EventClosed())  # raising gives the seat back (rollback)
-            notifications.notify_participant(
-                kind=Kind.ENROLLMENT_CONFIRMED,
-                participant_id=participant_id,
-                event=event,
-                account=account,
-                checkin_code=enrollment.checkin_code,
-            )
-            transaction.on_commit(lambda: _seats_changed(event_id, event.seats))
-            transaction.on_commit(metrics.ENROLLMENTS.inc)
+                transaction.on_commit(lambda: _seats_changed(event_id, event.seats))
+                transaction.on_commit(metrics.ENROLLMENTS.inc)
+                return enrollment
     except IntegrityError:
-        # The unique (event, participant) constraint: the rollback gave the seat back. The slow
-        # path tells which answer applies (a closed event's answer comes before the duplicate's).
-        _refuse_enrollment(
-            event_id=event_id,
-            participant_id=participant_id,
-            now=now,
-            direct_only=direct_only,
-            check_account=check_account,
-        )
-    return enrollment
+        pass  # the unique (event, participant) constraint: the rollback gave the seat back
+    # No seat was taken, or a duplicate's was given back: the slow path tells which answer applies
+    # (a closed event's answer comes before the duplicate's).
+    _refuse_enrollment(
+        event_id=event_id,
+        participant_id=participant_id,
+        now=now,
+        direct_only=direct_only,
+        check_account=check_account,
+    )
 
 
 _EVENT_COLUMNS = (
