@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from rest_framework.test import APIClient
@@ -164,3 +167,28 @@ def asgi_server(tmp_path, **env: str):
             raise
         finally:
             log.close()
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def notifications_worker_process(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """A real Celery worker process on the notifications queue (solo pool), to kill and restart."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "notifications", "-P", "solo",
+         "--without-heartbeat", "--without-mingle", "--without-gossip", "-l", "warning"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def scrape_metrics(client: APIClient) -> dict[str, float]:
+    """The samples `GET /metrics` exports, by name with labels (`name{label="value"}`)."""
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain")
+    samples = {}
+    for line in response.content.decode().splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+    return samples

@@ -14,7 +14,7 @@ from events import services
 from events.domain import display_checkin_code
 from events.models import Enrollment
 from tests.factories import AdminFactory, EventFactory, UserFactory
-from tests.helpers import assert_problem, client_for
+from tests.helpers import assert_problem, client_for, scrape_metrics
 
 # Real commits: the metric is counted on commit, and the race below needs its own connections.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -256,25 +256,14 @@ def test_simultaneous_check_ins_of_one_code_record_one_time(live_server, at_once
         assert enrollment.checked_in_at.isoformat().replace("+00:00", "Z") == answers[0][2]
 
 
-def _scrape(anon) -> dict[str, float]:
-    response = anon.get("/metrics")
-    assert response.status_code == 200
-    samples = {}
-    for line in response.content.decode().splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            samples[name] = float(value)
-    return samples
-
-
 def test_check_ins_are_counted_on_metrics(anon, admin_api, event, ticket):
     """`events_check_ins_total` counts first check-ins: not the refusals."""
-    before = _scrape(anon).get("events_check_ins_total", 0.0)
+    before = scrape_metrics(anon).get("events_check_ins_total", 0.0)
     url = check_in_url(event.pk)
     assert admin_api.post(url, {"code": ticket.checkin_code}, format="json").status_code == 201
     assert admin_api.post(url, {"code": ticket.checkin_code}, format="json").status_code == 409
     assert admin_api.post(url, {"code": "AAAA" * 4}, format="json").status_code == 404
-    assert _scrape(anon)["events_check_ins_total"] - before == 1
+    assert scrape_metrics(anon)["events_check_ins_total"] - before == 1
 
 
 def test_the_report_lists_when_each_participant_checked_in(admin_api, event, ann, ticket):

@@ -7,21 +7,9 @@ from django.core import mail
 
 from events import services as event_services
 from tests.factories import EventFactory, UserFactory
-from tests.helpers import assert_problem, client_for
+from tests.helpers import assert_problem, client_for, scrape_metrics
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def scrape(anon) -> dict[str, float]:
-    response = anon.get("/metrics")
-    assert response.status_code == 200
-    assert response["Content-Type"].startswith("text/plain")
-    samples = {}
-    for line in response.content.decode().splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            samples[name] = float(value)
-    return samples
 
 
 def value(samples, name, **labels):
@@ -31,14 +19,14 @@ def value(samples, name, **labels):
 
 def test_enrollment_counters_move(anon, participant_api, participant):
     event = EventFactory(capacity=1, title="Town hall")
-    before = scrape(anon)
+    before = scrape_metrics(anon)
     assert participant_api.post(f"/api/v1/events/{event.pk}/enrollments/").status_code == 201
     assert_problem(participant_api.post(f"/api/v1/events/{event.pk}/enrollments/"), 409, "already_enrolled")
     assert_problem(
         client_for(UserFactory()).post(f"/api/v1/events/{event.pk}/enrollments/"), 409, "event_full"
     )
     assert participant_api.delete(f"/api/v1/events/{event.pk}/enrollments/me/").status_code == 204
-    after = scrape(anon)
+    after = scrape_metrics(anon)
 
     def moved(name, **labels):
         return value(after, name, **labels) - value(before, name, **labels)
@@ -69,11 +57,11 @@ def test_failures_and_outbox_backlog(anon, participant, settings):
 
     settings.EMAIL_BACKEND = "tests.support.FailingEmailBackend"
     settings.NOTIFICATION_MAX_RETRIES = 0
-    before = scrape(anon)
+    before = scrape_metrics(anon)
     event_services.enroll(event_id=EventFactory().pk, participant_id=participant.pk)
     with broker(DEAD_BROKER):
         event_services.enroll(event_id=EventFactory().pk, participant_id=participant.pk)
-    after = scrape(anon)
+    after = scrape_metrics(anon)
     assert value(after, "notifications_failed_total") - value(before, "notifications_failed_total") == 1
     assert value(after, "outbox_pending_messages") == 1
     assert value(after, "outbox_oldest_pending_age_seconds") >= 0
@@ -95,7 +83,7 @@ def test_every_metric_on_the_dashboard_is_exported(anon, admin_api, participant_
     app.tasks["notifications.send_notification"].apply(
         kwargs={"notification_id": "not-an-id"}
     )  # a task failure
-    exported = {re.sub(r"\{.*", "", name) for name in scrape(anon)}
+    exported = {re.sub(r"\{.*", "", name) for name in scrape_metrics(anon)}
     missing = {name for name in DASHBOARD_METRICS if name not in exported}
     assert not missing, f"the dashboard uses metrics nobody exports: {sorted(missing)}"
 

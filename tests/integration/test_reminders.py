@@ -3,11 +3,8 @@
 import datetime as dt
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -23,9 +20,13 @@ from events import reminders, services
 from events.models import Enrollment
 from notifications.models import Notification
 from tests.factories import AdminFactory, EventFactory, UserFactory
-from tests.helpers import broker, database_url_for_children, needs_service, wait_until
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import (
+    broker,
+    database_url_for_children,
+    needs_service,
+    notifications_worker_process,
+    wait_until,
+)
 
 
 def event_starting_in(delta: dt.timedelta, **fields):
@@ -190,14 +191,6 @@ def test_the_in_process_beat_runs_the_schedule():
     assert len(ticks) <= stopped_at + 1  # at most the tick that was running
 
 
-def _worker(env):
-    return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "notifications", "-P", "solo",
-         "--without-heartbeat", "--without-mingle", "--without-gossip", "-l", "warning"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-
-
 @needs_service("CELERY_BROKER_URL")
 @pytest.mark.django_db(transaction=True)
 def test_beat_ticks_through_the_broker_and_a_restarted_worker_send_one_reminder_each(tmp_path):
@@ -215,14 +208,14 @@ def test_beat_ticks_through_the_broker_and_a_restarted_worker_send_one_reminder_
 
     with broker(os.environ["CELERY_BROKER_URL"]):
         celery_app.control.purge()
-        first = _worker(env)
+        first = notifications_worker_process(env)
         try:
             celery_app.send_task(reminders.SEND_TASK)
             wait_until(lambda: sent_reminders() == 3, timeout=60)
         finally:
             first.send_signal(signal.SIGKILL)
             first.wait(timeout=30)
-        second = _worker(env)
+        second = notifications_worker_process(env)
         try:
             newcomers = []
             for _tick in range(2):  # the next minutes' ticks; each has one newcomer to remind

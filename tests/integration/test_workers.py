@@ -3,10 +3,7 @@
 import json
 import os
 import signal
-import subprocess
-import sys
 import urllib.request
-from pathlib import Path
 
 import pytest
 from django.core import mail
@@ -17,11 +14,17 @@ from config.outbox.models import OutboxMessage
 from notifications.models import Notification
 from reports.models import Report
 from tests.factories import EventFactory, UserFactory
-from tests.helpers import DEAD_BROKER, broker, client_for, free_port, needs_service, wait_until
+from tests.helpers import (
+    DEAD_BROKER,
+    broker,
+    client_for,
+    free_port,
+    needs_service,
+    notifications_worker_process,
+    wait_until,
+)
 
 pytestmark = [needs_service("CELERY_BROKER_URL"), pytest.mark.django_db(transaction=True)]
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def sent(notification_filter=None):
@@ -68,14 +71,6 @@ def test_rabbitmq_outage_loses_nothing(celery_worker, participant_api):
     assert len(mail.outbox) == 1
 
 
-def _worker(env):
-    return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "notifications", "-P", "solo",
-         "--without-heartbeat", "--without-mingle", "--without-gossip", "-l", "warning"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-
-
 def test_worker_killed_mid_send_redelivers_and_sends_once(participant_api, tmp_path):
     from config.celery import app as celery_app
 
@@ -93,7 +88,7 @@ def test_worker_killed_mid_send_redelivers_and_sends_once(participant_api, tmp_p
         "EMAIL_BACKEND": "tests.support.SlowFileEmailBackend",
         "SLOW_EMAIL_SECONDS": "30",
     }
-    doomed = _worker(env)
+    doomed = notifications_worker_process(env)
     try:
         event = EventFactory()
         with broker(os.environ["CELERY_BROKER_URL"]):
@@ -106,7 +101,9 @@ def test_worker_killed_mid_send_redelivers_and_sends_once(participant_api, tmp_p
         assert not (tmp_path / "mail").exists() or not list((tmp_path / "mail").iterdir())
 
         metrics_port = free_port()
-        survivor = _worker({**env, "SLOW_EMAIL_SECONDS": "0", "METRICS_PORT": str(metrics_port)})
+        survivor = notifications_worker_process(
+            {**env, "SLOW_EMAIL_SECONDS": "0", "METRICS_PORT": str(metrics_port)}
+        )
         try:
             wait_until(lambda: Notification.objects.get().status == "sent", timeout=90)
             # The worker's own metrics endpoint counts what it did (just after its commit).
