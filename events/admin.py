@@ -462,9 +462,7 @@ class EventAdmin(admin.ModelAdmin):
             if participant is None:
                 continue
             try:
-                enrolled.append(
-                    services.enroll(event_id=event_id, participant_id=participant.pk, account=participant)
-                )
+                enrolled.append(services.enroll(event_id=event_id, participant_id=participant.pk))
             except DomainError as refusal:  # changed since the form was checked
                 self.message_user(
                     request, f"{participant} was not enrolled: {refusal.message}", messages.ERROR

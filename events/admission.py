@@ -47,7 +47,7 @@ Status = domain.RequestStatus
 
 
 def enroll_or_queue(
-    *, event_id: int, participant_id: int, account: object = None, check_account: bool = False
+    *, event_id: int, participant_id: int, check_account: bool = False
 ) -> Enrollment | AdmissionRequest:
     """The API's enrollment: a seat at once on a direct event (Enrollment), a queued request on a
     queued one (AdmissionRequest, decided later). Direct events pay nothing for the check: the
@@ -66,7 +66,6 @@ def enroll_or_queue(
         return services.enroll(
             event_id=event_id,
             participant_id=participant_id,
-            account=account,
             direct_only=True,
             check_account=check_account,
         )

@@ -5,9 +5,11 @@ Capacity is enforced by the database: a conditional UPDATE takes a seat only whi
 SQLite runs writes as IMMEDIATE transactions, one at a time). The insert of the enrollment follows
 in the same transaction, and the table constraints are the backstop.
 
-Enrolling is the hottest write, so it is shaped by round trips: the seat is taken first, and the
-same statement returns what the rest needs (the event for the email, the seats for the watchers).
-Refusals are rare and take the slow path that finds out which answer applies.
+Enrolling is the hottest write, so it is shaped by round trips and by how long it holds the event's
+row: the seat is taken first, and the same statement returns what the rest needs (the event for the
+email, the seats for the watchers). On PostgreSQL the seat, the enrollment and the confirmation's
+outbox message are ONE statement that commits by itself, so the event's row is locked only while the
+database runs it. Refusals are rare and take the slow path that finds out which answer applies.
 
 The waiting list keeps one invariant: before an event starts, nobody waits while a seat is free.
 Every path that frees a seat (a cancellation, an admin's removal, a capacity increase, a deleted
@@ -23,15 +25,19 @@ an event locks it FOR UPDATE.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import functools
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from config.outbox import services as outbox
 from events import cache as event_cache
 from events import domain, metrics, realtime
 from events.models import AdmissionRequest, Enrollment, Event, RevokedCheckinCode, WaitlistEntry
@@ -182,42 +188,38 @@ def enroll(
     event_id: int,
     participant_id: int,
     now: dt.datetime | None = None,
-    account: Any = None,
     direct_only: bool = False,
     check_account: bool = False,
 ) -> Enrollment:
     """Gives the participant a seat, or raises EventNotFound, EventClosed, AlreadyEnrolled or
-    EventFull. `account`: the participant's account when the caller has loaded it already.
-    `direct_only`: raise EventQueued for a queued event instead (an admin's hand enrolls anyway).
+    EventFull. `direct_only`: raise EventQueued for a queued event instead (an admin's hand enrolls anyway).
     `check_account`: the caller has not loaded the account (it trusts a signed token for the id):
     the seat's own statement checks that the account is an active participant's, and
     PermissionDenied is raised, before any other answer, when it is not."""
     now = now or timezone.now()
     # The row inserted with the seat; its check-in code comes from the model's default.
     enrollment = Enrollment(event_id=event_id, participant_id=participant_id, created_at=now)
+    checked_participant = participant_id if check_account else None
     try:
-        with transaction.atomic():
-            event = _take_seat(
-                event_id,
+        opens_after = _wall_clock_if_steady(now) if connection.vendor == "postgresql" else None
+        if opens_after is not None:
+            event = _enroll_in_one_statement(
                 enrollment,
+                opens_after=opens_after,
                 direct_only=direct_only,
-                participant_id=participant_id if check_account else None,
+                participant_id=checked_participant,
             )
-            if event is not None:
-                if domain.is_closed(event.starts_at, now):
-                    _rejected(domain.EventClosed())  # raising gives the seat back (rollback)
-                notifications.notify_participant(
-                    kind=Kind.ENROLLMENT_CONFIRMED,
-                    participant_id=participant_id,
-                    event=event,
-                    account=account,
-                    checkin_code=enrollment.checkin_code,
-                )
-                transaction.on_commit(lambda: _seats_changed(event_id, event.seats))
-                transaction.on_commit(metrics.ENROLLMENTS.inc)
-                return enrollment
+        else:
+            event = _enroll_in_transaction(
+                enrollment, now=now, direct_only=direct_only, participant_id=checked_participant
+            )
+        if event is not None:
+            # Outside a transaction (the one statement's case) these run at once.
+            transaction.on_commit(lambda: _seats_changed(event_id, event.seats))
+            transaction.on_commit(metrics.ENROLLMENTS.inc)
+            return enrollment
     except IntegrityError:
-        pass  # the unique (event, participant) constraint: the rollback gave the seat back
+        pass  # the unique (event, participant) constraint: the seat was given back with it
     # No seat was taken, or a duplicate's was given back: the slow path tells which answer applies
     # (a closed event's answer comes before the duplicate's).
     _refuse_enrollment(
@@ -227,6 +229,59 @@ def enroll(
         direct_only=direct_only,
         check_account=check_account,
     )
+
+
+def _enroll_in_transaction(
+    enrollment: Enrollment, *, now: dt.datetime, direct_only: bool, participant_id: int | None
+) -> Event | None:
+    """The seat, the enrollment and its confirmation's outbox message in one transaction (every
+    database; the way on PostgreSQL when _enroll_in_one_statement cannot tell a closed event)."""
+    with transaction.atomic():
+        statement = _seat_statement(
+            enrollment.event_id, direct_only=direct_only, participant_id=participant_id
+        )
+        row = _enrollment_insert(enrollment, statement)
+        if row is None:
+            return None
+        event = _event_as_returned(enrollment.event_id, row)
+        if domain.is_closed(event.starts_at, now):
+            _rejected(domain.EventClosed())  # raising gives the seat back (rollback)
+        notifications.notify_participant(
+            kind=Kind.ENROLLMENT_CONFIRMED,
+            participant_id=enrollment.participant_id,
+            event=event,
+            checkin_code=enrollment.checkin_code,
+        )
+        return event
+
+
+def _enroll_in_one_statement(
+    enrollment: Enrollment, *, opens_after: dt.datetime, direct_only: bool, participant_id: int | None
+) -> Event | None:
+    """The seat, the enrollment and its confirmation's outbox message as ONE statement (PostgreSQL),
+    which commits by itself outside a transaction: the event's row is locked only while the database
+    runs it and flushes its commit, not for the round trips of a transaction (in a rush every
+    enrollment of the event waits for that lock in turn: this is what bounds their rate).
+    `opens_after`: the wall-clock time (naive, in the platform's zone) the event must start after:
+    a closed event takes no seat. The message is published once the statement has committed."""
+    seat = _seat_statement(
+        enrollment.event_id, direct_only=direct_only, participant_id=participant_id, opens_after=opens_after
+    )
+    message, message_params = notifications.notify_participant_statement(
+        kind=Kind.ENROLLMENT_CONFIRMED,
+        participant_id=enrollment.participant_id,
+        event_id=enrollment.event_id,
+        event_relation="seat",
+        checkin_code=enrollment.checkin_code,
+    )
+    with transaction.atomic() if transaction.get_connection().in_atomic_block else contextlib.nullcontext():
+        # (Within a caller's transaction, a savepoint: a duplicate's error must not break it.)
+        row = _enrollment_insert(enrollment, seat, then=("message", message, message_params))
+    if row is None:
+        return None
+    row, message_id = row[:-1], row[-1]
+    transaction.on_commit(lambda: outbox.publish_after_commit(message_id))
+    return _event_as_returned(enrollment.event_id, row)
 
 
 _EVENT_COLUMNS = (
@@ -241,68 +296,143 @@ _EVENT_COLUMNS = (
 )
 
 
-def _take_seat(
-    event_id: int, enrollment: Enrollment, *, direct_only: bool = False, participant_id: int | None = None
-) -> Event | None:
-    """Takes a seat if one is left and inserts `enrollment` for it, returning the event as it is now
-    (None: no such event, or full, and nothing inserted). IntegrityError: the participant holds a
-    seat already (the caller's transaction rolls the seat back).
-
-    The seat is an UPDATE ... RETURNING (on PostgreSQL and SQLite alike) instead of a read, an
-    update and, after commit, another read for the watchers; on PostgreSQL the insert is in the
-    same statement (a data-modifying CTE): the event's row is locked from this statement until
-    the commit, and every round trip in between holds up the event's other enrollments.
-    `participant_id`: also only if that account is an active participant's (checked in the same
-    statement, so that callers trusting a token need no query to load the account).
-    """
-    quote = connection.ops.quote_name
-    conditions: list[str] = ["id = %s", "enrolled_count < capacity"]
+def _seat_statement(
+    event_id: int,
+    *,
+    direct_only: bool = False,
+    participant_id: int | None = None,
+    opens_after: dt.datetime | None = None,
+) -> tuple[str, list[Any]]:
+    """The UPDATE ... RETURNING that takes a seat if one is left (on PostgreSQL and SQLite alike),
+    returning the event as it is now (_EVENT_COLUMNS), with its parameters: a read, an update and,
+    after commit, another read for the watchers in one statement. `direct_only`: only on a direct
+    event. `participant_id`: only if that account is an active participant's (checked in the same
+    statement, so that callers trusting a token need no query to load the account). `opens_after`:
+    only if the event starts after this wall-clock time (naive, in the platform's zone)."""
     params: list[Any] = [event_id]
     if direct_only:
-        conditions.append("admission = %s")
         params.append(domain.Admission.DIRECT)
     if participant_id is not None:
+        params.extend([participant_id, True, False])
+    if opens_after is not None:
+        params.append(opens_after)
+    sql = _seat_sql(connection.vendor, direct_only, participant_id is not None, opens_after is not None)
+    return sql, params
+
+
+@functools.cache
+def _seat_sql(vendor: str, direct_only: bool, check_account: bool, check_opening: bool) -> str:
+    """_seat_statement's SQL, made once per shape (and database): a rush's every request needs it."""
+    quote = connection.ops.quote_name
+    conditions: list[str] = ["id = %s", "enrolled_count < capacity"]
+    if direct_only:
+        conditions.append("admission = %s")
+    if check_account:
         users = quote(get_user_model()._meta.db_table)
         conditions.append(
             f"EXISTS (SELECT 1 FROM {users} WHERE id = %s AND is_active = %s AND is_staff = %s)"  # noqa: S608
         )
-        params.extend([participant_id, True, False])
+    if check_opening:
+        conditions.append("date + time > %s")
     # Only the models' own identifiers are formatted in; the values are parameters.
-    sql = (
+    return (
         f"UPDATE {quote(Event._meta.db_table)} SET enrolled_count = enrolled_count + 1"  # noqa: S608
         f" WHERE {' AND '.join(conditions)}"
         f" RETURNING {', '.join(map(quote, _EVENT_COLUMNS))}"
     )
+
+
+def _enrollment_insert(
+    enrollment: Enrollment, seat: tuple[str, list[Any]], *, then: tuple[str, str, list[Any]] | None = None
+) -> tuple[Any, ...] | None:
+    """Runs the seat's statement and inserts `enrollment` if it took one; returns the event's
+    columns as the seat's statement returned them (None: no seat taken, nothing inserted).
+    IntegrityError: the participant holds a seat already (the seat goes back with the rollback).
+
+    On PostgreSQL the insert is in the seat's statement (a data-modifying CTE): the event's row is
+    locked from that statement until the commit, and every round trip in between holds up the
+    event's other enrollments. `then`: a further CTE of that statement, (name, its statement ending
+    in RETURNING id, its parameters), whose id ends the row returned (PostgreSQL only)."""
+    seat_sql, params = seat
     in_one = connection.vendor == "postgresql"
     if in_one:
-        # Every column the ORM would insert, with the values it would send (defaults applied; a
-        # column whose default is the database's own is left out, so the database fills it in).
-        prepared = [(f, f.pre_save(enrollment, True)) for f in Enrollment._meta.local_concrete_fields]
-        prepared = [(f, v) for f, v in prepared if not f.primary_key and not hasattr(v, "resolve_expression")]
-        columns = [f for f, _ in prepared]
-        values = [f.get_db_prep_save(v, connection) for f, v in prepared]
-        casts = ", ".join(f"CAST(%s AS {f.db_type(connection)})" for f in columns)
-        returned = ", ".join(f"seat.{quote(name)}" for name in _EVENT_COLUMNS)
-        sql = (
-            f"WITH seat AS ({sql}),"  # noqa: S608
-            f" enrolled AS (INSERT INTO {quote(Enrollment._meta.db_table)}"
-            f" ({', '.join(quote(f.column) for f in columns)}) SELECT {casts} FROM seat RETURNING id)"
-            f" SELECT {returned}, enrolled.id FROM seat CROSS JOIN enrolled"
-        )
-        params.extend(values)
+        # Every column the ORM would insert, with the values it would send (defaults applied).
+        fields = _enrollment_fields()
+        params = [*params, *(f.get_db_prep_save(f.pre_save(enrollment, True), connection) for f in fields)]
+        if then is not None:
+            params.extend(then[2])
+        sql = _seat_and_insert_sql(seat_sql, then[:2] if then is not None else None)
+    elif then is not None:
+        raise NotImplementedError("one statement needs PostgreSQL")
+    else:
+        sql = seat_sql
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
         return None
     if in_one:
-        row, enrollment.id = row[:-1], row[-1]
+        enrollment.id = row[len(_EVENT_COLUMNS)]
         enrollment._state.adding, enrollment._state.db = False, connection.alias
-    else:
-        enrollment.save(force_insert=True)
-    # SQLite returns dates and times as text: the fields read them as the ORM would.
+        return (*row[: len(_EVENT_COLUMNS)], *row[len(_EVENT_COLUMNS) + 1 :])
+    enrollment.save(force_insert=True)
+    return tuple(row)
+
+
+@functools.cache
+def _enrollment_fields() -> list[Any]:
+    """The columns an enrollment's INSERT writes: all but the id and any the database fills in."""
+    return [
+        f
+        for f in Enrollment._meta.local_concrete_fields
+        if not f.primary_key and f.db_default is models.NOT_PROVIDED
+    ]
+
+
+@functools.cache
+def _seat_and_insert_sql(seat_sql: str, then: tuple[str, str] | None) -> str:
+    """The seat's statement with the enrollment's INSERT (and `then`, a further CTE's name and
+    statement) as one data-modifying CTE (PostgreSQL), made once per shape."""
+    quote = connection.ops.quote_name
+    fields = _enrollment_fields()
+    casts = ", ".join(f"CAST(%s AS {f.db_type(connection)})" for f in fields)
+    names = ["seat", "enrolled"]
+    ctes = [
+        f"seat AS ({seat_sql})",
+        f"enrolled AS (INSERT INTO {quote(Enrollment._meta.db_table)}"  # noqa: S608
+        f" ({', '.join(quote(f.column) for f in fields)}) SELECT {casts} FROM seat RETURNING id)",
+    ]
+    if then is not None:
+        names.append(then[0])
+        ctes.append(f"{then[0]} AS ({then[1]})")
+    returned = [f"seat.{quote(column)}" for column in _EVENT_COLUMNS]
+    returned.extend(f"{name}.id" for name in names[1:])
+    return f"WITH {', '.join(ctes)} SELECT {', '.join(returned)} FROM {', '.join(names)}"  # noqa: S608
+
+
+def _event_as_returned(event_id: int, row: Sequence[Any]) -> Event:
+    """The event from the seat statement's _EVENT_COLUMNS (SQLite returns dates and times as text:
+    the fields read them as the ORM would)."""
     fields: list[Any] = [Event._meta.get_field(name) for name in _EVENT_COLUMNS]
     return Event(id=event_id, **{f.name: f.to_python(value) for f, value in zip(fields, row, strict=True)})
+
+
+# How far from now the platform's zone must keep one UTC offset for a wall-clock comparison to tell
+# a closed event exactly (no zone moves its clocks by more).
+_STEADY_OFFSET_WINDOW = dt.timedelta(hours=26)
+
+
+def _wall_clock_if_steady(now: dt.datetime) -> dt.datetime | None:
+    """`now` as the platform zone's wall-clock time (naive), when that zone keeps one UTC offset
+    around now: an event (a wall-clock date and time in that zone) has then started exactly when its
+    date and time are not after this. None near a clock change, where the two orders can differ
+    (an event in the skipped or repeated hour): the caller compares the real start instead."""
+    zone = timezone.get_default_timezone()
+    offset = now.astimezone(zone).utcoffset()
+    for moment in (now - _STEADY_OFFSET_WINDOW, now + _STEADY_OFFSET_WINDOW):
+        if moment.astimezone(zone).utcoffset() != offset:
+            return None
+    return timezone.localtime(now, zone).replace(tzinfo=None)
 
 
 def _refuse_enrollment(

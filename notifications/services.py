@@ -12,6 +12,7 @@ delivered one by one by `notifications.send_notification`, as are an admin's res
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
@@ -92,7 +93,6 @@ def notify_participant(
     kind: Kind,
     participant_id: int,
     event: Any,
-    account: Any = None,
     position: int | None = None,
     checkin_code: str | None = None,
 ) -> None:
@@ -100,7 +100,6 @@ def notify_participant(
     transaction commits: the transaction writes one outbox message, the worker the Notification.
 
     `position`: the waiting-list position, for `waitlisted` (it goes into the email's context).
-    `account`: accepted for callers that have the account loaded; the worker loads what it needs.
     `checkin_code`: the enrollment's code, for the kinds that confirm a seat.
     """
     notify_participants(
@@ -134,14 +133,59 @@ def notify_participants(
         return
     outbox.enqueue(
         NOTIFY_TASK,
-        key=uuid.uuid4().hex,
-        kind=Kind(kind).value,
-        event_id=event.pk,
+        **_notify_kwargs(
+            kind=kind, event_id=event.pk, participants=participants, checkin_codes=checkin_codes
+        ),
         event=event_context(event),
-        participants=[[participant_id, position] for participant_id, position in participants],
-        # JSON object keys are strings: the worker reads them back with str(participant_id).
-        checkin_codes={str(pid): code for pid, code in (checkin_codes or {}).items()},
     )
+
+
+def notify_participant_statement(
+    *, kind: Kind, participant_id: int, event_id: int, event_relation: str, checkin_code: str | None = None
+) -> tuple[str, list[Any]]:
+    """notify_participant as SQL (PostgreSQL), for a change written as ONE statement (a data-modifying
+    CTE): the INSERT of the same outbox message, with its parameters. The event's snapshot is read
+    from `event_relation`, a relation of that statement with the event's columns as the change left
+    them (title, date, time, duration_minutes, location, calendar_sequence); no row there, no
+    message. The caller publishes the returned id once the statement has committed
+    (config.outbox.services.publish_after_commit)."""
+    known = _notify_kwargs(
+        kind=kind,
+        event_id=event_id,
+        participants=[(participant_id, None)],
+        checkin_codes={participant_id: checkin_code} if checkin_code else None,
+    )
+    # event_context, formatted by the database as Python formats it (tests hold the two equal).
+    r = event_relation
+    snapshot = (
+        f"jsonb_build_object('title', {r}.title, 'date', to_char({r}.date, 'YYYY-MM-DD'),"
+        f" 'time', to_char({r}.time, 'HH24:MI'), 'duration_minutes', {r}.duration_minutes,"
+        f" 'location', {r}.location, 'sequence', {r}.calendar_sequence)"
+    )
+    return outbox.insert_statement(
+        NOTIFY_TASK,
+        kwargs_sql=f"CAST(%s AS jsonb) || jsonb_build_object('event', {snapshot})",
+        kwargs_params=[json.dumps(known)],
+        select_from=r,
+    )
+
+
+def _notify_kwargs(
+    *,
+    kind: Kind,
+    event_id: int,
+    participants: Sequence[tuple[int, int | None]],
+    checkin_codes: Mapping[int, str] | None,
+) -> dict[str, Any]:
+    """A notify message's kwargs but for the event's snapshot (`event`)."""
+    return {
+        "key": uuid.uuid4().hex,
+        "kind": Kind(kind).value,
+        "event_id": event_id,
+        "participants": [[participant_id, position] for participant_id, position in participants],
+        # JSON object keys are strings: the worker reads them back with str(participant_id).
+        "checkin_codes": {str(pid): code for pid, code in (checkin_codes or {}).items()},
+    }
 
 
 @dataclass(frozen=True)

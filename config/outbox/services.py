@@ -74,6 +74,22 @@ def enqueue(task: str, **kwargs: Any) -> OutboxMessage:
     return message
 
 
+def insert_statement(
+    task: str, *, kwargs_sql: str, kwargs_params: Sequence[Any], select_from: str
+) -> tuple[str, list[Any]]:
+    """enqueue() as SQL (PostgreSQL), for a change written as ONE statement (a data-modifying CTE)
+    whose message must commit with it: an INSERT of one message per row of `select_from` (a relation
+    of the statement), whose kwargs are `kwargs_sql`, a jsonb expression over that relation taking
+    `kwargs_params`. Returns the INSERT ... RETURNING id and its parameters; the caller hands the id
+    to publish_after_commit once the statement has committed."""
+    table = connection.ops.quote_name(OutboxMessage._meta.db_table)
+    sql = (
+        f"INSERT INTO {table} (task, kwargs, created_at, attempts, last_error)"  # noqa: S608
+        f" SELECT %s, {kwargs_sql}, %s, 0, '' FROM {select_from} RETURNING id"
+    )
+    return sql, [task, *kwargs_params, timezone.now()]
+
+
 def publish_after_commit(message_id: int) -> None:
     """The committing process's attempt. Never raises: the relay is the safety net."""
     if time.monotonic() < _inline_paused_until:

@@ -162,9 +162,7 @@ class EventEnrollmentsView(generics.GenericAPIView):
         if body is None:
             body = _json_body(request)  # raises the parse error again
         participant = _acting_for(request, body)  # type: ignore[arg-type]
-        result = admission.enroll_or_queue(
-            event_id=event_id, participant_id=participant.pk, account=participant
-        )
+        result = admission.enroll_or_queue(event_id=event_id, participant_id=participant.pk)
         return _enrollment_answer(result, event_id=event_id)
 
     def _enroll_token_participant(self, request: HttpRequest, *, event_id: int) -> HttpResponse | None:

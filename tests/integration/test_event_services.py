@@ -3,8 +3,10 @@ import datetime as dt
 import pytest
 
 from config.errors import InvalidValue
+from config.outbox.models import OutboxMessage
 from events import domain, services
 from events.models import Enrollment, Event
+from notifications import services as notifications
 from tests.factories import EventFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -53,6 +55,54 @@ def test_event_start_uses_the_platform_time_zone(settings):
     services.enroll(event_id=event.pk, participant_id=UserFactory().pk, now=opening - dt.timedelta(seconds=1))
     with pytest.raises(domain.EventClosed):
         services.enroll(event_id=event.pk, participant_id=UserFactory().pk, now=opening)
+
+
+@pytest.mark.parametrize(
+    ("now", "closed"),
+    [
+        # Berlin's clocks go back at 03:00 summer time (01:00 UTC): 02:00-03:00 comes twice. An event
+        # at 02:30 starts at the first 02:30 (00:30 UTC), as make_aware reads it.
+        (dt.datetime(2031, 10, 26, 0, 29, 59, tzinfo=dt.UTC), False),
+        (dt.datetime(2031, 10, 26, 0, 30, tzinfo=dt.UTC), True),
+        # The second 02:15 (winter time): by the wall clock still before 02:30, but the event started.
+        (dt.datetime(2031, 10, 26, 1, 15, tzinfo=dt.UTC), True),
+    ],
+)
+def test_an_event_in_the_repeated_hour_closes_at_its_real_start(settings, now, closed):
+    settings.TIME_ZONE = "Europe/Berlin"
+    event = EventFactory(date=dt.date(2031, 10, 26), time=dt.time(2, 30))
+    # (An aware time in a repeated hour never equals another zone's: compare the instants.)
+    assert event.starts_at.astimezone(dt.UTC) == dt.datetime(2031, 10, 26, 0, 30, tzinfo=dt.UTC)
+    if closed:
+        with pytest.raises(domain.EventClosed):
+            services.enroll(event_id=event.pk, participant_id=UserFactory().pk, now=now)
+        assert seats(event) == (0, 0)
+    else:
+        services.enroll(event_id=event.pk, participant_id=UserFactory().pk, now=now)
+        assert seats(event) == (1, 1)
+
+
+def test_the_confirmation_message_carries_the_event_as_notifications_snapshot_it():
+    """On PostgreSQL the enrollment writes its outbox message in the seat's own statement, the
+    event's snapshot formatted by the database: it must be the message notify_participant writes."""
+    event = EventFactory(
+        title='Quarterly "all hands" – Zürich',
+        date=dt.date(2031, 1, 5),
+        time=dt.time(9, 5),
+        location="Hall 'B'",
+    )
+    user = UserFactory()
+    enrollment = services.enroll(event_id=event.pk, participant_id=user.pk, check_account=True)
+    message = OutboxMessage.objects.filter(task=notifications.NOTIFY_TASK).latest("id")
+    event.refresh_from_db()
+    expected_keys = {"key", "kind", "event_id", "event", "participants", "checkin_codes"}
+    assert set(message.kwargs) == expected_keys
+    assert message.kwargs["event"] == notifications.event_context(event)
+    assert message.kwargs["event"]["time"] == "09:05"
+    assert message.kwargs["kind"] == "enrollment_confirmed"
+    assert (message.kwargs["event_id"], message.kwargs["participants"]) == (event.pk, [[user.pk, None]])
+    assert message.kwargs["checkin_codes"] == {str(user.pk): enrollment.checkin_code}
+    assert Enrollment.objects.get(pk=enrollment.pk).checkin_code == enrollment.checkin_code
 
 
 def test_cancel_and_remove_free_the_seat():
