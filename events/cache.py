@@ -32,7 +32,14 @@ def _generation() -> str:
 
 
 def invalidate() -> None:
-    cache.set(GENERATION_KEY, uuid.uuid4().hex, timeout=None)
+    """Replaces the generation (every write that changes an event's answers calls it after its
+    commit, before it answers: a read after the write must not find the old answers). On Redis one
+    SET through the fast connection (in a rush it follows every enrollment); on any failure there,
+    through django-redis, as before."""
+    generation = uuid.uuid4().hex
+    writer = _fast_connection()
+    if writer is None or not writer.set_forever(GENERATION_KEY, generation):
+        cache.set(GENERATION_KEY, generation, timeout=None)
 
 
 def _answer_key(generation: str, identity: str) -> str:
@@ -49,15 +56,15 @@ def cached_answer(identity: str) -> bytes | None:
 
     The hit half of `read_through`, for a caller that has a slower way of its own to build (and
     store) the answer on a miss: None then, and nothing is stored or looked up further. On Redis
-    (django-redis) it reads through a connection of its own (see `_FastReader`); any error is a
+    (django-redis) it reads through a connection of its own (see `_FastConnection`); any error is a
     miss, and the caller's slower way meets django-redis's usual error handling.
     """
     if not _last_generation:
         return None  # this process's first read goes through read_through
     guessed_key = _answer_key(_last_generation, identity)
-    reader = _fast_reader()
-    if reader is not None:
-        found = reader.get_two(GENERATION_KEY, guessed_key)
+    fast = _fast_connection()
+    if fast is not None:
+        found = fast.get_two(GENERATION_KEY, guessed_key)
         if found is None or found[0] != _last_generation or found[1] is None:
             return None
         return bytes(found[1])
@@ -67,13 +74,14 @@ def cached_answer(identity: str) -> bytes | None:
     return None
 
 
-class _FastReader:
-    """One MGET on a Redis connection of its own, outside redis-py's pool and retry wrapper.
+class _FastConnection:
+    """One MGET (or the generation's SET) on a Redis connection of its own, outside redis-py's pool
+    and retry wrapper.
 
     A cache hit is the event API's most frequent request, and the pool's bookkeeping (a lock and a
     readiness poll on every checkout, a retry wrapper) cost more CPU than the round trip itself.
     Keys and values are django-redis's (its key function, its serializer); the connection's
-    settings are its pool's (address, database, password, timeouts). One reader per thread, like
+    settings are its pool's (address, database, password, timeouts). One connection per thread, like
     Django's cache objects. Any error drops the connection (nothing half-read can leak into the
     next command) and reports a miss; the next call connects again.
     """
@@ -108,20 +116,39 @@ class _FastReader:
             None if values[1] is None else decode(values[1]),
         )
 
+    def set_forever(self, key: str, value: Any) -> bool:
+        """SET without expiry, as django-redis's `set(..., timeout=None)` stores it. False when it
+        failed (the caller then goes through django-redis)."""
+        if self._paused_until and time.monotonic() < self._paused_until:
+            return False
+        connection = self._connection
+        try:
+            connection.send_command("SET", self._client.make_key(key), self._client.encode(value))
+            answer = connection.read_response()
+        except Exception:
+            connection.disconnect()
+            self._paused_until = time.monotonic() + self.PAUSE_SECONDS
+            return False
+        self._paused_until = 0.0
+        if answer not in (b"OK", "OK", True):
+            connection.disconnect()
+            return False
+        return True
 
-_reader_state = threading.local()
+
+_connection_state = threading.local()
 
 
-def _fast_reader() -> _FastReader | None:
-    """This thread's fast reader when the default cache is django-redis's (None otherwise: locmem)."""
+def _fast_connection() -> _FastConnection | None:
+    """This thread's fast connection when the default cache is django-redis's (None otherwise: locmem)."""
     backend = caches["default"]
-    if getattr(_reader_state, "backend", None) is not backend:
+    if getattr(_connection_state, "backend", None) is not backend:
         # This thread's first read, or a new cache object (settings changed, e.g. in tests).
-        if getattr(_reader_state, "reader", None) is not None:
-            _reader_state.reader._connection.disconnect()
-        _reader_state.reader = _FastReader(backend) if _is_django_redis(backend) else None
-        _reader_state.backend = backend
-    return _reader_state.reader  # type: ignore[no-any-return]
+        if getattr(_connection_state, "connection", None) is not None:
+            _connection_state.connection._connection.disconnect()
+        _connection_state.connection = _FastConnection(backend) if _is_django_redis(backend) else None
+        _connection_state.backend = backend
+    return _connection_state.connection  # type: ignore[no-any-return]
 
 
 def _is_django_redis(backend: Any) -> bool:

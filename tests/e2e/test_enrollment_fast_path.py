@@ -3,10 +3,14 @@ EventEnrollmentsView._enroll_token_participant): the signed token gives the id a
 statement checks the account. Nothing a loaded account refused may get through: a deactivated,
 deleted or promoted account is answered exactly as before, at once, and keeps no seat."""
 
+import json
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from config.outbox.models import OutboxMessage
+from events.api.serializers import EnrollmentSerializer
 from events.models import Enrollment
 from participants.models import User
 from tests.factories import EventFactory, UserFactory
@@ -39,6 +43,17 @@ def test_the_account_is_not_loaded_for_a_participants_own_enrollment():
     # ...and nothing before it loaded the account. (After the commit the embedded default runs the
     # notification's task in-process, which reads the account as the worker would.)
     assert not [sql for sql in sqls[:seat] if users in sql], sqls[:seat]
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin"])
+def test_the_201_body_is_what_its_serializer_makes_of_the_stored_enrollment(zone, settings):
+    """The answer is built without the serializer, which still describes it in the schema."""
+    settings.TIME_ZONE = zone
+    participant, event = UserFactory(), EventFactory()
+    answer = client_for(participant).post(url(event))
+    assert answer.status_code == 201
+    stored = Enrollment.objects.get(event=event, participant=participant)
+    assert answer.content == json.dumps(dict(EnrollmentSerializer(stored).data)).encode()
 
 
 def test_a_deactivated_account_is_refused_at_once():
@@ -94,17 +109,25 @@ def test_a_queued_event_still_queues():
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="one statement on PostgreSQL only")
-def test_the_seat_and_the_enrollment_row_are_one_statement():
-    """The event's row is locked from the seat's statement to the commit: the row is inserted by
-    the same statement, so no round trip between them holds up the event's other enrollments."""
+def test_the_seat_the_enrollment_row_and_its_message_are_one_statement():
+    """The event's row is locked from the seat's statement to the commit: the row and the
+    confirmation's outbox message are inserted by the same statement, which commits by itself (no
+    transaction around it), so no round trip holds up the event's other enrollments."""
     participant, event = UserFactory(), EventFactory()
     with CaptureQueriesContext(connection) as queries:
         assert client_for(participant).post(url(event)).status_code == 201
     enrollments, events = Enrollment._meta.db_table, event._meta.db_table
-    writes = [q["sql"] for q in queries.captured_queries if enrollments in q["sql"] or events in q["sql"]]
-    seat = next(sql for sql in writes if "UPDATE" in sql.upper())
-    assert f'INSERT INTO "{enrollments}"' in seat
-    assert not [sql for sql in writes if sql.upper().startswith("INSERT") and enrollments in sql]
+    outbox = OutboxMessage._meta.db_table
+    sqls = [q["sql"] for q in queries.captured_queries]
+    seat_at = next(i for i, sql in enumerate(sqls) if "UPDATE" in sql.upper() and events in sql)
+    seat = sqls[seat_at]
+    assert f'INSERT INTO "{enrollments}"' in seat and f'INSERT INTO "{outbox}"' in seat
+    assert not [sql for sql in sqls if sql.upper().startswith("INSERT") and enrollments in sql]
+    # Not inside a transaction: the last BEGIN before it, if any, was committed before it.
+    markers = [sql.upper() for sql in sqls[:seat_at] if sql.upper() in ("BEGIN", "COMMIT")]
+    assert not markers or markers[-1] == "COMMIT", [sql[:60] for sql in sqls]
+    message = OutboxMessage.objects.get(task="notifications.notify")
+    assert message.kwargs["participants"] == [[participant.pk, None]]
     row = Enrollment.objects.get(event=event, participant=participant)
     assert row.checkin_code and answer_has_no_other_row(event)
 

@@ -5,7 +5,7 @@ from django.core.cache import cache
 
 from events import cache as event_cache
 from tests.factories import EventFactory, UserFactory
-from tests.helpers import assert_problem, client_for
+from tests.helpers import assert_problem, client_for, needs_service
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -213,3 +213,20 @@ def test_fast_reads_fall_back_to_drf_when_redis_is_down(participant_api, setting
     assert participant_api.get("/api/v1/events/").json()["results"][0]["seats_left"] == 2
     assert participant_api.post(f"/api/v1/events/{event.pk}/enrollments/").status_code == 201
     assert participant_api.get(f"/api/v1/events/{event.pk}/").json()["seats_left"] == 1
+
+
+@needs_service("REDIS_URL")
+def test_invalidation_goes_through_django_redis_when_the_fast_connection_fails(monkeypatch):
+    """The generation is replaced through the fast connection; a failure there (a dropped
+    connection, say) must not leave the old answers reachable."""
+    first = event_cache._generation()
+    event_cache.invalidate()
+    second = cache.get(event_cache.GENERATION_KEY)
+    assert second not in (None, first)  # through the fast connection, readable by django-redis
+
+    def broken(*args, **kwargs):
+        raise ConnectionError("connection dropped")
+
+    monkeypatch.setattr(event_cache._fast_connection()._connection, "send_command", broken)
+    event_cache.invalidate()
+    assert cache.get(event_cache.GENERATION_KEY) not in (None, first, second)
