@@ -22,6 +22,7 @@ after it, except between two stored within the same microseconds across a batch'
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -160,44 +161,15 @@ def _insert_request(
     (committed on its own outside a transaction: no BEGIN, no COMMIT round trip). On PostgreSQL
     the database's clock stamps the row as it is written, so queued_at follows the order in which
     requests were stored."""
-    quote = connection.ops.quote_name
-    table = quote(AdmissionRequest._meta.db_table)
-    enrollments = quote(Enrollment._meta.db_table)
-    waitlist = quote(WaitlistEntry._meta.db_table)
-    # The database's clock, read while the row is being written: on PostgreSQL clock_timestamp();
-    # on SQLite, whose writers take turns, the time under the write lock (to the millisecond; equal
-    # stamps keep their commit order through the id).
-    stamp = (
-        "clock_timestamp()"
-        if connection.vendor == "postgresql"
-        else "strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now') || '000'"
-    )
     pair = [event_id, participant_id]
-    # Only the models' own identifiers are formatted in; every value is a parameter.
-    conditions = [
-        f"NOT EXISTS (SELECT 1 FROM {enrollments} WHERE event_id = %s AND participant_id = %s)",  # noqa: S608
-        f"NOT EXISTS (SELECT 1 FROM {waitlist} WHERE event_id = %s AND participant_id = %s)",  # noqa: S608
-    ]
-    condition_params: list[Any] = [*pair, *pair]
+    params: list[Any] = [*pair, Status.PENDING, *pair, *pair]
     if check_account:
-        # The token's account, checked in the same statement as the authentication would have
-        # checked it loaded: the accept needs no query to load it.
-        users = quote(_accounts().model._meta.db_table)
-        conditions.append(
-            f"EXISTS (SELECT 1 FROM {users} WHERE id = %s AND is_active = %s AND is_staff = %s)"  # noqa: S608
-        )
-        condition_params.extend([participant_id, True, False])
-    sql = (
-        f"INSERT INTO {table} (event_id, participant_id, status, queued_at)"  # noqa: S608
-        f" SELECT %s, %s, %s, {stamp}"
-        f" WHERE {' AND '.join(conditions)}"
-        " ON CONFLICT (event_id, participant_id) DO NOTHING RETURNING id, queued_at"
-    )
+        params.extend([participant_id, True, False])
+    sql = _insert_request_sql(connection.vendor, check_account)
     field = AdmissionRequest._meta.get_field("queued_at")
-    params: list[Any] = [*pair, Status.PENDING]
     try:
         with connection.cursor() as cursor:
-            cursor.execute(sql, [*params, *condition_params])
+            cursor.execute(sql, params)
             row = cursor.fetchone()
     except IntegrityError as exc:  # the event was deleted (its foreign key)
         services.queued_events.pop(event_id, None)
@@ -213,6 +185,43 @@ def _insert_request(
         # took it for TIME_ZONE's time, hours off on a server outside UTC.
         queued_at = timezone.make_aware(queued_at, connection.timezone)
     return int(row[0]), queued_at
+
+
+@functools.cache
+def _insert_request_sql(vendor: str, check_account: bool) -> str:
+    """_insert_request's SQL, made once per database and shape: a rush's every request needs it.
+    Its parameters: event, participant, status, then (event, participant) for each NOT EXISTS, then
+    with `check_account` the account's id, True, False."""
+    quote = connection.ops.quote_name
+    table = quote(AdmissionRequest._meta.db_table)
+    enrollments = quote(Enrollment._meta.db_table)
+    waitlist = quote(WaitlistEntry._meta.db_table)
+    # The database's clock, read while the row is being written: on PostgreSQL clock_timestamp();
+    # on SQLite, whose writers take turns, the time under the write lock (to the millisecond; equal
+    # stamps keep their commit order through the id).
+    stamp = (
+        "clock_timestamp()"
+        if vendor == "postgresql"
+        else "strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now') || '000'"
+    )
+    # Only the models' own identifiers are formatted in; every value is a parameter.
+    conditions = [
+        f"NOT EXISTS (SELECT 1 FROM {enrollments} WHERE event_id = %s AND participant_id = %s)",  # noqa: S608
+        f"NOT EXISTS (SELECT 1 FROM {waitlist} WHERE event_id = %s AND participant_id = %s)",  # noqa: S608
+    ]
+    if check_account:
+        # The token's account, checked in the same statement as the authentication would have
+        # checked it loaded: the accept needs no query to load it.
+        users = quote(_accounts().model._meta.db_table)
+        conditions.append(
+            f"EXISTS (SELECT 1 FROM {users} WHERE id = %s AND is_active = %s AND is_staff = %s)"  # noqa: S608
+        )
+    return (
+        f"INSERT INTO {table} (event_id, participant_id, status, queued_at)"  # noqa: S608
+        f" SELECT %s, %s, %s, {stamp}"
+        f" WHERE {' AND '.join(conditions)}"
+        " ON CONFLICT (event_id, participant_id) DO NOTHING RETURNING id, queued_at"
+    )
 
 
 def _already_asked(*, event_id: int, participant_id: int) -> AdmissionRequest | None:
