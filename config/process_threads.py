@@ -1,5 +1,6 @@
 """One background thread per process, made when first needed and made again in a forked child
-(threads do not survive fork). The outbox publisher and the admission waker are such threads."""
+(threads do not survive fork). The outbox publisher, the admission waker and the broadcaster are
+such threads."""
 
 from __future__ import annotations
 

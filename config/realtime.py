@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from typing import Any
 
@@ -29,6 +28,7 @@ from django.conf import settings
 from django.db import transaction
 
 from config import fanout
+from config.process_threads import ProcessThread
 
 log = logging.getLogger(__name__)
 
@@ -81,25 +81,19 @@ async def _send(group: str, message: dict[str, Any]) -> None:
             await layer.group_send(group, message)
 
 
-class _Broadcaster:
-    """One daemon thread per process running an event loop that sends queued broadcasts in order."""
+class _Broadcaster(ProcessThread):
+    """One daemon thread per process running an event loop that sends queued broadcasts in order
+    (made again in a forked child, whose copy of the parent's loop has no thread to run it)."""
 
-    _instance: _Broadcaster | None = None
-    _lock = threading.Lock()
-
-    @classmethod
-    def instance(cls) -> _Broadcaster:
-        with cls._lock:  # created lazily: after a fork, in the process that broadcasts
-            if cls._instance is None:
-                cls._instance = cls()
-            return cls._instance
+    thread_name = "broadcaster"
+    _instance = None
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
         # (group, message); the message is None for a latest-only group: it is in self.latest.
         self.queue: asyncio.Queue[tuple[str, dict[str, Any] | None]] = asyncio.Queue(MAX_PENDING)
         self.latest: dict[str, dict[str, Any]] = {}
-        threading.Thread(target=self._run, name="broadcaster", daemon=True).start()
+        super().__init__()
 
     def submit(self, group: str, message: dict[str, Any], latest_only: bool = False) -> None:
         self.loop.call_soon_threadsafe(self._enqueue, group, message, latest_only)
