@@ -4,7 +4,8 @@ import contextlib
 import csv
 import datetime as dt
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from django import forms
 from django.contrib import admin, messages
@@ -23,6 +24,8 @@ from events import dashboard, domain, services
 from events.models import Enrollment, Event, WaitlistEntry
 from participants import selectors as participant_selectors
 from participants.models import User
+
+_Done = TypeVar("_Done")
 
 
 class EventAdminForm(forms.ModelForm):
@@ -456,38 +459,45 @@ class EventAdmin(admin.ModelAdmin):
         formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], removed
 
     def _enroll(self, request: HttpRequest, *, event_id: int, formset: NewEnrollmentFormSet) -> None:
-        enrolled = []
-        for f in formset.forms:
-            participant = f.cleaned_data.get("participant")
-            if participant is None:
-                continue
-            try:
-                enrolled.append(services.enroll(event_id=event_id, participant_id=participant.pk))
-            except DomainError as refusal:  # changed since the form was checked
-                self.message_user(
-                    request, f"{participant} was not enrolled: {refusal.message}", messages.ERROR
-                )
+        enrolled = self._for_each_participant(
+            request,
+            formset,
+            lambda participant: services.enroll(event_id=event_id, participant_id=participant.pk),
+            refused="was not enrolled",
+        )
         # What formset.save() would have recorded, for the admin's change message.
         formset.new_objects, formset.changed_objects, formset.deleted_objects = enrolled, [], []
 
     def _join_waitlist(self, request: HttpRequest, *, event_id: int, formset: NewWaitlistFormSet) -> None:
+        joined = self._for_each_participant(
+            request,
+            formset,
+            lambda participant: (
+                participant,
+                services.join_waitlist(event_id=event_id, participant_id=participant.pk),
+            ),
+            refused="was not put on the waiting list",
+        )
+        for participant, place in joined:
+            self.message_user(request, f"{participant} is on the waiting list at position {place.position}.")
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+
+    def _for_each_participant(
+        self, request: HttpRequest, formset: Any, act: Callable[[Any], _Done], *, refused: str
+    ) -> list[_Done]:
+        """`act(participant)` for each participant the formset's new rows name, through a service;
+        a domain refusal (the event or the list changed since the form was checked) is shown to the
+        admin as "<participant> <refused>: <why>". Returns what `act` returned for the others."""
+        done = []
         for f in formset.forms:
             participant = f.cleaned_data.get("participant")
             if participant is None or f.cleaned_data.get("DELETE"):
                 continue
             try:
-                place = services.join_waitlist(event_id=event_id, participant_id=participant.pk)
+                done.append(act(participant))
             except DomainError as refusal:
-                self.message_user(
-                    request,
-                    f"{participant} was not put on the waiting list: {refusal.message}",
-                    messages.ERROR,
-                )
-            else:
-                self.message_user(
-                    request, f"{participant} is on the waiting list at position {place.position}."
-                )
-        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+                self.message_user(request, f"{participant} {refused}: {refusal.message}", messages.ERROR)
+        return done
 
     def delete_model(self, request: HttpRequest, obj: Event) -> None:
         services.delete_event(event_id=obj.pk)

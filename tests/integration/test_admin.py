@@ -585,3 +585,19 @@ def test_the_pickers_plus_adds_a_participant_in_a_popup(browser):
     assert response.status_code == 200, response.content.decode()[:2000]
     assert "popup_response" in response.content.decode()  # the page that closes the popup
     assert not User.objects.get(email="walk.in@example.com").is_staff
+
+
+def test_the_admin_tells_each_participant_added_to_the_waiting_list_their_place_or_why_not(browser):
+    event = EventFactory(capacity=1)
+    services.enroll(event_id=event.pk, participant_id=UserFactory().pk)
+    waiting = UserFactory(full_name="Already Waiting")
+    services.join_waitlist(event_id=event.pk, participant_id=waiting.pk)
+    newcomer = UserFactory(full_name="New Waiter")
+    response = browser.post(
+        f"/admin/events/event/{event.pk}/change/", change_form(event, wait=[newcomer, waiting]), follow=True
+    )
+    said = [str(m) for m in response.context["messages"]]
+    assert [m for m in said if m.startswith("New Waiter") and m.endswith("at position 2.")]
+    assert [m for m in said if m.startswith("Already Waiting") and "was not put on the waiting list: " in m]
+    places = WaitlistEntry.objects.filter(event=event).order_by("id")
+    assert list(places.values_list("participant_id", flat=True)) == [waiting.pk, newcomer.pk]
