@@ -6,13 +6,16 @@
 --       the same request every time, with `Authorization: Bearer <token>` when a token is given.
 --   token-pool <method> <token file> <first> <count> <threads>
 --       each request carries a token never used before: the tokens first .. first+count-1 of the
---       file (1-based lines) are cut into one disjoint slice per wrk thread, so no two requests of
+--       file (1-based lines) are cut into one disjoint slice per wrk thread (bench/wrk_common.lua),
+--       so no two requests of
 --       the run (nor of another run given another range) share a participant. A thread that runs
 --       out sends its requests without a token (answered 401) and counts them as `exhausted`, so
 --       the Python side reports an invalid run instead of mistaking repeated tokens for load.
 --
 -- Each wrk thread runs this file in its own Lua state (init, request, response); setup and done run
 -- in a separate one, which reads the threads' counters through thread:get.
+
+local common = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "wrk_common.lua")
 
 -- Per-thread state (read by done() through thread:get).
 statuses = {} -- status code (as a string) -> responses
@@ -25,40 +28,10 @@ local fixed_request
 local tokens = {}
 local next_token = 1
 
--- setup/done state.
-local threads = {}
-
-function setup(thread)
-  thread:set("thread_index", #threads)
-  table.insert(threads, thread)
-end
-
-local function read_token_slice(path, first, last)
-  local slice = {}
-  local line_number = 0
-  for line in io.lines(path) do
-    line_number = line_number + 1
-    if line_number > last then
-      break
-    end
-    if line_number >= first then
-      table.insert(slice, line)
-    end
-  end
-  return slice
-end
-
--- wrk.format writes Content-Length only for a body: a POST gets an empty one, a GET none.
-local function format_request(headers)
-  local body = nil
-  if method ~= "GET" then
-    body = ""
-  end
-  return wrk.format(method, nil, headers, body)
-end
+setup = common.setup
 
 local function with_token(token)
-  return format_request({ ["Authorization"] = "Bearer " .. token })
+  return common.format_request(method, { ["Authorization"] = "Bearer " .. token })
 end
 
 function init(args)
@@ -68,13 +41,11 @@ function init(args)
     if args[3] and args[3] ~= "" then
       fixed_request = with_token(args[3])
     else
-      fixed_request = format_request({})
+      fixed_request = common.format_request(method, {})
     end
   elseif mode == "token-pool" then
     local first, count, thread_count = tonumber(args[4]), tonumber(args[5]), tonumber(args[6])
-    local per_thread = math.floor(count / thread_count)
-    local my_first = first + thread_index * per_thread
-    tokens = read_token_slice(args[3], my_first, my_first + per_thread - 1)
+    tokens = common.token_slice(args[3], first, count, thread_count, thread_index)
   else
     error("unknown mode " .. tostring(mode))
   end
@@ -88,58 +59,16 @@ function request()
   local token = tokens[next_token]
   if token == nil then
     exhausted = exhausted + 1
-    return format_request({})
+    return common.format_request(method, {})
   end
   next_token = next_token + 1
   return with_token(token)
 end
 
 function response(status, headers, body)
-  local key = tostring(status)
-  statuses[key] = (statuses[key] or 0) + 1
-end
-
--- A minimal JSON encoder: numbers, strings, booleans and tables with string keys are all we print.
-local function to_json(value)
-  local kind = type(value)
-  if kind == "table" then
-    local parts = {}
-    for key, item in pairs(value) do
-      table.insert(parts, string.format("%q:%s", tostring(key), to_json(item)))
-    end
-    return "{" .. table.concat(parts, ",") .. "}"
-  elseif kind == "string" then
-    return string.format("%q", value)
-  elseif kind == "number" then
-    return string.format("%.17g", value)
-  else
-    return tostring(value)
-  end
+  common.count_status(status)
 end
 
 function done(summary, latency, requests)
-  local all_statuses, all_issued, all_exhausted = {}, 0, 0
-  for _, thread in ipairs(threads) do
-    for status, count in pairs(thread:get("statuses")) do
-      all_statuses[status] = (all_statuses[status] or 0) + count
-    end
-    all_issued = all_issued + thread:get("issued")
-    all_exhausted = all_exhausted + thread:get("exhausted")
-  end
-  local result = {
-    duration_us = summary.duration,
-    requests = summary.requests,
-    errors = summary.errors,
-    latency_us = {
-      p50 = latency:percentile(50),
-      p90 = latency:percentile(90),
-      p99 = latency:percentile(99),
-      max = latency.max,
-      mean = latency.mean,
-    },
-    statuses = all_statuses,
-    issued = all_issued,
-    exhausted = all_exhausted,
-  }
-  io.write("BENCH_RESULT ", to_json(result), "\n")
+  common.report(summary, latency, { "issued", "exhausted" })
 end

@@ -1,4 +1,5 @@
-"""Running wrk with bench/wrk_scenario.lua and reading its figures (shared by the HTTP benchmarks)."""
+"""Running wrk with bench/wrk_scenario.lua or bench/wrk_burst.lua (their shared part:
+bench/wrk_common.lua) and reading their figures (shared by the HTTP benchmarks)."""
 
 from __future__ import annotations
 
@@ -58,7 +59,6 @@ class WrkRun:
     socket_errors: dict[str, int]  # connect, read, write, timeout
     issued: int  # requests handed out (the responses plus those cut off when wrk stopped)
     exhausted: int  # token-pool scenario: requests that found no unused token left
-    after_stop: int = 0  # token-pool in stop mode: GET /health/live sent while a thread stopped
 
     @property
     def rps(self) -> float:
@@ -127,7 +127,6 @@ def parse_wrk_output(returncode: int, stdout: str, stderr: str) -> WrkRun:
         socket_errors={kind: int(errors[kind]) for kind in ("connect", "read", "write", "timeout")},
         issued=int(data["issued"]),
         exhausted=int(data["exhausted"]),
-        after_stop=int(data.get("after_stop", 0)),
     )
 
 
