@@ -3,7 +3,8 @@
 Capacity is enforced by the database: a conditional UPDATE takes a seat only while seats are left
 (under PostgreSQL's Read Committed the condition is re-checked after waiting on a concurrent writer;
 SQLite runs writes as IMMEDIATE transactions, one at a time). The insert of the enrollment follows
-in the same transaction, and the table constraints are the backstop.
+in the same transaction (on PostgreSQL, in the same statement), and the table constraints are the
+backstop.
 
 Enrolling is the hottest write, so it is shaped by round trips and by how long it holds the event's
 row: the seat is taken first, and the same statement returns what the rest needs (the event for the
