@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from typing import Any
 
@@ -38,6 +39,9 @@ log = logging.getLogger(__name__)
 _paused_until = 0.0
 # Messages waiting for the broadcaster beyond this are dropped (the layer cannot keep up or is down).
 MAX_PENDING = 10_000
+# A state group (an event's seats) is sent at most this often by one process (seconds): the contract
+# lets an event's seat messages merge as long as watchers have the current count within 1 s.
+STATE_INTERVAL_SECONDS = 0.1
 
 
 def broadcast_on_commit(group: str, message: dict[str, Any]) -> None:
@@ -83,35 +87,54 @@ async def _send(group: str, message: dict[str, Any]) -> None:
 
 class _Broadcaster(ProcessThread):
     """One daemon thread per process running an event loop that sends queued broadcasts in order
-    (made again in a forked child, whose copy of the parent's loop has no thread to run it)."""
+    (made again in a forked child, whose copy of the parent's loop has no thread to run it).
+
+    A state group is sent at most once per STATE_INTERVAL_SECONDS by this process: the first state
+    after a quiet moment at once, then the newest of what was submitted meanwhile. In a rush every
+    enrollment changes its event's seats; submitting a state while one of its group waits costs a
+    dictionary update under a lock, with no wake-up of the loop, and one message on the layer
+    carries them all (the WebSocket processes read the state again after each fan-out, so states
+    of several web processes arriving out of order settle: config.fanout)."""
 
     thread_name = "broadcaster"
     _instance = None
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        # (group, message); the message is None for a latest-only group: it is in self.latest.
+        # (group, message); the message is None for a state group: it is in self.latest.
         self.queue: asyncio.Queue[tuple[str, dict[str, Any] | None]] = asyncio.Queue(MAX_PENDING)
+        # The newest state of each group waiting to be sent (written by submitters, popped by _drain).
         self.latest: dict[str, dict[str, Any]] = {}
+        self.latest_lock = threading.Lock()
+        # When each state group was last sent (monotonic; read and written on the loop only).
+        self.state_sent_at: dict[str, float] = {}
         super().__init__()
 
     def submit(self, group: str, message: dict[str, Any], latest_only: bool = False) -> None:
-        self.loop.call_soon_threadsafe(self._enqueue, group, message, latest_only)
-
-    def _enqueue(self, group: str, message: dict[str, Any], latest_only: bool) -> None:
-        # Runs on the broadcaster's loop, like _drain: no lock needed around self.latest.
-        queued: dict[str, Any] | None = message
-        if latest_only:
+        if not latest_only:
+            self.loop.call_soon_threadsafe(self._enqueue, group, message)
+            return
+        with self.latest_lock:
             waiting = group in self.latest
             self.latest[group] = message
-            if waiting:
-                return  # the entry already queued will send this newer message
-            queued = None
+        if not waiting:  # else the state on its way will be this newer one
+            self.loop.call_soon_threadsafe(self._schedule_state, group)
+
+    def _schedule_state(self, group: str) -> None:
+        sent_at = self.state_sent_at.get(group)
+        wait = 0.0 if sent_at is None else sent_at + STATE_INTERVAL_SECONDS - time.monotonic()
+        if wait > 0:
+            self.loop.call_later(wait, self._enqueue, group, None)
+        else:
+            self._enqueue(group, None)
+
+    def _enqueue(self, group: str, message: dict[str, Any] | None) -> None:
         try:
-            self.queue.put_nowait((group, queued))
+            self.queue.put_nowait((group, message))
         except asyncio.QueueFull:
-            if latest_only:
-                del self.latest[group]
+            if message is None:
+                with self.latest_lock:
+                    self.latest.pop(group, None)
             log.warning("broadcast to %s dropped: %d messages already waiting", group, MAX_PENDING)
 
     def _run(self) -> None:
@@ -120,8 +143,11 @@ class _Broadcaster(ProcessThread):
 
     async def _drain(self) -> None:
         while True:
-            group, queued = await self.queue.get()
-            message = queued if queued is not None else self.latest.pop(group)
+            group, message = await self.queue.get()
+            if message is None:
+                with self.latest_lock:
+                    message = self.latest.pop(group)
+                self.state_sent_at[group] = time.monotonic()
             if time.monotonic() < _paused_until:
                 continue
             try:
