@@ -12,7 +12,9 @@ Two kinds of broadcast:
   the group's channels (one per socket).
 - `broadcast_state(group, state)`: a state (an event's seats), fanned out to sockets by each
   WebSocket process itself (`config.fanout`): the group's members are processes, not sockets.
-  Newest wins: a state still waiting for the broadcaster is replaced by a newer one of its group.
+  Newest wins: a state still waiting for the broadcaster is replaced by a newer one of its group,
+  and a process sends a group's state at most every STATE_INTERVAL_SECONDS (the embedded default,
+  whose one process serves the sockets, sends every state at once).
 """
 
 from __future__ import annotations
