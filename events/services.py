@@ -277,7 +277,7 @@ def _enroll_in_one_statement(
     )
     with transaction.atomic() if transaction.get_connection().in_atomic_block else contextlib.nullcontext():
         # (Within a caller's transaction, a savepoint: a duplicate's error must not break it.)
-        row = _enrollment_insert(enrollment, seat, then=("message", message, message_params))
+        row = _enrollment_insert(enrollment, seat, message=(message, message_params))
     if row is None:
         return None
     row, message_id = row[:-1], row[-1]
@@ -344,7 +344,7 @@ def _seat_sql(vendor: str, direct_only: bool, check_account: bool, check_opening
 
 
 def _enrollment_insert(
-    enrollment: Enrollment, seat: tuple[str, list[Any]], *, then: tuple[str, str, list[Any]] | None = None
+    enrollment: Enrollment, seat: tuple[str, list[Any]], *, message: tuple[str, list[Any]] | None = None
 ) -> tuple[Any, ...] | None:
     """Runs the seat's statement and inserts `enrollment` if it took one; returns the event's
     columns as the seat's statement returned them (None: no seat taken, nothing inserted).
@@ -352,18 +352,19 @@ def _enrollment_insert(
 
     On PostgreSQL the insert is in the seat's statement (a data-modifying CTE): the event's row is
     locked from that statement until the commit, and every round trip in between holds up the
-    event's other enrollments. `then`: a further CTE of that statement, (name, its statement ending
-    in RETURNING id, its parameters), whose id ends the row returned (PostgreSQL only)."""
+    event's other enrollments. `message`: an outbox INSERT ... RETURNING id and its parameters
+    (config.outbox.services.insert_statement), written by the same statement; its id ends the row
+    returned (PostgreSQL only)."""
     seat_sql, params = seat
     in_one = connection.vendor == "postgresql"
     if in_one:
         # Every column the ORM would insert, with the values it would send (defaults applied).
         fields = _enrollment_fields()
         params = [*params, *(f.get_db_prep_save(f.pre_save(enrollment, True), connection) for f in fields)]
-        if then is not None:
-            params.extend(then[2])
-        sql = _seat_and_insert_sql(seat_sql, then[:2] if then is not None else None)
-    elif then is not None:
+        if message is not None:
+            params.extend(message[1])
+        sql = _seat_and_insert_sql(seat_sql, message[0] if message is not None else None)
+    elif message is not None:
         raise NotImplementedError("one statement needs PostgreSQL")
     else:
         sql = seat_sql
@@ -391,9 +392,9 @@ def _enrollment_fields() -> list[Any]:
 
 
 @functools.cache
-def _seat_and_insert_sql(seat_sql: str, then: tuple[str, str] | None) -> str:
-    """The seat's statement with the enrollment's INSERT (and `then`, a further CTE's name and
-    statement) as one data-modifying CTE (PostgreSQL), made once per shape."""
+def _seat_and_insert_sql(seat_sql: str, message_sql: str | None) -> str:
+    """The seat's statement with the enrollment's INSERT (and the outbox message's, when given) as
+    one data-modifying CTE (PostgreSQL), made once per shape."""
     quote = connection.ops.quote_name
     fields = _enrollment_fields()
     casts = ", ".join(f"CAST(%s AS {f.db_type(connection)})" for f in fields)
@@ -403,9 +404,9 @@ def _seat_and_insert_sql(seat_sql: str, then: tuple[str, str] | None) -> str:
         f"enrolled AS (INSERT INTO {quote(Enrollment._meta.db_table)}"  # noqa: S608
         f" ({', '.join(quote(f.column) for f in fields)}) SELECT {casts} FROM seat RETURNING id)",
     ]
-    if then is not None:
-        names.append(then[0])
-        ctes.append(f"{then[0]} AS ({then[1]})")
+    if message_sql is not None:
+        names.append("message")
+        ctes.append(f"message AS ({message_sql})")
     returned = [f"seat.{quote(column)}" for column in _EVENT_COLUMNS]
     returned.extend(f"{name}.id" for name in names[1:])
     return f"WITH {', '.join(ctes)} SELECT {', '.join(returned)} FROM {', '.join(names)}"  # noqa: S608
