@@ -97,19 +97,12 @@ class _FastConnection:
         self._paused_until = 0.0
 
     def get_two(self, first: str, second: str) -> tuple[Any, Any] | None:
-        if self._paused_until and time.monotonic() < self._paused_until:
-            return None
-        connection, make_key, decode = self._connection, self._client.make_key, self._client.decode
-        try:
-            connection.send_command("MGET", make_key(first), make_key(second))
-            values = connection.read_response()
-        except Exception:  # any failure is a miss: the caller's slower path reads (or degrades)
-            connection.disconnect()
-            self._paused_until = time.monotonic() + self.PAUSE_SECONDS
-            return None
-        self._paused_until = 0.0
+        make_key, decode = self._client.make_key, self._client.decode
+        values = self._round_trip("MGET", make_key(first), make_key(second))
+        if values is _FAILED:
+            return None  # a miss: the caller's slower path reads (or degrades)
         if not isinstance(values, list) or len(values) != 2:
-            connection.disconnect()
+            self._connection.disconnect()
             return None
         return (
             None if values[0] is None else decode(values[0]),
@@ -119,21 +112,33 @@ class _FastConnection:
     def set_forever(self, key: str, value: Any) -> bool:
         """SET without expiry, as django-redis's `set(..., timeout=None)` stores it. False when it
         failed (the caller then goes through django-redis)."""
-        if self._paused_until and time.monotonic() < self._paused_until:
+        answer = self._round_trip("SET", self._client.make_key(key), self._client.encode(value))
+        if answer is _FAILED:
             return False
+        if answer not in (b"OK", "OK", True):
+            self._connection.disconnect()
+            return False
+        return True
+
+    def _round_trip(self, *command: Any) -> Any:
+        """The command's answer, or _FAILED: while paused, or on any error (which drops the
+        connection and pauses this one for PAUSE_SECONDS)."""
+        if self._paused_until and time.monotonic() < self._paused_until:
+            return _FAILED
         connection = self._connection
         try:
-            connection.send_command("SET", self._client.make_key(key), self._client.encode(value))
+            connection.send_command(*command)
             answer = connection.read_response()
         except Exception:
             connection.disconnect()
             self._paused_until = time.monotonic() + self.PAUSE_SECONDS
-            return False
+            return _FAILED
         self._paused_until = 0.0
-        if answer not in (b"OK", "OK", True):
-            connection.disconnect()
-            return False
-        return True
+        return answer
+
+
+# _FastConnection._round_trip's failure (None is an answer: a missing key).
+_FAILED = object()
 
 
 _connection_state = threading.local()
