@@ -30,7 +30,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 from config.problems import problem_response
 
 HEADER = "Idempotency-Key"
-_META = "HTTP_IDEMPOTENCY_KEY"
+META_KEY = "HTTP_IDEMPOTENCY_KEY"  # the header in request.META
 # The routes whose POST creates something (URL names).
 CREATING_ROUTES = frozenset(
     {
@@ -56,7 +56,7 @@ class IdempotencyMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        key = request.META.get(_META)
+        key = request.META.get(META_KEY)
         if key is None or request.method != "POST":
             return self.get_response(request)
         route = _route(request)

@@ -13,7 +13,7 @@ from django.contrib.auth.middleware import AuthenticationMiddleware
 from django.contrib.messages.middleware import MessageMiddleware
 from django.contrib.sessions.middleware import SessionMiddleware
 from django.core.exceptions import PermissionDenied, SuspiciousOperation
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.utils.functional import empty
 
 from config import dbconnections
@@ -53,37 +53,50 @@ class RequestIdMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         started = time.perf_counter()
-        incoming = request.META.get(_REQUEST_ID_META, "")
-        request_id = incoming if incoming and _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request_id = request_id_for(request.META)
         request.request_id = request_id  # type: ignore[attr-defined]
         token = current_request_id.set(request_id)
         try:
             response = self.get_response(request)
-            response.headers[REQUEST_ID_HEADER] = request_id
-            duration = time.perf_counter() - started
             match = request.resolver_match
-            method = request.method or ""
-            status = response.status_code
-            observe_http_request(
-                match.view_name if match is not None else None, request.is_secure(), method, status, duration
+            record_answer(
+                request, response, request_id, started, match.view_name if match is not None else None
             )
-            if request_log.isEnabledFor(logging.INFO):
-                request_log.info(
-                    "request",
-                    extra={
-                        "request_id": request_id,
-                        "fields": {
-                            "method": method,
-                            "path": request.path,
-                            "status": status,
-                            "duration_ms": round(duration * 1000, 2),
-                            "user_id": _user_id(request),
-                        },
-                    },
-                )
             return response
         finally:
             current_request_id.reset(token)
+
+
+def request_id_for(meta: dict[str, Any]) -> str:
+    """The request's id: the client's X-Request-ID when sane, else a new one."""
+    incoming = meta.get(_REQUEST_ID_META, "")
+    return incoming if incoming and _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+
+
+def record_answer(
+    request: HttpRequest, response: HttpResponseBase, request_id: str, started: float, view_name: str | None
+) -> None:
+    """Stamps the answer with its request id, counts it in the HTTP metrics and writes its log line
+    (also for answers of config.fastlane, which Django's middleware never sees)."""
+    response.headers[REQUEST_ID_HEADER] = request_id
+    duration = time.perf_counter() - started
+    method = request.method or ""
+    status = response.status_code
+    observe_http_request(view_name, request.is_secure(), method, status, duration)
+    if request_log.isEnabledFor(logging.INFO):
+        request_log.info(
+            "request",
+            extra={
+                "request_id": request_id,
+                "fields": {
+                    "method": method,
+                    "path": request.path,
+                    "status": status,
+                    "duration_ms": round(duration * 1000, 2),
+                    "user_id": _user_id(request),
+                },
+            },
+        )
 
 
 def _user_id(request: HttpRequest) -> Any:
