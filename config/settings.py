@@ -107,6 +107,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "config.urls"
+# The routes answered in front of Django's handler under WSGI (config/fastlane.py).
+FAST_LANE_ROUTES = "events.api.urls.FAST_ROUTES"
 WSGI_APPLICATION = "config.wsgi.application"
 ASGI_APPLICATION = "config.asgi.application"
 AUTH_USER_MODEL = "participants.User"

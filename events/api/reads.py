@@ -14,6 +14,7 @@ which answers exactly as before (problem+json errors, and on a miss it builds an
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -43,7 +44,7 @@ def _accepts_plain_json(accept: str) -> bool:
     return False
 
 
-def cached_event_read(request: HttpRequest) -> HttpResponse | None:
+def cached_event_read(request: HttpRequest, *, detail: bool) -> HttpResponse | None:
     """The cached answer of an event list or detail read, or None to let the DRF view answer."""
     if request.method != "GET":
         return None
@@ -59,8 +60,7 @@ def cached_event_read(request: HttpRequest) -> HttpResponse | None:
     # The request log line names the account, as for DRF requests.
     request.user = user
     response = HttpResponse(body, content_type="application/json")
-    match = request.resolver_match
-    response.headers["Allow"] = ALLOW_DETAIL if match is not None and "pk" in match.kwargs else ALLOW_LIST
+    response.headers["Allow"] = ALLOW_DETAIL if detail else ALLOW_LIST
     return response
 
 
@@ -72,10 +72,20 @@ def with_cached_reads(drf_view: Callable[..., HttpResponse]) -> Callable[..., Ht
     """
 
     def view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        response = cached_event_read(request)
+        response = cached_event_read(request, detail="pk" in kwargs)
         if response is not None:
             return response
         return drf_view(request, *args, **kwargs)
 
     functools.update_wrapper(view, drf_view)
     return view
+
+
+# The same reads in front of Django's handler, for the WSGI servers (config/fastlane.py; the routes
+# are declared in events/api/urls.py).
+def list_in_fast_lane(request: HttpRequest, match: re.Match[str]) -> HttpResponse | None:
+    return cached_event_read(request, detail=False)
+
+
+def detail_in_fast_lane(request: HttpRequest, match: re.Match[str]) -> HttpResponse | None:
+    return cached_event_read(request, detail=True)

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import functools
 import json
+import re
+from collections.abc import Callable
 from typing import Any, cast
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -138,13 +140,9 @@ class EventEnrollmentsView(generics.GenericAPIView):
     def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if request.method != "POST":
             return super().dispatch(request, *args, **kwargs)  # 405 and OPTIONS, as DRF answers them
-        try:
-            return self._enroll(request, event_id=kwargs["event_id"])
-        except Exception as exc:
-            problem = problem_exception_handler(exc, {})
-            if problem is None:
-                raise  # not an API error: the middleware logs it and answers 500
-            return problem
+        answer = _answering_problems(lambda: self._enroll(request, event_id=kwargs["event_id"]))
+        assert answer is not None
+        return answer
 
     def _enroll(self, request: HttpRequest, *, event_id: int) -> HttpResponse:
         try:
@@ -152,7 +150,7 @@ class EventEnrollmentsView(generics.GenericAPIView):
         except (ParseError, PayloadTooLarge):
             body = None  # answered below, after the authentication, as always
         if body == {}:
-            fast = self._enroll_token_participant(request, event_id=event_id)
+            fast = _enroll_token_participant(request, event_id=event_id)
             if fast is not None:
                 return fast
         found = self._authentication.authenticate(request)  # type: ignore[arg-type]
@@ -165,30 +163,55 @@ class EventEnrollmentsView(generics.GenericAPIView):
         result = admission.enroll_or_queue(event_id=event_id, participant_id=participant.pk)
         return _enrollment_answer(result, event_id=event_id)
 
-    def _enroll_token_participant(self, request: HttpRequest, *, event_id: int) -> HttpResponse | None:
-        """The rush's usual request, a participant enrolling themself (no body), without the query
-        that loads the account: the signed token gives the id, and the seat's own statement on a
-        direct event (events.services.enroll's `check_account`), or the request's insert on a
-        queued one (events.admission.request_admission's), checks that the account is an active
-        participant's, so a deactivated account or one made admin is refused as at once as before.
-        None for anything else, and for an account that check refuses: the caller then
-        authenticates the usual way, which answers exactly as before (401, or an admin's 400)."""
-        user = stateless_user(request.META.get("HTTP_AUTHORIZATION", ""))
-        if user is None:
-            return None
-        request.user = user  # the request log's user id (also for a refusal's problem answer)
-        try:
-            result = admission.enroll_or_queue(event_id=event_id, participant_id=user.pk, check_account=True)
-        except DjangoPermissionDenied:
-            return None
-        return _enrollment_answer(result, event_id=event_id)
-
     @extend_schema(
         request=EnrollRequestSerializer,
         responses={201: EnrollmentSerializer, 202: QueuedEnrollmentSerializer},
     )
     def post(self, request: Request, event_id: int) -> Response:
         raise AssertionError("served by dispatch()")  # here for the schema only
+
+
+def _enroll_token_participant(request: HttpRequest, *, event_id: int) -> HttpResponse | None:
+    """The rush's usual request, a participant enrolling themself (no body), without the query
+    that loads the account: the signed token gives the id, and the seat's own statement on a
+    direct event (events.services.enroll's `check_account`), or the request's insert on a
+    queued one (events.admission.request_admission's), checks that the account is an active
+    participant's, so a deactivated account or one made admin is refused as at once as before.
+    None for anything else, and for an account that check refuses: the caller then
+    authenticates the usual way, which answers exactly as before (401, or an admin's 400)."""
+    user = stateless_user(request.META.get("HTTP_AUTHORIZATION", ""))
+    if user is None:
+        return None
+    request.user = user  # the request log's user id (also for a refusal's problem answer)
+    try:
+        result = admission.enroll_or_queue(event_id=event_id, participant_id=user.pk, check_account=True)
+    except DjangoPermissionDenied:
+        return None
+    return _enrollment_answer(result, event_id=event_id)
+
+
+def enroll_in_fast_lane(request: HttpRequest, match: re.Match[str]) -> HttpResponse | None:
+    """The rush's usual request in front of Django's handler (config/fastlane.py): a participant
+    enrolling themself, without a body. Answers as EventEnrollmentsView does (201, 202, or the
+    problem of a full, closed or unknown event); None for a body, an admin, no or a bad token, or an
+    account the statement refuses, and Django serves the request through EventEnrollmentsView."""
+    meta = request.META
+    if meta.get("CONTENT_LENGTH") not in (None, "", "0") or "HTTP_TRANSFER_ENCODING" in meta:
+        return None
+    return _answering_problems(lambda: _enroll_token_participant(request, event_id=int(match["event_id"])))
+
+
+def _answering_problems(answer: Callable[[], HttpResponse | None]) -> HttpResponse | None:
+    """`answer()`, or the problem+json answer of the API error it raised (DRF's exceptions, through
+    the API's exception handler). Any other exception propagates: the middleware (or the fast lane)
+    logs it and answers 500."""
+    try:
+        return answer()
+    except Exception as exc:
+        problem = problem_exception_handler(exc, {})
+        if problem is None:
+            raise
+        return problem
 
 
 def _enrollment_answer(result: Enrollment | AdmissionRequest, *, event_id: int) -> HttpResponse:

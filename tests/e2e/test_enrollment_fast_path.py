@@ -1,5 +1,5 @@
 """A participant enrolling themself is served without loading the account (events.api.views,
-EventEnrollmentsView._enroll_token_participant): the signed token gives the id and the seat's own
+_enroll_token_participant): the signed token gives the id and the seat's own
 statement checks the account. Nothing a loaded account refused may get through: a deactivated,
 deleted or promoted account is answered exactly as before, at once, and keeps no seat."""
 

@@ -1,5 +1,5 @@
 """A participant asking for a seat in a queued event is accepted without loading the account
-(events.api.views, EventEnrollmentsView._enroll_token_participant, and
+(events.api.views, _enroll_token_participant, and
 events.admission.request_admission's `check_account`): the signed token gives the id and the
 request's own INSERT checks that the account is an active participant's. Nothing a loaded account
 refused may be accepted: a deactivated, deleted or promoted account is answered exactly as by the
