@@ -112,12 +112,6 @@ def parse_args() -> argparse.Namespace:
         help="DJANGO_SETTINGS_MODULE of the platform's server, to measure a variant (config.settings)",
     )
     parser.add_argument(
-        "--route-fast-reads",
-        action="store_true",
-        help="serve the platform with events/api/reads.py routed in front of the event reads "
-        "(bench/fast_reads), for as long as events/api/views.py does not route it itself",
-    )
-    parser.add_argument(
         "--compare-tree",
         type=Path,
         default=None,
@@ -616,7 +610,6 @@ def run_benchmark(args: argparse.Namespace, work_dir: Path) -> int:
         "cpus": os.cpu_count(),
         "server": f"{args.server}, {args.workers} workers{threads} (bare app and platform alike)",
         "log level": args.log_level,
-        "event reads": "reads.py routed (bench/fast_reads)" if args.route_fast_reads else "as routed",
         "platform settings": args.platform_settings or "config.settings",
         "wrk": f"{args.threads} threads, {args.connections} connections, {args.rounds} rounds of "
         f"{args.duration} s (+{args.warmup} s warm-up) per scenario",
@@ -641,9 +634,7 @@ def run_benchmark(args: argparse.Namespace, work_dir: Path) -> int:
         results[COMPARED[key]] = ScenarioResult(COMPARED[key], f"{LABELS[key]} [compared tree]")
     bare_command = server_command(args.server, BARE_APP, bare_port, args.workers, args.server_threads)
     command = server_command(args.server, PLATFORM_APP, port, args.workers, args.server_threads)
-    platform_env = {"DJANGO_SETTINGS_MODULE": "bench.fast_reads.settings"} if args.route_fast_reads else None
-    if args.platform_settings:
-        platform_env = {"DJANGO_SETTINGS_MODULE": args.platform_settings}
+    platform_env = {"DJANGO_SETTINGS_MODULE": args.platform_settings} if args.platform_settings else None
     enroll_servers = 2 if "enroll" in compared else 1
     pool = TokenPool(seeded, args.rounds * (args.warmup + args.duration) * enroll_servers)
     # All run for the whole measure; those not under load are idle. The scenarios take turns,
