@@ -4,6 +4,8 @@ import pytest
 from django.core.cache import cache
 
 from events import cache as event_cache
+from events.api import reads
+from events.api import views as event_views
 from tests.factories import EventFactory, UserFactory
 from tests.helpers import assert_problem, client_for, needs_service
 
@@ -88,29 +90,6 @@ def test_requests_succeed_when_redis_is_down(participant_api, settings):
 
 
 # --- The fast path of cached reads (events/api/reads.py) ------------------------------------------
-# Routed here as proposed for events/api/urls.py: the DRF list and detail views behind
-# `with_cached_reads`, the rest of the platform's routes unchanged.
-from django.urls import include, path  # noqa: E402
-
-from events.api import reads  # noqa: E402
-from events.api import views as event_views  # noqa: E402
-
-urlpatterns = [
-    path(
-        "api/v1/events/",
-        reads.with_cached_reads(event_views.EventViewSet.as_view({"get": "list", "post": "create"})),
-    ),
-    path(
-        "api/v1/events/<int:pk>/",
-        reads.with_cached_reads(
-            event_views.EventViewSet.as_view(
-                {"get": "retrieve", "put": "update", "patch": "partial_update", "delete": "destroy"}
-            )
-        ),
-    ),
-    path("", include("config.urls")),
-]
-fast_reads = pytest.mark.urls(__name__)
 
 
 def _drf_calls(monkeypatch) -> list[str]:
@@ -127,7 +106,6 @@ def _drf_calls(monkeypatch) -> list[str]:
     return calls
 
 
-@fast_reads
 @pytest.mark.parametrize("path", ["/api/v1/events/", "/api/v1/events/?page_size=2&ordering=-date", "detail"])
 def test_a_cache_hit_answers_the_drf_views_bytes_and_headers_without_drf(
     path, participant_api, monkeypatch, django_assert_num_queries
@@ -148,7 +126,6 @@ def test_a_cache_hit_answers_the_drf_views_bytes_and_headers_without_drf(
     assert hit["X-Request-ID"] and hit["X-Request-ID"] != built["X-Request-ID"]
 
 
-@fast_reads
 def test_everything_but_a_plain_hit_is_answered_by_drf_as_before(participant_api, monkeypatch, settings):
     from datetime import timedelta
 
@@ -177,7 +154,6 @@ def test_everything_but_a_plain_hit_is_answered_by_drf_as_before(participant_api
     assert len(calls) == before + 1  # and the next read is a hit again
 
 
-@fast_reads
 def test_a_fast_read_is_logged_with_its_user(participant_api, participant, caplog):
     caplog.set_level("INFO", logger="http.request")
     participant_api.get("/api/v1/events/")
@@ -198,7 +174,6 @@ def test_accept_headers_the_fast_path_takes():
     assert not reads._accepts_plain_json("application/json; indent=4")  # DRF renders that itself
 
 
-@fast_reads
 def test_fast_reads_fall_back_to_drf_when_redis_is_down(participant_api, settings):
     settings.CACHES = {
         "default": {
