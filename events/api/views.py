@@ -4,7 +4,7 @@ import functools
 import json
 import re
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
@@ -140,9 +140,7 @@ class EventEnrollmentsView(generics.GenericAPIView):
     def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if request.method != "POST":
             return super().dispatch(request, *args, **kwargs)  # 405 and OPTIONS, as DRF answers them
-        answer = _answering_problems(lambda: self._enroll(request, event_id=kwargs["event_id"]))
-        assert answer is not None
-        return answer
+        return _answering_problems(lambda: self._enroll(request, event_id=kwargs["event_id"]))
 
     def _enroll(self, request: HttpRequest, *, event_id: int) -> HttpResponse:
         try:
@@ -169,6 +167,9 @@ class EventEnrollmentsView(generics.GenericAPIView):
     )
     def post(self, request: Request, event_id: int) -> Response:
         raise AssertionError("served by dispatch()")  # here for the schema only
+
+
+_Answer = TypeVar("_Answer", bound=HttpResponse | None)
 
 
 def _enroll_token_participant(request: HttpRequest, *, event_id: int) -> HttpResponse | None:
@@ -201,7 +202,7 @@ def enroll_in_fast_lane(request: HttpRequest, match: re.Match[str]) -> HttpRespo
     return _answering_problems(lambda: _enroll_token_participant(request, event_id=int(match["event_id"])))
 
 
-def _answering_problems(answer: Callable[[], HttpResponse | None]) -> HttpResponse | None:
+def _answering_problems(answer: Callable[[], _Answer]) -> _Answer | HttpResponse:
     """`answer()`, or the problem+json answer of the API error it raised (DRF's exceptions, through
     the API's exception handler). Any other exception propagates: the middleware (or the fast lane)
     logs it and answers 500."""
