@@ -51,7 +51,7 @@ from rest_framework.permissions import SAFE_METHODS
 
 from config.idempotency import META_KEY
 from config.logging import current_request_id
-from config.middleware import ProblemDetailsMiddleware, record_answer, request_id_for
+from config.middleware import REQUEST_ID_META, ProblemDetailsMiddleware, record_answer, request_id_for
 
 error_log = logging.getLogger("http.error")
 
@@ -140,6 +140,7 @@ class FastLane:
         token = current_request_id.set(request_id)
         if route.uses_database:
             request_started.send(sender=self.__class__, environ=environ)
+        answered = False
         try:
             # The stack's checks before any view: a bad Host, an HTTP request to redirect to HTTPS
             # or a disallowed user agent is Django's to answer (it raises or redirects again).
@@ -164,10 +165,13 @@ class FastLane:
             for process_response in self._response_hooks:
                 answer = process_response(request, answer)
             record_answer(request, answer, request_id, started, route.view_name)
+            answered = True
         finally:
             if route.uses_database:
                 request_finished.send(sender=self.__class__)
             current_request_id.reset(token)
+            if not answered:  # Django serves it under the same id as the lane's log lines about it
+                environ[REQUEST_ID_META] = request_id
         start_response(
             f"{answer.status_code} {answer.reason_phrase}",
             [*answer.items(), *(("Set-Cookie", c.output(header="")) for c in answer.cookies.values())],

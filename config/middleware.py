@@ -29,7 +29,7 @@ request_log = logging.getLogger("http.request")
 error_log = logging.getLogger("http.error")
 
 REQUEST_ID_HEADER = "X-Request-ID"
-_REQUEST_ID_META = "HTTP_X_REQUEST_ID"
+REQUEST_ID_META = "HTTP_X_REQUEST_ID"
 # A client's id is echoed only when it is short and harmless in logs and headers.
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -69,7 +69,7 @@ class RequestIdMiddleware:
 
 def request_id_for(meta: dict[str, Any]) -> str:
     """The request's id: the client's X-Request-ID when sane, else a new one."""
-    incoming = meta.get(_REQUEST_ID_META, "")
+    incoming = meta.get(REQUEST_ID_META, "")
     return incoming if incoming and _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
 
 

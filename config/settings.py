@@ -358,6 +358,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # `<id:...>` (config/converters.py) is an integer, as `<int:...>` is.
+    "PATH_CONVERTER_OVERRIDES": {"id": {"type": "integer"}},
     # No badge fetched from validator.swagger.io: the docs work on an offline network.
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None, "persistAuthorization": True},
     # Tags, summaries, every 4xx and exact request formats (config/openapi.py).

@@ -238,3 +238,31 @@ def test_a_json_null_body_is_400_where_an_object_or_nothing_is_taken(route, admi
         "POST", f"/api/v1/events/{event.pk}/{route}/", "null", content_type="application/json"
     )
     assert_problem(answer, 400, "validation_error")
+
+
+BEYOND_ANY_ID = str(2**63)  # one more than a bigint holds
+
+
+@pytest.mark.parametrize(
+    ("method", "route"),
+    [
+        ("post", "enrollments/"),
+        ("get", "enrollments/me/"),
+        ("delete", "enrollments/me/"),
+        ("post", "waitlist/"),
+        ("get", "waitlist/me/"),
+        ("get", "participants/"),
+        ("post", "reports/"),
+    ],
+)
+def test_an_event_id_beyond_any_database_id_is_404(method, route, participant_api, admin_api):
+    """Such an id used to reach the enrollment's own SQL, which cannot bind it: a 500."""
+    for api in (participant_api, admin_api):
+        answer = getattr(api, method)(f"/api/v1/events/{BEYOND_ANY_ID}/{route}")
+        assert_problem(answer, 404, "not_found")
+
+
+def test_the_largest_database_id_is_still_an_id(participant_api):
+    largest = str(2**63 - 1)
+    assert_problem(participant_api.post(f"/api/v1/events/{largest}/enrollments/"), 404, "not_found")
+    assert participant_api.get(f"/api/v1/events/{largest}/enrollments/me/").status_code == 404

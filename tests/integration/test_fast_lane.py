@@ -223,9 +223,9 @@ def test_a_failure_in_the_lane_leaves_the_request_to_django(django_app, token, c
     caplog.set_level(logging.ERROR, logger="http.error")
     answer = Answer(lane, environ("/api/v1/events/", token))
     assert answer.code == 200 and django_app.served == 1
-    assert [r.getMessage() for r in caplog.records if r.name == "http.error"] == [
-        "The fast lane failed on GET /api/v1/events/; Django answers it"
-    ]
+    [failure] = [r for r in caplog.records if r.name == "http.error"]
+    assert failure.getMessage() == "The fast lane failed on GET /api/v1/events/; Django answers it"
+    assert failure.request_id == answer.header("X-Request-ID")  # one id for the request's lines
 
 
 def test_the_servers_application_is_the_lane_with_the_event_reads():
@@ -277,19 +277,28 @@ def without_varying(answer: Answer) -> list[tuple[str, str]]:
     return [(key, value) for key, value in answer.comparable_headers() if key != "Content-Length"]
 
 
-@pytest.mark.parametrize("admission", ["direct", "queue"])
-def test_a_participants_enrollment_gets_djangos_answer_without_django(admission, django_app):
+@pytest.mark.parametrize(("admission", "https"), [("direct", False), ("queue", False), ("direct", True)])
+def test_a_participants_enrollment_gets_djangos_answer_without_django(admission, https, settings):
+    settings.ALLOWED_HOSTS = ["testserver"]
+    extra = {}
+    if https:  # behind a TLS proxy, with HSTS
+        settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+        settings.SECURE_HSTS_SECONDS = 3600
+        extra = {"HTTP_X_FORWARDED_PROTO": "https"}
+    django_app = Django()
     event = EventFactory(admission=admission)
     first, second = UserFactory(), UserFactory()
     lane = FastLane(django_app)
 
-    by_lane = enroll(lane, event, first)
+    by_lane = enroll(lane, event, first, **extra)
     assert django_app.served == 0, "Django served the enrollment"
-    by_django = enroll(django_app, event, second)
+    by_django = enroll(django_app, event, second, **extra)
 
     assert by_lane.code == by_django.code == (201 if admission == "direct" else 202)
     assert without_varying(by_lane) == without_varying(by_django)
+    assert int(by_lane.header("Content-Length")) == len(by_lane.body)
     answered, expected = json.loads(by_lane.body), json.loads(by_django.body)
+    assert answered["event"] == expected["event"] == event.pk
     assert answered.keys() == expected.keys() and answered["participant"] == first.pk
     if admission == "direct":
         assert Enrollment.objects.get(event=event, participant=first).pk == answered["id"]
@@ -322,11 +331,27 @@ def test_a_refusal_is_the_lane_s_problem_answer_as_djangos(refusal, django_app):
 
 
 @pytest.mark.parametrize(
-    "case", ["a body", "an admin", "no token", "a deactivated account", "an idempotency key"]
+    ("case", "status", "seats"),
+    [
+        ("a body", 201, 1),
+        ("an admin", 400, 0),  # admins name the participant
+        ("no token", 401, 0),
+        ("a deactivated account", 401, 0),
+        ("an idempotency key", 201, 1),
+        ("a Host not allowed", 400, 0),
+        ("plain HTTP to redirect", 301, 0),
+        ("a body announced", 201, 1),  # none came: Django reads it as {}, as it always has
+        ("HEAD", 405, 0),
+    ],
 )
-def test_any_other_enrollment_is_served_by_django(case, django_app):
+def test_any_other_enrollment_is_served_by_django(case, status, seats, settings):
+    settings.ALLOWED_HOSTS = ["testserver"]
+    if case == "plain HTTP to redirect":
+        settings.SECURE_SSL_REDIRECT = True
+    django_app = Django()  # (built with the settings above)
     event, participant = EventFactory(), UserFactory()
     lane = FastLane(django_app)
+    enrolling, meta = participant, {}
     if case == "a body":
         body = json.dumps({"participant": participant.pk}).encode()
         meta = {
@@ -334,21 +359,35 @@ def test_any_other_enrollment_is_served_by_django(case, django_app):
             "CONTENT_LENGTH": str(len(body)),
             "CONTENT_TYPE": "application/json",
         }
-        answer, expected = enroll(lane, event, participant, **meta), 201
     elif case == "an admin":
-        answer, expected = enroll(lane, event, UserFactory(is_staff=True)), 400  # admins name the participant
+        enrolling = UserFactory(is_staff=True)
     elif case == "no token":
-        answer, expected = enroll(lane, event), 401
+        enrolling = None
     elif case == "a deactivated account":
         User.objects.filter(pk=participant.pk).update(is_active=False)
-        answer, expected = enroll(lane, event, participant), 401
-    else:
-        answer, expected = enroll(lane, event, participant, HTTP_IDEMPOTENCY_KEY="retry-1"), 201
-        replay = enroll(lane, event, participant, HTTP_IDEMPOTENCY_KEY="retry-1")
+    elif case == "an idempotency key":
+        meta = {"HTTP_IDEMPOTENCY_KEY": "retry-1"}
+    elif case == "a Host not allowed":
+        meta = {"HTTP_HOST": "evil.example"}
+    elif case == "a body announced":
+        meta = {"CONTENT_LENGTH": "2"}
+    elif case == "HEAD":
+        meta = {"REQUEST_METHOD": "HEAD"}
+    answer = enroll(lane, event, enrolling, **meta)
+    assert answer.code == status, answer.body[:300]
+    assert django_app.served == 1, f"the lane answered {case}"
+    assert Enrollment.objects.filter(event=event).count() == seats
+    if case == "an idempotency key":
+        replay = enroll(lane, event, participant, **meta)
         assert (replay.code, replay.header("Idempotent-Replayed")) == (201, "true")
-        assert django_app.served == 2
-    assert answer.code == expected, answer.body[:300]
-    assert django_app.served >= 1, f"the lane answered {case}"
+        assert django_app.served == 2 and Enrollment.objects.filter(event=event).count() == 1
+
+
+def test_an_id_beyond_any_bigint_is_djangos_to_answer(django_app):
+    participant, lane = UserFactory(), FastLane(django_app)
+    event = EventFactory.build(pk=int("9" * 19))
+    answer = enroll(lane, event, participant)
+    assert django_app.served == 1 and answer.code == enroll(django_app, event, participant).code
 
 
 def test_an_enrollment_is_logged_counted_and_keeps_djangos_connection_handling(django_app, caplog):
