@@ -156,12 +156,19 @@ else:
 # A connection whose last request ended less than this many seconds ago skips the health check's
 # round trip (config/dbconnections.py: what is checked, and what is left to the error path).
 DB_HEALTH_CHECK_AFTER_IDLE_SECONDS = env.float("DB_HEALTH_CHECK_AFTER_IDLE_SECONDS", default=1.0)
+# The hottest statements are prepared (config/prepared.py: what for, and when to turn it off).
+DB_PREPARED_STATEMENTS = env.bool("DB_PREPARED_STATEMENTS", default=True)
 if not DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Behind PgBouncer in transaction mode a server-side cursor (QuerySet.iterator()) can outlive its
     # server connection: such deployments turn them off.
     DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env.bool(
         "DB_DISABLE_SERVER_SIDE_CURSORS", default=False
     )
+    # psycopg prepares only on a connection with a threshold. Django's own cursors bind on the
+    # client and never prepare, so the threshold (psycopg's default) matters only to
+    # prepared_cursor(), which prepares at once.
+    if DB_PREPARED_STATEMENTS:
+        DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache ----------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
+from config.prepared import prepared_cursor
 from events import domain, metrics, services, wakeups
 from events.models import AdmissionRequest, Enrollment, Event, WaitlistEntry
 from events.services import EventNotFound, _rejected, _seats_changed
@@ -168,7 +169,7 @@ def _insert_request(
     sql = _insert_request_sql(connection.vendor, check_account)
     field = AdmissionRequest._meta.get_field("queued_at")
     try:
-        with connection.cursor() as cursor:
+        with prepared_cursor() as cursor:  # every request of a rush runs it
             cursor.execute(sql, params)
             row = cursor.fetchone()
     except IntegrityError as exc:  # the event was deleted (its foreign key)

@@ -39,6 +39,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from config.outbox import services as outbox
+from config.prepared import prepared_cursor
 from events import cache as event_cache
 from events import domain, metrics, realtime
 from events.models import AdmissionRequest, Enrollment, Event, RevokedCheckinCode, WaitlistEntry
@@ -368,7 +369,8 @@ def _enrollment_insert(
         raise NotImplementedError("one statement needs PostgreSQL")
     else:
         sql = seat_sql
-    with connection.cursor() as cursor:
+    # The one statement is prepared: PostgreSQL planned it anew for every enrollment.
+    with prepared_cursor() if in_one else connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:

@@ -1,0 +1,56 @@
+"""Prepared statements for the few statements a rush runs thousands of times.
+
+Django's PostgreSQL cursors bind parameters on the client (the SQL is sent with the values quoted
+in) and never prepare: PostgreSQL parses and plans every statement anew. For the enrollment's one
+statement (a data-modifying CTE over three tables) planning cost more than running it: about half
+of the database's CPU per enrollment, measured 2026-12-06 (docs/architecture.md, Performance).
+
+`prepared_cursor()` is a Django cursor (its errors converted as usual) over psycopg's server-side
+binding cursor, which prepares each statement at its first run on a connection: later runs only
+bind and execute. Where Django logs queries (DEBUG, tests that count them) it is Django's own
+cursor, whose log shows each statement with its values. Statements sent through it must be server-side
+bindable (no parameter where PostgreSQL takes none, such as an identifier), and should list the
+columns they return: a prepared statement's result type may not change under it.
+
+`DB_PREPARED_STATEMENTS=false` turns it off, for a deployment behind a transaction-mode pooler
+that cannot track prepared statements (PgBouncer before 1.21, or without `max_prepared_statements`):
+`prepared_cursor()` is then Django's own cursor.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from django.conf import settings
+from django.db import connection
+from django.db.backends.utils import CursorWrapper
+
+
+class _PreparingCursor(psycopg.Cursor[Any]):
+    """Server-side binding, every statement prepared on the connection at its first run."""
+
+    def execute(  # type: ignore[override]
+        self, query: Any, params: Any = None, *, prepare: bool | None = None, binary: bool | None = None
+    ) -> _PreparingCursor:
+        return super().execute(query, params, prepare=True, binary=binary)
+
+
+def enabled() -> bool:
+    return connection.vendor == "postgresql" and bool(getattr(settings, "DB_PREPARED_STATEMENTS", False))
+
+
+def prepared_cursor() -> Any:
+    """A cursor whose statements PostgreSQL plans once per connection (Django's own cursor on
+    another database, or with DB_PREPARED_STATEMENTS off). Use it as `with prepared_cursor() as c:`."""
+    if not enabled() or connection.queries_logged:
+        # Where queries are logged (DEBUG, tests counting queries), Django's cursor: its log shows
+        # each statement with its values, which a server-side bound one cannot.
+        return connection.cursor()
+    # What Django's connection.cursor() does, with this cursor class instead of the configured one.
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        cursor = _PreparingCursor(connection.connection)
+    connection.validate_thread_sharing()
+    return CursorWrapper(cursor, connection)  # (what connection.make_cursor() returns)
