@@ -204,8 +204,9 @@ def enroll(
     checked_participant = participant_id if check_account else None
     try:
         opens_after = _wall_clock_if_steady(now) if connection.vendor == "postgresql" else None
+        seats: domain.Seats | None
         if opens_after is not None:
-            event = _enroll_in_one_statement(
+            seats = _enroll_in_one_statement(
                 enrollment,
                 opens_after=opens_after,
                 direct_only=direct_only,
@@ -215,9 +216,10 @@ def enroll(
             event = _enroll_in_transaction(
                 enrollment, now=now, direct_only=direct_only, participant_id=checked_participant
             )
-        if event is not None:
+            seats = event.seats if event is not None else None
+        if seats is not None:
             # Outside a transaction (the one statement's case) these run at once.
-            transaction.on_commit(lambda: _seats_changed(event_id, event.seats))
+            transaction.on_commit(lambda: _seats_changed(event_id, seats))
             transaction.on_commit(metrics.ENROLLMENTS.inc)
             return enrollment
     except IntegrityError:
@@ -259,13 +261,14 @@ def _enroll_in_transaction(
 
 def _enroll_in_one_statement(
     enrollment: Enrollment, *, opens_after: dt.datetime, direct_only: bool, participant_id: int | None
-) -> Event | None:
+) -> domain.Seats | None:
     """The seat, the enrollment and its confirmation's outbox message as ONE statement (PostgreSQL),
     which commits by itself outside a transaction: the event's row is locked only while the database
     runs it and flushes its commit, not for the round trips of a transaction (in a rush every
     enrollment of the event waits for that lock in turn: this is what bounds their rate).
     `opens_after`: the wall-clock time (naive, in the platform's zone) the event must start after:
-    a closed event takes no seat. The message is published once the statement has committed."""
+    a closed event takes no seat. The message is published once the statement has committed.
+    Returns the event's seats after the enrollment, or None when no seat was taken."""
     seat = _seat_statement(
         enrollment.event_id, direct_only=direct_only, participant_id=participant_id, opens_after=opens_after
     )
@@ -283,7 +286,8 @@ def _enroll_in_one_statement(
         return None
     row, message_id = row[:-1], row[-1]
     transaction.on_commit(lambda: outbox.publish_after_commit(message_id))
-    return _event_as_returned(enrollment.event_id, row)
+    # Only the seats are needed here (the message took the rest in SQL): no Event to build.
+    return domain.Seats(capacity=row[_CAPACITY_AT], enrolled=row[_ENROLLED_AT])
 
 
 _EVENT_COLUMNS = (
@@ -296,6 +300,7 @@ _EVENT_COLUMNS = (
     "enrolled_count",
     "calendar_sequence",
 )
+_CAPACITY_AT, _ENROLLED_AT = _EVENT_COLUMNS.index("capacity"), _EVENT_COLUMNS.index("enrolled_count")
 
 
 def _seat_statement(
