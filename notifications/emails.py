@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import io
+import secrets
 from collections.abc import Mapping, Sequence
 from email.mime.base import MIMEBase
 from email.mime.image import MIMEImage
@@ -168,6 +169,18 @@ class EmailWithInlineImages(EmailMultiAlternatives):
     def __init__(self, *args: Any, inline_images: Sequence[tuple[str, bytes]] = (), **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.inline_images = list(inline_images)  # (Content-ID without <>, PNG bytes)
+
+    def message(self) -> Any:
+        """Django's message, with every multipart's boundary chosen here. Left unset, Python's
+        email generator makes one per part and compiles a regular expression of it to check the
+        part's text: a third of the time a confirmation takes to serialize (0.97 → 0.65 ms,
+        2026-12-06), paid by a worker that sends them by the hundred. A random 128-bit boundary
+        occurs in the text only by a chance of that order."""
+        msg = super().message()
+        for part in msg.walk():
+            if part.is_multipart() and part.get_boundary() is None:
+                part.set_boundary(f"==============={secrets.token_hex(16)}==")
+        return msg
 
     def _create_alternatives(self, msg: Any) -> Any:
         if not self.inline_images:
