@@ -4,6 +4,7 @@ worker sent (tasks run in-process after commit; Django's locmem backend keeps th
 from __future__ import annotations
 
 import datetime as dt
+from email import message_from_bytes
 from email.message import Message
 
 import pytest
@@ -67,6 +68,32 @@ def test_the_confirmation_adds_the_event_and_shows_the_code_as_text_and_qr_code(
     cid = image["Content-ID"].strip("<>")
     html = by_type["text/html"].get_payload(decode=True).decode()
     assert f'src="cid:{cid}"' in html and display_checkin_code(code) in html
+
+
+def test_the_confirmation_read_back_from_its_bytes_has_every_part(participant_api):
+    """notifications.emails sets each multipart's boundary itself (Python's generator would make
+    them): the bytes sent must still parse back to the same parts, each boundary its own."""
+    event = EventFactory()
+    assert participant_api.post(f"/api/v1/events/{event.pk}/enrollments/").status_code == 201
+    (email,) = mail.outbox
+    message = email.message()
+    boundaries = [p.get_boundary() for p in message.walk() if p.is_multipart()]
+    assert len(boundaries) == 3 and len(set(boundaries)) == 3 and all(boundaries)
+    parsed = message_from_bytes(message.as_bytes())
+    types = [p.get_content_type() for p in parsed.walk()]
+    assert types == [
+        "multipart/mixed",
+        "multipart/alternative",
+        "text/plain",
+        "multipart/related",
+        "text/html",
+        "image/png",
+        "text/calendar",
+    ]
+    assert [p.get_boundary() for p in parsed.walk() if p.is_multipart()] == boundaries
+    (png,) = [p for p in parsed.walk() if p.get_content_type() == "image/png"]
+    code = Enrollment.objects.get(event=event).checkin_code
+    assert png.get_payload(decode=True) == qr_png(code)
 
 
 def test_moving_the_event_sends_an_update_with_a_higher_sequence_then_cancel_keeps_the_uid(
