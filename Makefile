@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint check-migrations clean
+.PHONY: prepare run test lint check-migrations clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,16 @@ $(VENV)/.dev-installed: requirements/base.txt requirements/dev.txt | $(VENV)/bin
 	$(PY) -m pip install --quiet -r requirements/dev.txt
 	touch $(VENV)/.base-installed $@
 
+# What any server of the platform needs before it starts (make run; CI's gunicorn pass): the
+# schema, the backends' check, the admin account, the static files, and the side effects a previous
+# run left pending.
+prepare: $(VENV)/.base-installed
+	$(PY) manage.py migrate --noinput
+	@$(QUIET) $(PY) -m config.backends
+	$(QUIET) $(PY) manage.py ensure_admin
+	$(QUIET) $(PY) manage.py collectstatic --noinput --verbosity 0
+	$(QUIET) $(PY) manage.py relay_outbox --once
+
 # One ASGI process (uvicorn) serves HTTP and WebSockets. With a broker (CELERY_BROKER_URL in the
 # environment or .env) honcho runs it beside the workers (notifications, reports, admissions), the
 # outbox relay and Celery beat (Procfile); without, it runs alone: tasks run in-process, and so does
@@ -28,12 +38,7 @@ $(VENV)/.dev-installed: requirements/base.txt requirements/dev.txt | $(VENV)/bin
 # The development-key warning (no SECRET_KEY) is shown by the first step only.
 QUIET := DEV_KEY_WARNED=1
 
-run: $(VENV)/.base-installed
-	$(PY) manage.py migrate --noinput
-	@$(QUIET) $(PY) -m config.backends
-	$(QUIET) $(PY) manage.py ensure_admin
-	$(QUIET) $(PY) manage.py collectstatic --noinput --verbosity 0
-	$(QUIET) $(PY) manage.py relay_outbox --once
+run: prepare
 	@echo "Platform on http://$(HOST):$(PORT)/  API docs: /api/docs/  ReDoc: /api/redoc/  admin: /admin/"
 	@if [ -n "$$CELERY_BROKER_URL" ] || grep -qs '^CELERY_BROKER_URL=.' .env; then \
 		echo "Broker configured: starting web, notifications and reports workers, admission consumer, outbox relay, beat"; \
