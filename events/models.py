@@ -97,6 +97,7 @@ class Enrollment(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     # The participant's ticket at the door: shown in the confirmation email (text and QR code) and
     # presented to POST /events/{id}/check-ins/. Random, so it is unguessable; unique by constraint.
+    # Looked up whole only: migration 0007 drops the LIKE index PostgreSQL adds beside the unique one.
     checkin_code = models.CharField(max_length=32, unique=True, default=new_checkin_code, editable=False)
     checked_in_at = models.DateTimeField(null=True, blank=True)
     # When the reminder before the event was sent (events.reminders): at most one per enrollment;

@@ -4,6 +4,8 @@ import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
+from tests.helpers import needs_service
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 BEFORE = [("events", "0005_text_limits"), ("participants", "0003_administrator_participant_proxies")]
@@ -38,3 +40,30 @@ def test_existing_enrollments_get_a_check_in_code_each():
         assert (migrated.duration_minutes, migrated.calendar_sequence) == (60, 0)
     finally:
         migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+
+@needs_service("DATABASE_URL")
+def test_check_in_codes_keep_their_unique_index_and_lose_the_pattern_index():
+    """events 0007: the LIKE index PostgreSQL's schema editor adds to a unique CharField goes (codes
+    are looked up whole); going back restores it; the unique index stays throughout."""
+
+    def indexes():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT indexdef FROM pg_indexes WHERE tablename = 'events_enrollment' AND indexdef LIKE %s",
+                ["%(checkin_code%"],
+            )
+            return [row[0] for row in cursor.fetchall()]
+
+    def pattern(defs):
+        return [d for d in defs if "varchar_pattern_ops" in d]
+
+    assert pattern(indexes()) == []
+    assert [d for d in indexes() if d.startswith("CREATE UNIQUE INDEX")]
+    try:
+        migrate([("events", "0006_calendar_checkin_reminders")])
+        assert len(pattern(indexes())) == 1
+    finally:
+        migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+    assert pattern(indexes()) == []
+    assert [d for d in indexes() if d.startswith("CREATE UNIQUE INDEX")]
