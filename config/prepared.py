@@ -36,14 +36,10 @@ class _PreparingCursor(psycopg.Cursor[Any]):
         return super().execute(query, params, prepare=True, binary=binary)
 
 
-def enabled() -> bool:
-    return connection.vendor == "postgresql" and bool(getattr(settings, "DB_PREPARED_STATEMENTS", False))
-
-
 def prepared_cursor() -> Any:
     """A cursor whose statements PostgreSQL plans once per connection (Django's own cursor on
     another database, or with DB_PREPARED_STATEMENTS off). Use it as `with prepared_cursor() as c:`."""
-    if not enabled() or connection.queries_logged:
+    if connection.vendor != "postgresql" or not settings.DB_PREPARED_STATEMENTS or connection.queries_logged:
         # Where queries are logged (DEBUG, tests counting queries), Django's cursor: its log shows
         # each statement with its values, which a server-side bound one cannot.
         return connection.cursor()

@@ -374,8 +374,8 @@ def _enrollment_insert(
         raise NotImplementedError("one statement needs PostgreSQL")
     else:
         sql = seat_sql
-    # The one statement is prepared: PostgreSQL planned it anew for every enrollment.
-    with prepared_cursor() if in_one else connection.cursor() as cursor:
+    # Prepared on PostgreSQL, which planned the one statement anew for every enrollment.
+    with prepared_cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
