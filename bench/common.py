@@ -15,6 +15,7 @@ import http.client
 import json
 import os
 import re
+import runpy
 import secrets
 import shutil
 import signal
@@ -36,6 +37,9 @@ VENV_BIN = Path(sys.executable).parent
 HOST = "127.0.0.1"
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 BROKER_URL = "amqp://guest:guest@127.0.0.1:5672//"
+# The deployed web worker count: config/gunicorn.conf.py's (WEB_WORKERS when set), each benchmark's
+# default for the server under test and the bare app alike.
+DEPLOYED_WEB_WORKERS = int(runpy.run_path(str(REPO / "config" / "gunicorn.conf.py"))["workers"])
 
 
 class BenchError(Exception):

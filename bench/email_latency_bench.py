@@ -46,6 +46,7 @@ from typing import Any
 # bench/common.py: run as `python bench/email_latency_bench.py`, this script has bench/ first on sys.path.
 from common import (
     BROKER_URL,
+    DEPLOYED_WEB_WORKERS,
     HOST,
     REPO,
     SERVER_UNDER_LOAD,
@@ -78,7 +79,12 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--participants", type=int, default=200, help="enrollments, one each (200)")
     parser.add_argument("--clients", type=int, default=16, help="concurrent keep-alive HTTP clients (16)")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (2)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=DEPLOYED_WEB_WORKERS,
+        help=f"gunicorn workers ({DEPLOYED_WEB_WORKERS}, as deployed)",
+    )
     parser.add_argument(
         "--worker-concurrency", type=int, default=2, help="notifications worker processes (2, as deployed)"
     )

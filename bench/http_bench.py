@@ -42,6 +42,7 @@ import redis
 
 # bench/common.py: run as `python bench/http_bench.py`, this script has bench/ first on sys.path.
 from common import (
+    DEPLOYED_WEB_WORKERS,
     HOST,
     SERVER_UNDER_LOAD,
     SERVERS,
@@ -98,7 +99,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--server", choices=SERVERS, default=DEFAULT_SERVER, help=f"HTTP server ({DEFAULT_SERVER})"
     )
-    parser.add_argument("--workers", type=int, default=2, help="server worker processes (2)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=DEPLOYED_WEB_WORKERS,
+        help=f"server worker processes ({DEPLOYED_WEB_WORKERS}, as deployed)",
+    )
     parser.add_argument(
         "--server-threads",
         type=int,

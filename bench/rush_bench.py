@@ -45,6 +45,7 @@ from typing import Any
 import psycopg
 import redis
 from common import (
+    DEPLOYED_WEB_WORKERS,
     HOST,
     REPO,
     SERVER_UNDER_LOAD,
@@ -100,7 +101,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--server", choices=SERVERS, default="gunicorn-sync", help="HTTP server (gunicorn-sync)"
     )
-    parser.add_argument("--workers", type=int, default=2, help="server worker processes (2)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=DEPLOYED_WEB_WORKERS,
+        help=f"server worker processes ({DEPLOYED_WEB_WORKERS}, as deployed)",
+    )
     parser.add_argument(
         "--server-threads", type=int, default=4, help="gthread/granian threads per worker (4)"
     )

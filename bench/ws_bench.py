@@ -58,6 +58,7 @@ import websockets
 # bench/common.py: run as `python bench/ws_bench.py`, this script has bench/ first on sys.path.
 from common import (
     BROKER_URL,
+    DEPLOYED_WEB_WORKERS,
     HOST,
     SERVER_UNDER_LOAD,
     VENV_BIN,
@@ -135,7 +136,12 @@ def parse_args() -> argparse.Namespace:
         default="settings",
         help="channel-layer backend of the servers: as config/settings.py says (default), or another",
     )
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (2)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=DEPLOYED_WEB_WORKERS,
+        help=f"gunicorn workers ({DEPLOYED_WEB_WORKERS}, as deployed)",
+    )
     parser.add_argument(
         "--no-deflate",
         action="store_true",

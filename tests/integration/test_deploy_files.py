@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import runpy
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -140,7 +141,7 @@ def test_every_role_runs_from_the_application_image_with_the_env_file():
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        ("web", "gunicorn config.wsgi --bind 0.0.0.0:8000 --workers"),
+        ("web", "gunicorn config.wsgi --bind 0.0.0.0:8000 --no-control-socket -c config/gunicorn.conf.py"),
         ("ws", "uvicorn config.asgi:application --host 0.0.0.0 --port 8001 --timeout-graceful-shutdown 10"),
         (
             "worker-notifications",
@@ -217,6 +218,16 @@ def test_metrics_settings_of_web_and_workers():
     # gunicorn's settings file removes a dead worker's gauges from the shared directory.
     assert "-c config/gunicorn.conf.py" in command_line(svc["web"])
     assert (ROOT / "config" / "gunicorn.conf.py").is_file()
+
+
+def test_the_web_workers_are_counted_in_one_place(monkeypatch):
+    """The settings file counts the workers (WEB_WORKERS, else its default): a command that passed
+    a count of its own would override it for that deployment alone."""
+    assert "--workers" not in command_line(services()["web"])
+    monkeypatch.delenv("WEB_WORKERS", raising=False)
+    assert runpy.run_path(str(ROOT / "config" / "gunicorn.conf.py"))["workers"] == 3
+    monkeypatch.setenv("WEB_WORKERS", "5")
+    assert runpy.run_path(str(ROOT / "config" / "gunicorn.conf.py"))["workers"] == 5
 
 
 # --- Prometheus --------------------------------------------------------------------------------------
