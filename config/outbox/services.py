@@ -166,12 +166,17 @@ def _broker_messages(messages: Sequence[OutboxMessage]) -> list[tuple[str, list[
     one per batched task (up to its batch_max_items), in the order of their first outbox message."""
     units: list[tuple[str, list[OutboxMessage]]] = []
     open_groups: dict[str, list[OutboxMessage]] = {}
+    # Each task's items per broker message (None: not batched), looked up once per task: Celery's
+    # registry is dear to ask, and a publish carries many messages of few tasks.
+    limits: dict[str, int | None] = {}
     for message in messages:
-        if not is_batched(message.task):
+        if message.task not in limits:
+            limits[message.task] = _items_per_message(message.task, at_most=len(messages))
+        limit = limits[message.task]
+        if limit is None:
             units.append((message.task, [message]))
             continue
         group = open_groups.get(message.task)
-        limit = getattr(celery_app.tasks[message.task], "batch_max_items", None) or len(messages)
         if group is None or len(group) >= limit:
             group = open_groups[message.task] = []
             units.append((message.task, group))
@@ -179,9 +184,19 @@ def _broker_messages(messages: Sequence[OutboxMessage]) -> list[tuple[str, list[
     return units
 
 
+def _items_per_message(task_name: str, *, at_most: int) -> int | None:
+    """How many outbox messages of the task one broker message carries (its batch_max_items, else
+    `at_most`); None for a task that is not batched."""
+    if not is_batched(task_name):
+        return None
+    return getattr(celery_app.tasks[task_name], "batch_max_items", None) or at_most
+
+
 def _dispatch(task: str, messages: Sequence[OutboxMessage]) -> None:
+    kwargs_repr: str | None = None  # Celery's own: a bounded repr of the kwargs
     if is_batched(task):
         kwargs: dict[str, Any] = {"items": [message.kwargs for message in messages]}
+        kwargs_repr = batch_repr(messages)
     else:
         [message] = messages
         kwargs = message.kwargs
@@ -190,7 +205,15 @@ def _dispatch(task: str, messages: Sequence[OutboxMessage]) -> None:
         celery_app.tasks[task].apply(kwargs=kwargs)
         return
     # retry=False: fail at once when the broker is away instead of blocking the caller.
-    celery_app.send_task(task, kwargs=kwargs, retry=False)
+    celery_app.send_task(task, kwargs=kwargs, retry=False, kwargsrepr=kwargs_repr)
+
+
+def batch_repr(messages: Sequence[OutboxMessage]) -> str:
+    """What a batched task's message shows of its kwargs (Celery's `kwargsrepr` header, seen in
+    monitoring and the worker's logs): the outbox ids it carries, not the items. Celery's default,
+    a repr of the items cut at 1 KB, showed their check-in codes to whoever reads the headers, and
+    made send_task cost 67 rather than 49 us of the web process's CPU per enrollment."""
+    return f"{{'items': <{len(messages)} outbox messages {messages[0].pk}..{messages[-1].pk}>}}"
 
 
 def flush_publisher(timeout: float = 10.0) -> bool:

@@ -4,6 +4,7 @@ import threading
 
 import pytest
 from celery import shared_task
+from celery.signals import before_task_publish
 from django.core import mail
 from django.core.management import call_command
 from django.db import transaction
@@ -103,6 +104,25 @@ def test_batch_max_items_splits_a_group():
     assert OutboxMessage.objects.filter(pk__in=ids, published_at__isnull=False).count() == 5
 
 
+def test_a_batched_message_shows_its_outbox_ids_not_its_items(monkeypatch, settings):
+    """Celery's kwargsrepr header (monitoring, the worker's log) would otherwise repeat the items,
+    check-in codes included; an ordinary task keeps Celery's own repr."""
+    sent = []
+    monkeypatch.setattr(outbox.celery_app, "send_task", lambda task, **options: sent.append((task, options)))
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    ids = pending(
+        ("tests.outbox_batched_probe", {"code": "SECRET-1"}),
+        ("tests.outbox_single_probe", {"s": 1}),
+        ("tests.outbox_batched_probe", {"code": "SECRET-2"}),
+    )
+    assert outbox.publish(ids) == 3
+    (batched,) = [options for task, options in sent if task == "tests.outbox_batched_probe"]
+    assert batched["kwargs"] == {"items": [{"code": "SECRET-1"}, {"code": "SECRET-2"}]}
+    assert batched["kwargsrepr"] == f"{{'items': <2 outbox messages {ids[0]}..{ids[2]}>}}"
+    (single,) = [options for task, options in sent if task == "tests.outbox_single_probe"]
+    assert single["kwargs"] == {"s": 1} and single["kwargsrepr"] is None
+
+
 def test_a_refused_group_stays_pending_counts_the_attempt_and_the_relay_publishes_it_once():
     ids = pending(*[("tests.outbox_batched_probe", {"n": n}) for n in range(3)])
     with broker(DEAD_BROKER), pytest.raises(Exception):  # noqa: B017 (kombu's OperationalError)
@@ -164,10 +184,23 @@ def test_notifications_of_many_enrollments_go_out_as_one_task_call(monkeypatch):
 
 @needs_service("CELERY_BROKER_URL")
 def test_on_rabbitmq_a_group_is_one_broker_message(celery_worker, monkeypatch):
-    ids = pending(*[("tests.outbox_batched_probe", {"n": n}) for n in range(5)])
-    assert outbox.publish(ids) == 5
+    published_headers = []
+
+    def seen(sender=None, headers=None, **kwargs):
+        if sender == "tests.outbox_batched_probe":
+            published_headers.append(headers)
+
+    before_task_publish.connect(seen, weak=False)
+    try:
+        ids = pending(*[("tests.outbox_batched_probe", {"n": n}) for n in range(5)])
+        assert outbox.publish(ids) == 5
+    finally:
+        before_task_publish.disconnect(seen)
     wait_until(lambda: BATCHED_CALLS)
     assert [[{"n": n} for n in range(5)]] == BATCHED_CALLS
+    # The header the broker carries, as monitoring and the worker's log show it.
+    expected = f"{{'items': <5 outbox messages {ids[0]}..{ids[-1]}>}}"
+    assert [h["kwargsrepr"] for h in published_headers] == [expected]
 
     calls = spy_on_notify(monkeypatch)
     event = EventFactory()
