@@ -4,11 +4,11 @@ import os
 
 # Sync workers: on 2 cores the work is CPU-bound and threads only add contention (docs/architecture.md).
 worker_class = "sync"
-# Three, for the 2 cores a web machine or pod has: one per core and one more. A sync worker also waits (for each commit's flush, for Redis, and for
-# the client to close the connection after the answer), and with one per core the cores sat idle
-# meanwhile, a fifth of the time under enrollment; a third worker keeps them busy, a fourth only
-# adds contention (docs/architecture.md, "Worker count"). Every deployment's count is this one
-# unless WEB_WORKERS says otherwise.
+# Three, for the 2 cores a web machine or pod has: one per core and one more. A sync worker also
+# waits (for each commit's flush, for Redis, and for the client to close the connection after the
+# answer), and with one per core the cores sat idle meanwhile, a fifth of the time under
+# enrollment; a third worker keeps them busy, a fourth only adds contention (docs/architecture.md,
+# "Worker count"). Every deployment's count is this one unless WEB_WORKERS says otherwise.
 workers = int(os.environ.get("WEB_WORKERS", "3"))
 control_socket_disable = True  # gunicorn 27 would create ~/.gunicorn otherwise
 errorlog = "-"
