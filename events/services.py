@@ -448,23 +448,50 @@ def _refuse_enrollment(
     *, event_id: int, participant_id: int, now: dt.datetime, direct_only: bool, check_account: bool = False
 ) -> NoReturn:
     """No seat was taken: the domain tells which answer applies (closed, duplicate, full); first,
-    with `check_account`, whether the account may enroll itself at all (PermissionDenied)."""
-    if check_account and not (
-        get_user_model()._default_manager.filter(pk=participant_id, is_active=True, is_staff=False).exists()
-    ):
+    with `check_account`, whether the account may enroll itself at all (PermissionDenied).
+
+    Once a popular event is full, the rest of its rush ends here: what the answer needs is read with
+    one prepared statement (three ORM queries made a refusal cost twice an enrollment)."""
+    with prepared_cursor() as cursor:
+        params = [participant_id, True, False, event_id, participant_id, event_id]
+        cursor.execute(_refusal_sql(connection.vendor), params)
+        admission, date, time, active_participant, already = cursor.fetchone()
+    if check_account and not active_participant:
         raise PermissionDenied("Not an active participant's account.")
-    event = Event.objects.filter(pk=event_id).first()
-    if event is None:
+    if admission is None:
         raise EventNotFound()
-    if direct_only and event.admission == domain.Admission.QUEUE:
+    if direct_only and admission == domain.Admission.QUEUE:
+        event = Event.objects.filter(pk=event_id).first()  # the caller queues the request on it
+        if event is None:  # deleted meanwhile
+            raise EventNotFound()
         raise EventQueued(event)
-    already = Enrollment.objects.filter(event_id=event_id, participant_id=participant_id).exists()
-    full = domain.Seats(capacity=event.capacity, enrolled=event.capacity)
+    # (Dates and times are converted as the model's fields would: SQLite may hand back text.)
+    starts_at = Event(date=_EVENT_DATE.to_python(date), time=_EVENT_TIME.to_python(time)).starts_at
+    full = domain.Seats(capacity=1, enrolled=1)
     try:
-        domain.check_can_enroll(starts_at=event.starts_at, now=now, seats=full, already_enrolled=already)
+        domain.check_can_enroll(starts_at=starts_at, now=now, seats=full, already_enrolled=bool(already))
     except domain.Conflict as refusal:
         _rejected(refusal)
     raise AssertionError("a full event must be refused")  # check_can_enroll raised for `full`
+
+
+_EVENT_DATE, _EVENT_TIME = Event._meta.get_field("date"), Event._meta.get_field("time")
+
+
+@functools.cache
+def _refusal_sql(vendor: str) -> str:
+    """_refuse_enrollment's one row (made once per database): the event's mode and start (NULL: no
+    such event), whether the account is an active participant's, and whether it holds a seat."""
+    quote = connection.ops.quote_name
+    users = quote(get_user_model()._meta.db_table)
+    enrollments = quote(Enrollment._meta.db_table)
+    # Only the models' own identifiers are formatted in; the values are parameters.
+    return (
+        "SELECT e.admission, e.date, e.time,"  # noqa: S608
+        f" EXISTS (SELECT 1 FROM {users} WHERE id = %s AND is_active = %s AND is_staff = %s),"
+        f" EXISTS (SELECT 1 FROM {enrollments} WHERE event_id = %s AND participant_id = %s)"
+        f" FROM (SELECT 1 AS one) AS one LEFT JOIN {quote(Event._meta.db_table)} AS e ON e.id = %s"
+    )
 
 
 def _rejected(refusal: domain.Conflict, cause: Exception | None = None) -> NoReturn:

@@ -55,6 +55,23 @@ def test_the_prepared_seat_statement_still_refuses_a_duplicate_and_a_full_event(
     assert event.enrolled_count == Enrollment.objects.filter(event=event).count() == 1
 
 
+def test_a_refusal_is_one_prepared_statement_after_the_seat_s(django_assert_num_queries):
+    """Once an event is full the rest of its rush is refused: what the answer needs (the event,
+    the account, a seat held already) is one statement, prepared once and reused."""
+    event = EventFactory(capacity=1)
+    assert enroll(event).status_code == 201
+    assert_problem(enroll(event), 409, "event_full")
+    refusal = [s for s in prepared_statements() if "LEFT JOIN" in s]
+    assert len(refusal) == 1 and "$1" in refusal[0], prepared_statements()
+    prepared = prepared_statements()
+    assert_problem(enroll(event), 409, "event_full")
+    assert prepared_statements() == prepared
+    participant = UserFactory()
+    client = client_for(participant)
+    with django_assert_num_queries(2):  # the seat's statement, the refusal's
+        assert_problem(client.post(f"/api/v1/events/{event.pk}/enrollments/"), 409, "event_full")
+
+
 def test_the_queued_accept_is_prepared():
     event = EventFactory(admission="queue")
     assert enroll(event).status_code == 202
