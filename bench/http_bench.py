@@ -12,9 +12,10 @@ The platform logs every request at INFO, as deployed, with multiprocess metrics 
 
 It recreates a throwaway PostgreSQL database, flushes one Redis db, migrates, seeds events and
 participants, starts the bare app and the platform, runs the wrk scenarios (bare, /health/live, the
-authenticated event list, enrollments with a fresh participant per request into one hot event) in
-turn for a few rounds, then bare once more, checks the seats in the database and reads the
-platform's log. bench/README.md says what the figures mean.
+authenticated event list, enrollments with a fresh participant per request into one hot event,
+and the refusals of a full event, again a fresh participant per request) in turn for a few
+rounds, then bare once more, checks the seats in the database and reads the platform's log.
+bench/README.md says what the figures mean.
 
 The exit code is non-zero only when the benchmark could not run (or its figures are invalid, e.g.
 the token pool ran out); a missed target is a finding, printed as FAIL, not an error.
@@ -78,10 +79,14 @@ PLATFORM_APP = "config.wsgi:application"
 # Far above any run's enrollments, so that every request of the enrollment scenario can get a seat.
 HOT_EVENT_CAPACITY = 1_000_000
 OTHER_EVENT_CAPACITY = 100
+# The full event's one seat, taken before the load: every request of the full scenario is refused.
+FULL_EVENT_CAPACITY = 1
 
 # Minimum throughput of each scenario relative to the bare app (the issue's targets).
 TARGETS = {"list": 0.5, "enroll": 0.2}
-SCENARIOS = ("bare", "live", "list", "enroll")
+SCENARIOS = ("bare", "live", "list", "enroll", "full")
+# The scenarios that POST with a fresh participant per request (from the token pool).
+POOL_SCENARIOS = ("enroll", "full")
 
 
 # --- Options and environment ----------------------------------------------------------------------
@@ -196,13 +201,16 @@ def configure_benchmark_environment(args: argparse.Namespace, work_dir: Path) ->
 @dataclass
 class Seed:
     hot_event_id: int
+    full_event_id: int
     reader_token: str  # a participant outside the enrollment pool, for the list scenario
     token_file: Path  # one access token per line, each of a different participant
     pool_size: int
 
 
-def seed_events(count: int) -> int:
-    """Creates `count` upcoming events; the first is the hot one, with room for every request. Its id."""
+def seed_events(count: int) -> tuple[int, int]:
+    """Creates `count` upcoming events: the first is the hot one, with room for every request, the
+    second the full one, whose one seat a participant of its own takes. Their ids."""
+    from events import services
     from events.models import Event
 
     first_day = dt.date.today() + dt.timedelta(days=30)
@@ -218,8 +226,11 @@ def seed_events(count: int) -> int:
         for number in range(count)
     ]
     events[0].title, events[0].capacity = "Hot event", HOT_EVENT_CAPACITY
+    events[1].title, events[1].capacity = "Full event", FULL_EVENT_CAPACITY
     Event.objects.bulk_create(events)
-    return events[0].pk
+    (filler,) = create_participants(1, "filler")
+    services.enroll(event_id=events[1].pk, participant_id=filler.pk)
+    return events[0].pk, events[1].pk
 
 
 def seed_participants(count: int, token_file: Path) -> str:
@@ -237,7 +248,7 @@ def seed(args: argparse.Namespace, work_dir: Path) -> Seed:
     from django.db import connections
 
     started = time.monotonic()
-    hot_event_id = seed_events(args.events)
+    hot_event_id, full_event_id = seed_events(max(args.events, 2))
     token_file = work_dir / "tokens.txt"
     reader_token = seed_participants(args.participants, token_file)
     # The server has its own connections; this process keeps none open while it measures.
@@ -246,7 +257,7 @@ def seed(args: argparse.Namespace, work_dir: Path) -> Seed:
         f"seeded {args.events} events and {args.participants + 1} participants with tokens "
         f"in {time.monotonic() - started:.1f} s"
     )
-    return Seed(hot_event_id, reader_token, token_file, args.participants)
+    return Seed(hot_event_id, full_event_id, reader_token, token_file, args.participants)
 
 
 # --- Scenarios ------------------------------------------------------------------------------------
@@ -323,7 +334,8 @@ def measure_fixed(
 
 class TokenPool:
     """Hands out disjoint ranges of the token file, in proportion to the seconds each wrk run lasts,
-    so that every run of the enrollment scenario, warm-ups included, gets participants of its own."""
+    so that every run of the enrollment and full-event scenarios, warm-ups included, gets participants
+    of its own (a token seen before would be verified from the process's memory of tokens)."""
 
     def __init__(self, seed: Seed, total_seconds: int):
         self.seed, self.total_seconds, self.next = seed, total_seconds, 1
@@ -335,10 +347,19 @@ class TokenPool:
 
 
 def measure_enrollment(
-    wrk: str, args: argparse.Namespace, result: ScenarioResult, server: Server, seed: Seed, pool: TokenPool
+    wrk: str,
+    args: argparse.Namespace,
+    result: ScenarioResult,
+    server: Server,
+    seed: Seed,
+    pool: TokenPool,
+    *,
+    full: bool = False,
 ) -> None:
-    """POSTs to the hot event, each request as a participant never seen before in this run."""
-    url = f"http://{HOST}:{server.port}/api/v1/events/{seed.hot_event_id}/enrollments/"
+    """POSTs to the hot event (201 each), or to the full one (`full`: 409 each), each request as a
+    participant never seen before in this run."""
+    event_id, expected = (seed.full_event_id, 409) if full else (seed.hot_event_id, 201)
+    url = f"http://{HOST}:{server.port}/api/v1/events/{event_id}/enrollments/"
 
     def pool_args(first: int, count: int) -> list[str]:
         return ["token-pool", "POST", str(seed.token_file), str(first), str(count), str(args.threads)]
@@ -346,8 +367,8 @@ def measure_enrollment(
     warmup = run_wrk(
         wrk, args.threads, args.connections, url, args.warmup, pool_args(*pool.take(args.warmup))
     )
-    if warmup.count(201) == 0:
-        raise BenchError(f"no enrollment succeeded during the warm-up; statuses: {warmup.statuses}")
+    if warmup.count(expected) == 0:
+        raise BenchError(f"no {expected} answer during the warm-up; statuses: {warmup.statuses}")
     result.warmups.append(warmup)
     run_args = pool_args(*pool.take(args.duration))
     measured(
@@ -568,7 +589,12 @@ def print_table(
         if key == "enroll":
             extra += f", seats {'ok' if outcome['seats_ok'] else 'WRONG'}"
         text = verdict(outcome["passed"]) if outcome["valid"] else "INVALID (the token pool ran out)"
-        print(f"{names[key]:<18} {outcome['ratio']:>6.3f}  target >= {outcome['target']:<4}{extra}  {text}")
+        print(f"{names[key]:<25} {outcome['ratio']:>6.3f}  target >= {outcome['target']:<4}{extra}  {text}")
+    if "full" in results:  # no target of its own: a refusal should cost no more than an enrollment
+        value = figure(results, "full")
+        low, high = value.to_bare_range
+        rounds = f"(rounds {low:.3f}-{high:.3f})"
+        print(f"{'full-event refusal / bare':<25} {value.to_bare:>6.3f}  {rounds}, no target")
     if seats is not None:
         print()
         print(f"Seats of the hot event (capacity {seats.capacity}):")
@@ -602,6 +628,7 @@ LABELS = {
     "live": "platform GET /health/live",
     "list": "GET /api/v1/events/ (auth, cached)",
     "enroll": "POST /api/v1/events/<hot>/enrollments/ (new user each)",
+    "full": "POST /api/v1/events/<full>/enrollments/ (full: 409, new user each)",
 }
 # The scenarios also measured on the platform served from --compare-tree, under these keys.
 COMPARED = {"list": "list@cmp", "enroll": "enroll@cmp"}
@@ -641,8 +668,8 @@ def run_benchmark(args: argparse.Namespace, work_dir: Path) -> int:
     bare_command = server_command(args.server, BARE_APP, bare_port, args.workers, args.server_threads)
     command = server_command(args.server, PLATFORM_APP, port, args.workers, args.server_threads)
     platform_env = {"DJANGO_SETTINGS_MODULE": args.platform_settings} if args.platform_settings else None
-    enroll_servers = 2 if "enroll" in compared else 1
-    pool = TokenPool(seeded, args.rounds * (args.warmup + args.duration) * enroll_servers)
+    pool_runs = sum(1 + (key in compared) for key in args.scenarios if key in POOL_SCENARIOS)
+    pool = TokenPool(seeded, args.rounds * (args.warmup + args.duration) * max(pool_runs, 1))
     # All run for the whole measure; those not under load are idle. The scenarios take turns,
     # round after round, so that a change in the machine's load weighs on all of them alike.
     with contextlib.ExitStack() as servers:
@@ -685,14 +712,17 @@ def run_benchmark(args: argparse.Namespace, work_dir: Path) -> int:
                         measure_fixed(wrk, args, result, target, "/api/v1/events/", seeded.reader_token)
                     elif key == "enroll":
                         measure_enrollment(wrk, args, result, target, seeded, pool)
+                    elif key == "full":
+                        measure_enrollment(wrk, args, result, target, seeded, pool, full=True)
         say("the bare app once more, after the last round")
         measure_fixed(wrk, args, results["bare"], bare_server, "/bare")
     say("servers stopped; purging the benchmark's messages from RabbitMQ")
     purge_queues()
     seats = None
-    if "enroll" in results:
-        for result in results.values():
-            result.label = result.label.replace("<hot>", str(seeded.hot_event_id))
+    for result in results.values():
+        result.label = result.label.replace("<hot>", str(seeded.hot_event_id))
+        result.label = result.label.replace("<full>", str(seeded.full_event_id))
+    if "enroll" in results or "full" in results:
         say("checking the seats in the database")
         seats = check_seats(
             seeded.hot_event_id, *(results[key] for key in ("enroll", "enroll@cmp") if key in results)
