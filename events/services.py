@@ -28,18 +28,16 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import enum
 import functools
-from collections.abc import Hashable, Sequence
-from typing import Any, NoReturn, cast
+from collections.abc import Sequence
+from typing import Any, NoReturn
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
-from django.db import DatabaseError, IntegrityError, connection, models, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from config.combining import Combiner
 from config.outbox import services as outbox
 from config.prepared import prepared_cursor
 from events import cache as event_cache
@@ -208,23 +206,12 @@ def enroll(
         opens_after = _wall_clock_if_steady(now) if connection.vendor == "postgresql" else None
         seats: domain.Seats | None
         if opens_after is not None:
-            # A participant's own enrollment (the rush's request) may share its statement with those
-            # of this process's other threads (_seat_batches); a caller's transaction never does.
-            taken = (
-                _seat_batches.submit((event_id, direct_only), (enrollment, opens_after))
-                if check_account and not connection.in_atomic_block
-                else _ALONE
+            seats = _enroll_in_one_statement(
+                enrollment,
+                opens_after=opens_after,
+                direct_only=direct_only,
+                participant_id=checked_participant,
             )
-            if taken is _SEATED:
-                return enrollment  # the batch has done what follows a seat (see _take_seats)
-            seats = taken if isinstance(taken, domain.Seats) else None
-            if taken is _ALONE:
-                seats = _enroll_in_one_statement(
-                    enrollment,
-                    opens_after=opens_after,
-                    direct_only=direct_only,
-                    participant_id=checked_participant,
-                )
         else:
             event = _enroll_in_transaction(
                 enrollment, now=now, direct_only=direct_only, participant_id=checked_participant
@@ -455,143 +442,6 @@ def _wall_clock_if_steady(now: dt.datetime) -> dt.datetime | None:
         if moment.astimezone(zone).utcoffset() != offset:
             return None
     return timezone.localtime(now, zone).replace(tzinfo=None)
-
-
-class _BatchOutcome(enum.Enum):
-    SEATED = "seated"  # the batch gave it a seat, and did all that follows (the enrollment has its id)
-    ALONE = "alone"  # the batch did not decide it: its own thread runs the one-statement path
-
-
-_SEATED, _ALONE = _BatchOutcome.SEATED, _BatchOutcome.ALONE
-# An enrollment's outcome: _SEATED, _ALONE, the seats after it when it ran alone in the batch (its
-# caller does what follows), or None (no seat: the refusal tells why).
-_Outcome = _BatchOutcome | domain.Seats | None
-
-
-def _take_seats(key: Hashable, items: Sequence[tuple[Enrollment, dt.datetime]]) -> list[_Outcome]:
-    """The participants' own enrollments that this process's threads asked for at once, into one
-    event (`key`: its id, and direct_only), as ONE statement: seats in arrival order while any are
-    left, each seated participant's enrollment row and confirmation message. A batch of one takes
-    the usual one statement, here (its errors are its caller's). An enrollment the batch cannot
-    take along (a second request of the same participant) is left to its own thread (_ALONE), and
-    so is the whole batch when the statement fails (a duplicate committed by another process
-    meanwhile, say): each then meets the error, or not, alone.
-
-    The statement costs little more for eight enrollments than for one: per enrollment, the
-    database's CPU and the round trip's went from about 550 to 100 us (docs/architecture.md)."""
-    event_id, direct_only = cast(tuple[int, bool], key)
-    if len(items) == 1:  # run here all the same: whoever comes meanwhile waits, and forms the next batch
-        enrollment, opens_after = items[0]
-        seats = _enroll_in_one_statement(
-            enrollment,
-            opens_after=opens_after,
-            direct_only=direct_only,
-            participant_id=enrollment.participant_id,
-        )
-        return [seats]
-    outcomes: list[_Outcome] = [_ALONE] * len(items)
-    firsts: dict[int, int] = {}  # participant id -> the index of their first request here
-    for index, (enrollment, _) in enumerate(items):
-        firsts.setdefault(enrollment.participant_id, index)
-    if len(firsts) < 2:
-        return outcomes
-    batch = [items[index][0] for index in firsts.values()]
-    # The latest of the requests' clocks: no seat is given once the event has started for any of them.
-    opens_after = max(items[index][1] for index in firsts.values())
-    try:
-        rows = _enroll_batch_in_one_statement(batch, direct_only=direct_only, opens_after=opens_after)
-    except DatabaseError:
-        return outcomes
-    for index in firsts.values():
-        outcomes[index] = None  # no seat, unless the statement returned its row
-    for enrollment_id, participant_id, *_ in rows:
-        index = firsts[participant_id]
-        enrollment = items[index][0]
-        enrollment.id = enrollment_id
-        enrollment._state.adding, enrollment._state.db = False, connection.alias
-        outcomes[index] = _SEATED
-    if rows:
-        seats = domain.Seats(capacity=rows[0][2], enrolled=rows[0][3])
-        for message_id in rows[0][4]:
-            transaction.on_commit(functools.partial(outbox.publish_after_commit, message_id))
-        # Before any of them answers: a read after the enrollment must find it (events.cache).
-        transaction.on_commit(lambda: _seats_changed(event_id, seats))
-        transaction.on_commit(lambda: metrics.ENROLLMENTS.inc(len(rows)))
-    return outcomes
-
-
-_seat_batches: Combiner[tuple[Enrollment, dt.datetime], _Outcome] = Combiner(_take_seats)
-
-
-def _enroll_batch_in_one_statement(
-    enrollments: Sequence[Enrollment], *, direct_only: bool, opens_after: dt.datetime
-) -> list[tuple[Any, ...]]:
-    """_enroll_in_one_statement for several participants (PostgreSQL; distinct participants, one
-    event): the seats for as many as are left, in order, each checked as the one statement checks
-    (an active participant's account, no seat held yet, the event open and direct when `direct_only`);
-    for each seated one the enrollment row and the confirmation's outbox message. Rows returned:
-    (enrollment id, participant id, capacity, enrolled count, the messages' ids), one per seat."""
-    event_id = enrollments[0].event_id
-    fields = _enrollment_fields()
-    columns = [[f.get_db_prep_save(f.pre_save(e, True), connection) for e in enrollments] for f in fields]
-    messages = [
-        notifications.notify_participant_kwargs(
-            kind=Kind.ENROLLMENT_CONFIRMED,
-            participant_id=e.participant_id,
-            event_id=event_id,
-            checkin_code=e.checkin_code,
-        )
-        for e in enrollments
-    ]
-    message_sql, message_params = notifications.notify_rows_statement(
-        event_relation="seat", rows_relation="chosen", kwargs_column="kwargs"
-    )
-    params: list[Any] = [*columns, messages, True, False, event_id, event_id]
-    if direct_only:
-        params.append(domain.Admission.DIRECT)
-    params.extend([opens_after, event_id, *message_params])
-    with prepared_cursor() as cursor:
-        cursor.execute(_batch_sql(connection.vendor, direct_only, message_sql), params)
-        return list(cursor.fetchall())
-
-
-@functools.cache
-def _batch_sql(vendor: str, direct_only: bool, message_sql: str) -> str:
-    """_enroll_batch_in_one_statement's statement, made once per shape. The requests come as one
-    array per enrollment column (and one of messages); `chosen` takes the first of the eligible ones,
-    as many as the event's row, locked, has seats left, and is computed once: the seats' UPDATE and
-    both INSERTs read the same rows."""
-    quote = connection.ops.quote_name
-    fields = _enrollment_fields()
-    users = quote(get_user_model()._meta.db_table)
-    enrollments, events = quote(Enrollment._meta.db_table), quote(Event._meta.db_table)
-    names = [f"c{number}" for number in range(len(fields))]
-    participant = names[[f.attname for f in fields].index("participant_id")]
-    participant_column = quote(Enrollment._meta.get_field("participant").column)
-    arrays = ", ".join(f"CAST(%s AS {f.db_type(connection)}[])" for f in fields)
-    event_conditions = ["id = %s"] + (["admission = %s"] if direct_only else []) + ["date + time > %s"]
-    # Only the models' own identifiers are formatted in; the values are parameters.
-    return (
-        f"WITH request AS (SELECT * FROM unnest({arrays}, CAST(%s AS text[]))"  # noqa: S608
-        f" WITH ORDINALITY AS request({', '.join(names)}, kwargs, arrival)),"
-        f" eligible AS (SELECT request.* FROM request"
-        f" WHERE EXISTS (SELECT 1 FROM {users} WHERE id = request.{participant} AND is_active = %s"
-        f" AND is_staff = %s) AND NOT EXISTS (SELECT 1 FROM {enrollments}"
-        f" WHERE {quote(Enrollment._meta.get_field('event').column)} = %s"
-        f" AND {participant_column} = request.{participant})),"
-        f" locked AS (SELECT capacity - enrolled_count AS free FROM {events}"
-        f" WHERE {' AND '.join(event_conditions)} FOR NO KEY UPDATE),"
-        f" chosen AS MATERIALIZED (SELECT eligible.* FROM eligible ORDER BY arrival"
-        f" LIMIT COALESCE((SELECT GREATEST(free, 0) FROM locked), 0)),"
-        f" seat AS (UPDATE {events} SET enrolled_count = enrolled_count + (SELECT count(*) FROM chosen)"
-        f" WHERE id = %s AND EXISTS (SELECT 1 FROM chosen)"
-        f" RETURNING {', '.join(map(quote, _EVENT_COLUMNS))}),"
-        f" enrolled AS (INSERT INTO {enrollments} ({', '.join(quote(f.column) for f in fields)})"
-        f" SELECT {', '.join(names)} FROM chosen ORDER BY arrival RETURNING id, {participant_column}),"
-        f" message AS ({message_sql})"
-        f" SELECT enrolled.id, enrolled.{participant_column}, seat.capacity, seat.enrolled_count,"
-        f" (SELECT array_agg(id) FROM message) FROM enrolled, seat"
-    )
 
 
 def _refuse_enrollment(

@@ -149,54 +149,24 @@ def notify_participant_statement(
     them (title, date, time, duration_minutes, location, calendar_sequence); no row there, no
     message. The caller publishes the returned id once the statement has committed
     (config.outbox.services.publish_after_commit)."""
-    known = notify_participant_kwargs(
-        kind=kind, participant_id=participant_id, event_id=event_id, checkin_code=checkin_code
+    known = _notify_kwargs(
+        kind=kind,
+        event_id=event_id,
+        participants=[(participant_id, None)],
+        checkin_codes={participant_id: checkin_code} if checkin_code else None,
     )
-    return outbox.insert_statement(
-        NOTIFY_TASK,
-        kwargs_sql=f"CAST(%s AS jsonb) || jsonb_build_object('event', {_event_snapshot_sql(event_relation)})",
-        kwargs_params=[known],
-        select_from=event_relation,
-    )
-
-
-def notify_participant_kwargs(
-    *, kind: Kind, participant_id: int, event_id: int, checkin_code: str | None = None
-) -> str:
-    """notify_participant's message for one participant, but the event's snapshot, as JSON text: the
-    part of a statement's message that is known before the statement runs."""
-    return json.dumps(
-        _notify_kwargs(
-            kind=kind,
-            event_id=event_id,
-            participants=[(participant_id, None)],
-            checkin_codes={participant_id: checkin_code} if checkin_code else None,
-        )
-    )
-
-
-def notify_rows_statement(
-    *, event_relation: str, rows_relation: str, kwargs_column: str
-) -> tuple[str, list[Any]]:
-    """notify_participant_statement for several participants in one statement: an outbox message per
-    row of `rows_relation`, whose text column `kwargs_column` holds that message's
-    notify_participant_kwargs, completed with the event's snapshot from `event_relation` (one row)."""
-    return outbox.insert_statement(
-        NOTIFY_TASK,
-        kwargs_sql=f"CAST({rows_relation}.{kwargs_column} AS jsonb)"
-        f" || jsonb_build_object('event', {_event_snapshot_sql(event_relation)})",
-        kwargs_params=[],
-        select_from=f"{rows_relation}, {event_relation}",
-    )
-
-
-def _event_snapshot_sql(r: str) -> str:
-    """event_context, formatted by the database as Python formats it (tests hold the two equal), from
-    the relation `r` of a statement."""
-    return (
+    # event_context, formatted by the database as Python formats it (tests hold the two equal).
+    r = event_relation
+    snapshot = (
         f"jsonb_build_object('title', {r}.title, 'date', to_char({r}.date, 'YYYY-MM-DD'),"
         f" 'time', to_char({r}.time, 'HH24:MI'), 'duration_minutes', {r}.duration_minutes,"
         f" 'location', {r}.location, 'sequence', {r}.calendar_sequence)"
+    )
+    return outbox.insert_statement(
+        NOTIFY_TASK,
+        kwargs_sql=f"CAST(%s AS jsonb) || jsonb_build_object('event', {snapshot})",
+        kwargs_params=[json.dumps(known)],
+        select_from=r,
     )
 
 
