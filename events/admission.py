@@ -74,12 +74,12 @@ def enroll_or_queue(
     except services.EventQueued as queued:
         services.queued_events[event_id] = (
             time.monotonic() + QUEUED_EVENT_MEMORY_SECONDS,
-            queued.event.starts_at,
+            queued.starts_at,
         )
         return request_admission(
             event_id=event_id,
             participant_id=participant_id,
-            starts_at=queued.event.starts_at,
+            starts_at=queued.starts_at,
             check_account=check_account,
         )
 

@@ -178,11 +178,12 @@ def delete_event(*, event_id: int, now: dt.datetime | None = None) -> None:
 
 
 class EventQueued(Exception):
-    """Not a refusal: the event takes enrollments through the queue (events.admission)."""
+    """Not a refusal: the event takes enrollments through the queue (events.admission), and starts
+    at `starts_at`."""
 
-    def __init__(self, event: Event):
-        super().__init__(event.pk)
-        self.event = event
+    def __init__(self, event_id: int, starts_at: dt.datetime):
+        super().__init__(event_id)
+        self.starts_at = starts_at
 
 
 def enroll(
@@ -460,13 +461,10 @@ def _refuse_enrollment(
         raise PermissionDenied("Not an active participant's account.")
     if admission is None:
         raise EventNotFound()
-    if direct_only and admission == domain.Admission.QUEUE:
-        event = Event.objects.filter(pk=event_id).first()  # the caller queues the request on it
-        if event is None:  # deleted meanwhile
-            raise EventNotFound()
-        raise EventQueued(event)
     # (Dates and times are converted as the model's fields would: SQLite may hand back text.)
     starts_at = Event(date=_EVENT_DATE.to_python(date), time=_EVENT_TIME.to_python(time)).starts_at
+    if direct_only and admission == domain.Admission.QUEUE:
+        raise EventQueued(event_id, starts_at)
     full = domain.Seats(capacity=1, enrolled=1)
     try:
         domain.check_can_enroll(starts_at=starts_at, now=now, seats=full, already_enrolled=bool(already))
