@@ -40,6 +40,7 @@ from events.models import AdmissionRequest, Enrollment, Event, WaitlistEntry
 from events.services import EventNotFound, _rejected, _seats_changed
 from notifications import services as notifications
 from notifications.domain import Kind
+from participants.selectors import active_participant_params, active_participant_sql
 
 DECIDE_TASK = wakeups.DECIDE_TASK
 # Requests decided in one transaction.
@@ -165,7 +166,7 @@ def _insert_request(
     pair = [event_id, participant_id]
     params: list[Any] = [*pair, Status.PENDING, *pair, *pair]
     if check_account:
-        params.extend([participant_id, True, False])
+        params.extend(active_participant_params(participant_id))
     sql = _insert_request_sql(connection.vendor, check_account)
     field = AdmissionRequest._meta.get_field("queued_at")
     try:
@@ -213,10 +214,7 @@ def _insert_request_sql(vendor: str, check_account: bool) -> str:
     if check_account:
         # The token's account, checked in the same statement as the authentication would have
         # checked it loaded: the accept needs no query to load it.
-        users = quote(_accounts().model._meta.db_table)
-        conditions.append(
-            f"EXISTS (SELECT 1 FROM {users} WHERE id = %s AND is_active = %s AND is_staff = %s)"  # noqa: S608
-        )
+        conditions.append(active_participant_sql())
     return (
         f"INSERT INTO {table} (event_id, participant_id, status, queued_at)"  # noqa: S608
         f" SELECT %s, %s, %s, {stamp}"

@@ -32,7 +32,6 @@ import functools
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, connection, models, transaction
 from django.db.models import F
@@ -45,6 +44,7 @@ from events import domain, metrics, realtime
 from events.models import AdmissionRequest, Enrollment, Event, RevokedCheckinCode, WaitlistEntry
 from notifications import services as notifications
 from notifications.domain import Kind
+from participants.selectors import active_participant_params, active_participant_sql
 
 EVENT_FIELDS = (
     "title",
@@ -321,7 +321,7 @@ def _seat_statement(
     if direct_only:
         params.append(domain.Admission.DIRECT)
     if participant_id is not None:
-        params.extend([participant_id, True, False])
+        params.extend(active_participant_params(participant_id))
     if opens_after is not None:
         params.append(opens_after)
     sql = _seat_sql(connection.vendor, direct_only, participant_id is not None, opens_after is not None)
@@ -336,10 +336,7 @@ def _seat_sql(vendor: str, direct_only: bool, check_account: bool, check_opening
     if direct_only:
         conditions.append("admission = %s")
     if check_account:
-        users = quote(get_user_model()._meta.db_table)
-        conditions.append(
-            f"EXISTS (SELECT 1 FROM {users} WHERE id = %s AND is_active = %s AND is_staff = %s)"  # noqa: S608
-        )
+        conditions.append(active_participant_sql())
     if check_opening:
         conditions.append("date + time > %s")
     # Only the models' own identifiers are formatted in; the values are parameters.
@@ -454,7 +451,7 @@ def _refuse_enrollment(
     Once a popular event is full, the rest of its rush ends here: what the answer needs is read with
     one prepared statement (three ORM queries made a refusal cost twice an enrollment)."""
     with prepared_cursor() as cursor:
-        params = [participant_id, True, False, event_id, participant_id, event_id]
+        params = [*active_participant_params(participant_id), event_id, participant_id, event_id]
         cursor.execute(_refusal_sql(connection.vendor), params)
         admission, date, time, active_participant, already = cursor.fetchone()
     if check_account and not active_participant:
@@ -481,12 +478,10 @@ def _refusal_sql(vendor: str) -> str:
     """_refuse_enrollment's one row (made once per database): the event's mode and start (NULL: no
     such event), whether the account is an active participant's, and whether it holds a seat."""
     quote = connection.ops.quote_name
-    users = quote(get_user_model()._meta.db_table)
     enrollments = quote(Enrollment._meta.db_table)
     # Only the models' own identifiers are formatted in; the values are parameters.
     return (
-        "SELECT e.admission, e.date, e.time,"  # noqa: S608
-        f" EXISTS (SELECT 1 FROM {users} WHERE id = %s AND is_active = %s AND is_staff = %s),"
+        f"SELECT e.admission, e.date, e.time, {active_participant_sql()},"  # noqa: S608
         f" EXISTS (SELECT 1 FROM {enrollments} WHERE event_id = %s AND participant_id = %s)"
         f" FROM (SELECT 1 AS one) AS one LEFT JOIN {quote(Event._meta.db_table)} AS e ON e.id = %s"
     )
