@@ -21,8 +21,9 @@ token_answers = 0 -- answers to this thread's token requests (any status but 200
 thread_index = 0
 
 local method
-local tokens = {}
-local next_token = 1
+-- The POSTs, one per token, formatted in init(), before the burst (as bench/wrk_scenario.lua does).
+local token_requests = {}
+local next_request = 1
 local spare_request
 local skip_first = false
 
@@ -31,7 +32,9 @@ setup = common.setup
 function init(args)
   method = args[1]
   local first, count, thread_count = tonumber(args[3]), tonumber(args[4]), tonumber(args[5])
-  tokens = common.token_slice(args[2], first, count, thread_count, thread_index)
+  for _, token in ipairs(common.token_slice(args[2], first, count, thread_count, thread_index)) do
+    table.insert(token_requests, common.format_request(method, { ["Authorization"] = "Bearer " .. token }))
+  end
   spare_request = wrk.format("GET", "/health/live")
   -- wrk calls the first thread's request() once to check it, and never sends that one: the check
   -- gets the spare request, so that no participant is left out.
@@ -43,21 +46,21 @@ function request()
     skip_first = false
     return spare_request
   end
-  local token = tokens[next_token]
-  if token == nil then
+  local pooled = token_requests[next_request]
+  if pooled == nil then
     exhausted = exhausted + 1
     return spare_request
   end
   issued = issued + 1
-  next_token = next_token + 1
-  return common.format_request(method, { ["Authorization"] = "Bearer " .. token })
+  next_request = next_request + 1
+  return pooled
 end
 
 function response(status, headers, body)
   common.count_status(status)
   if status ~= 200 then
     token_answers = token_answers + 1
-    if token_answers >= #tokens then
+    if token_answers >= #token_requests then
       wrk.thread:stop()
     end
   end
