@@ -21,8 +21,7 @@ token_answers = 0 -- answers to this thread's token requests (any status but 200
 thread_index = 0
 
 local method
--- The POSTs, one per token, formatted in init(), before the burst (as bench/wrk_scenario.lua does).
-local token_requests = {}
+local token_requests = {} -- the POSTs, one per token (common.pool_requests)
 local next_request = 1
 local spare_request
 local skip_first = false
@@ -32,9 +31,7 @@ setup = common.setup
 function init(args)
   method = args[1]
   local first, count, thread_count = tonumber(args[3]), tonumber(args[4]), tonumber(args[5])
-  for _, token in ipairs(common.token_slice(args[2], first, count, thread_count, thread_index)) do
-    table.insert(token_requests, common.format_request(method, { ["Authorization"] = "Bearer " .. token }))
-  end
+  token_requests = common.pool_requests(method, args[2], first, count, thread_count, thread_index)
   spare_request = wrk.format("GET", "/health/live")
   -- wrk calls the first thread's request() once to check it, and never sends that one: the check
   -- gets the spare request, so that no participant is left out.

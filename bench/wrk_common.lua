@@ -50,6 +50,22 @@ function common.format_request(method, headers)
   return wrk.format(method, nil, headers, body)
 end
 
+-- A request with `Authorization: Bearer <token>`.
+function common.bearer_request(method, token)
+  return common.format_request(method, { ["Authorization"] = "Bearer " .. token })
+end
+
+-- This thread's slice of the token file (common.token_slice) as requests, one per token, formatted
+-- before the run: formatting each as it was sent cost wrk about 20 us of the machine's CPU per
+-- request (of its 105), which the scenarios of one fixed request do not pay.
+function common.pool_requests(method, path, first, count, thread_count, index)
+  local requests = {}
+  for _, token in ipairs(common.token_slice(path, first, count, thread_count, index)) do
+    table.insert(requests, common.bearer_request(method, token))
+  end
+  return requests
+end
+
 function common.count_status(status)
   local key = tostring(status)
   statuses[key] = (statuses[key] or 0) + 1

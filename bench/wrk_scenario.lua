@@ -25,32 +25,23 @@ thread_index = 0 -- set by setup()
 
 local method
 local fixed_request
--- The token pool's requests, formatted in init() (before the run starts): formatting one per
--- request cost wrk about 20 us of the machine's CPU per request (of its 105), which the scenarios of a fixed
--- request do not pay, so a pool scenario's server had that much less of the machine.
-local pool_requests = {}
+local pool_requests = {} -- the token pool's requests (common.pool_requests)
 local next_request = 1
 
 setup = common.setup
-
-local function with_token(token)
-  return common.format_request(method, { ["Authorization"] = "Bearer " .. token })
-end
 
 function init(args)
   local mode = args[1]
   method = args[2]
   if mode == "fixed" then
     if args[3] and args[3] ~= "" then
-      fixed_request = with_token(args[3])
+      fixed_request = common.bearer_request(method, args[3])
     else
       fixed_request = common.format_request(method, {})
     end
   elseif mode == "token-pool" then
     local first, count, thread_count = tonumber(args[4]), tonumber(args[5]), tonumber(args[6])
-    for _, token in ipairs(common.token_slice(args[3], first, count, thread_count, thread_index)) do
-      table.insert(pool_requests, with_token(token))
-    end
+    pool_requests = common.pool_requests(method, args[3], first, count, thread_count, thread_index)
   else
     error("unknown mode " .. tostring(mode))
   end
