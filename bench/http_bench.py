@@ -13,8 +13,9 @@ The platform logs every request at INFO, as deployed, with multiprocess metrics 
 It recreates a throwaway PostgreSQL database, flushes one Redis db, migrates, seeds events and
 participants, starts the bare app and the platform, runs the wrk scenarios (bare, /health/live, the
 authenticated event list, enrollments with a fresh participant per request into one hot event,
-and the refusals of a full event, again a fresh participant per request) in turn for a few
-rounds, then bare once more, checks the seats in the database and reads the platform's log.
+the refusals of a full event, again a fresh participant per request, and the list and the
+enrollments at the same time) in turn for a few rounds, then bare once more, checks the seats in
+the database and reads the platform's log.
 bench/README.md says what the figures mean.
 
 The exit code is non-zero only when the benchmark could not run (or its figures are invalid, e.g.
@@ -24,6 +25,7 @@ the token pool ran out); a missed target is a finding, printed as FAIL, not an e
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import contextlib
 import datetime as dt
 import json
@@ -84,9 +86,11 @@ FULL_EVENT_CAPACITY = 1
 
 # Minimum throughput of each scenario relative to the bare app (the issue's targets).
 TARGETS = {"list": 0.5, "enroll": 0.2}
-SCENARIOS = ("bare", "live", "list", "enroll", "full")
+SCENARIOS = ("bare", "live", "list", "enroll", "full", "mixed")
 # The scenarios that POST with a fresh participant per request (from the token pool).
-POOL_SCENARIOS = ("enroll", "full")
+POOL_SCENARIOS = ("enroll", "full", "mixed")
+# The mixed scenario's second figure: its enrollments, beside its reads (results["mixed"]).
+MIXED_ENROLL = "mixed@enroll"
 
 
 # --- Options and environment ----------------------------------------------------------------------
@@ -346,6 +350,11 @@ class TokenPool:
         return first, count
 
 
+def pool_args(seed: Seed, first: int, count: int, threads: int) -> list[str]:
+    """wrk_scenario.lua's arguments for a POST per participant of tokens first .. first+count-1."""
+    return ["token-pool", "POST", str(seed.token_file), str(first), str(count), str(threads)]
+
+
 def measure_enrollment(
     wrk: str,
     args: argparse.Namespace,
@@ -360,20 +369,52 @@ def measure_enrollment(
     participant never seen before in this run."""
     event_id, expected = (seed.full_event_id, 409) if full else (seed.hot_event_id, 201)
     url = f"http://{HOST}:{server.port}/api/v1/events/{event_id}/enrollments/"
-
-    def pool_args(first: int, count: int) -> list[str]:
-        return ["token-pool", "POST", str(seed.token_file), str(first), str(count), str(args.threads)]
-
-    warmup = run_wrk(
-        wrk, args.threads, args.connections, url, args.warmup, pool_args(*pool.take(args.warmup))
-    )
+    warmup_args = pool_args(seed, *pool.take(args.warmup), args.threads)
+    warmup = run_wrk(wrk, args.threads, args.connections, url, args.warmup, warmup_args)
     if warmup.count(expected) == 0:
         raise BenchError(f"no {expected} answer during the warm-up; statuses: {warmup.statuses}")
     result.warmups.append(warmup)
-    run_args = pool_args(*pool.take(args.duration))
+    run_args = pool_args(seed, *pool.take(args.duration), args.threads)
     measured(
         result, server, lambda: run_wrk(wrk, args.threads, args.connections, url, args.duration, run_args)
     )
+
+
+def measure_mixed(
+    wrk: str,
+    args: argparse.Namespace,
+    reads: ScenarioResult,
+    enrollments: ScenarioResult,
+    server: Server,
+    seed: Seed,
+    pool: TokenPool,
+) -> None:
+    """The event list and enrollments into the hot event at the same time, each with half the
+    connections: what a rush does to the reads beside it (every enrollment replaces the cache's
+    generation). The server's CPU is shared out over both scenarios' answers alike."""
+    check_answers(server.port, "/api/v1/events/", seed.reader_token)
+    threads = max(1, args.threads // 2)
+    connections = max(threads, args.connections // 2)
+    list_url = f"http://{HOST}:{server.port}/api/v1/events/"
+    enroll_url = f"http://{HOST}:{server.port}/api/v1/events/{seed.hot_event_id}/enrollments/"
+    read_args = ["fixed", "GET", seed.reader_token]
+
+    def both(seconds: int) -> tuple[WrkRun, WrkRun]:
+        enroll_args = pool_args(seed, *pool.take(seconds), threads)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=2) as running:
+            read = running.submit(run_wrk, wrk, threads, connections, list_url, seconds, read_args)
+            enroll = running.submit(run_wrk, wrk, threads, connections, enroll_url, seconds, enroll_args)
+            return read.result(), enroll.result()
+
+    for result, warmup in zip((reads, enrollments), both(args.warmup), strict=True):
+        result.warmups.append(warmup)
+    before = server.cpu_seconds()
+    runs = both(args.duration)
+    used = server.cpu_seconds() - before
+    answered = sum(run.requests for run in runs)
+    for result, run in zip((reads, enrollments), runs, strict=True):
+        result.runs.append(run)
+        result.cpu_us.append(used / answered * 1e6 if answered else 0.0)
 
 
 # --- Checks after the load --------------------------------------------------------------------------
@@ -416,7 +457,8 @@ class SeatCheck:
 
 
 def check_seats(hot_event_id: int, *enrollments: ScenarioResult) -> SeatCheck:
-    """`enrollments`: every scenario that enrolled into the hot event (this clone's, the compared tree's)."""
+    """`enrollments`: every scenario that enrolled into the hot event (this clone's, the compared
+    tree's, the mixed scenario's)."""
     from django.db.models import Count, F
 
     from events.models import Enrollment, Event
@@ -473,6 +515,19 @@ def figure(results: dict[str, ScenarioResult], key: str) -> Figure:
         to_bare_range=(min(to_bare), max(to_bare)),
         to_live=statistics.median(to_live) if to_live else None,
     )
+
+
+def mixed_shares(results: dict[str, ScenarioResult]) -> dict[str, float]:
+    """What the mixed scenario's reads and enrollments kept of their rate alone: the median over the
+    rounds of each round's req/s beside each other over the same round's req/s alone ("reads":
+    mixed / list, "enrollments": mixed@enroll / enroll; whichever was measured)."""
+    shares: dict[str, float] = {}
+    pairs = {"reads": ("mixed", "list"), "enrollments": (MIXED_ENROLL, "enroll")}
+    for name, (beside, alone) in pairs.items():
+        if beside in results and alone in results:
+            rounds = zip(results[beside].rps, results[alone].rps, strict=False)
+            shares[name] = statistics.median(b / a if a else 0.0 for b, a in rounds)
+    return shares
 
 
 def verdicts(results: dict[str, ScenarioResult], seats: SeatCheck | None) -> dict[str, dict[str, Any]]:
@@ -532,6 +587,7 @@ def report_data(
         "setup": setup,
         "scenarios": scenarios,
         "targets": verdicts(results, seats),
+        "mixed_kept_of_alone": {name: round(share, 3) for name, share in mixed_shares(results).items()},
         "seats": checks,
         "server_log": asdict(log),
     }
@@ -576,7 +632,7 @@ def print_table(
     for key, result in results.items():
         per_round = "  ".join(f"{rps:8.1f}" for rps in result.rps)
         ratios = "  ".join(f"{ratio:.3f}" for ratio in round_ratios(results, key, "bare"))
-        print(f"  {key:<10} {per_round}   x bare: {ratios}")
+        print(f"  {key:<12} {per_round}   x bare: {ratios}")
     for key, result in results.items():
         statuses = {status: count for status, count in result.statuses().items() if not 200 <= status < 300}
         if statuses:
@@ -595,6 +651,10 @@ def print_table(
         low, high = value.to_bare_range
         rounds = f"(rounds {low:.3f}-{high:.3f})"
         print(f"{'full-event refusal / bare':<25} {value.to_bare:>6.3f}  {rounds}, no target")
+    # No target either: what a rush on a direct event leaves of the reads beside it, and they of it.
+    for name, share in mixed_shares(results).items():
+        label = f"mixed {name} / alone"
+        print(f"{label:<25} {share:>6.3f}  (each round's req/s beside each other), no target")
     if seats is not None:
         print()
         print(f"Seats of the hot event (capacity {seats.capacity}):")
@@ -629,6 +689,8 @@ LABELS = {
     "list": "GET /api/v1/events/ (auth, cached)",
     "enroll": "POST /api/v1/events/<hot>/enrollments/ (new user each)",
     "full": "POST /api/v1/events/<full>/enrollments/ (full: 409, new user each)",
+    "mixed": "GET /api/v1/events/ during enrollments (half the connections)",
+    MIXED_ENROLL: "POST /api/v1/events/<hot>/enrollments/ during reads (the other half)",
 }
 # The scenarios also measured on the platform served from --compare-tree, under these keys.
 COMPARED = {"list": "list@cmp", "enroll": "enroll@cmp"}
@@ -662,6 +724,8 @@ def run_benchmark(args: argparse.Namespace, work_dir: Path) -> int:
     bare_log, log_path = work_dir / "bare.log", work_dir / "platform.log"
     say(f"starting the bare app and the platform ({args.server}, {args.workers} workers{threads})")
     results = {key: ScenarioResult(key, LABELS[key]) for key in args.scenarios}
+    if "mixed" in results:
+        results[MIXED_ENROLL] = ScenarioResult(MIXED_ENROLL, LABELS[MIXED_ENROLL])
     compared = [key for key in args.scenarios if key in COMPARED] if args.compare_tree else []
     for key in compared:
         results[COMPARED[key]] = ScenarioResult(COMPARED[key], f"{LABELS[key]} [compared tree]")
@@ -714,6 +778,8 @@ def run_benchmark(args: argparse.Namespace, work_dir: Path) -> int:
                         measure_enrollment(wrk, args, result, target, seeded, pool)
                     elif key == "full":
                         measure_enrollment(wrk, args, result, target, seeded, pool, full=True)
+                    elif key == "mixed":
+                        measure_mixed(wrk, args, result, results[MIXED_ENROLL], target, seeded, pool)
         say("the bare app once more, after the last round")
         measure_fixed(wrk, args, results["bare"], bare_server, "/bare")
     say("servers stopped; purging the benchmark's messages from RabbitMQ")
@@ -722,10 +788,11 @@ def run_benchmark(args: argparse.Namespace, work_dir: Path) -> int:
     for result in results.values():
         result.label = result.label.replace("<hot>", str(seeded.hot_event_id))
         result.label = result.label.replace("<full>", str(seeded.full_event_id))
-    if "enroll" in results or "full" in results:
+    if any(key in results for key in POOL_SCENARIOS):
         say("checking the seats in the database")
         seats = check_seats(
-            seeded.hot_event_id, *(results[key] for key in ("enroll", "enroll@cmp") if key in results)
+            seeded.hot_event_id,
+            *(results[key] for key in ("enroll", "enroll@cmp", MIXED_ENROLL) if key in results),
         )
     log = read_server_log(log_path)
     if not args.keep_files:
