@@ -202,6 +202,10 @@ def test_invalidation_goes_through_django_redis_when_the_fast_connection_fails(m
     def broken(*args, **kwargs):
         raise ConnectionError("connection dropped")
 
-    monkeypatch.setattr(event_cache._fast_connection()._connection, "send_command", broken)
+    fast = event_cache._fast_connection()
+    # The failure pauses this thread's fast connection; monkeypatch lifts the pause at teardown, so
+    # that the tests after this one (within PAUSE_SECONDS) find their cached answers again.
+    monkeypatch.setattr(fast, "_paused_until", 0.0)
+    monkeypatch.setattr(fast._connection, "send_command", broken)
     event_cache.invalidate()
     assert cache.get(event_cache.GENERATION_KEY) not in (None, first, second)
