@@ -17,7 +17,8 @@ the middleware stack would have given it:
   middleware's) goes to Django;
 - the same headers (security headers, X-Frame-Options, Content-Length, X-Request-ID), the request
   log line and the HTTP metrics, under the route's own name;
-- for a route that uses the database, the request signals, which check and close its connections;
+- for a route that uses the database, the request signals, which check and close its connections
+  (for a route whose `miss` uses it, around that second answer only);
 - an unexpected exception answers 500 and is logged, as the problem details middleware does, for a
   route that may have written; a read's goes back to Django, which serves it.
 What the lane leaves out changes nothing for these routes: sessions, messages and the session's
@@ -77,13 +78,16 @@ REPLICATED_MIDDLEWARE = (
 @dataclass(frozen=True)
 class FastRoute:
     """A route the lane may answer: `method` and `path` (matched whole against PATH_INFO) must
-    agree with the URLconf's route, whose name `view_name` labels the metrics as Django's would."""
+    agree with the URLconf's route, whose name `view_name` labels the metrics as Django's would.
+    `miss`: a second answer, tried when `answer` gave None, that uses the database (a read's
+    answer built when the cache missed); the route's `answer` then uses none."""
 
     method: str
     path: re.Pattern[str]
     view_name: str
     answer: Callable[[HttpRequest, re.Match[str]], HttpResponse | None]
     uses_database: bool = False
+    miss: Callable[[HttpRequest, re.Match[str]], HttpResponse | None] | None = None
 
 
 def _unreachable(request: HttpRequest) -> HttpResponse:
@@ -138,7 +142,8 @@ class FastLane:
         request_id = request_id_for(request.META)
         request.request_id = request_id  # type: ignore[attr-defined]
         token = current_request_id.set(request_id)
-        if route.uses_database:
+        signalled = route.uses_database
+        if signalled:
             request_started.send(sender=self.__class__, environ=environ)
         answered = False
         try:
@@ -151,6 +156,10 @@ class FastLane:
                 return None
             try:
                 response = route.answer(request, match)
+                if response is None and route.miss is not None:
+                    signalled = True
+                    request_started.send(sender=self.__class__, environ=environ)
+                    response = route.miss(request, match)
             except Exception as exc:
                 if request.method not in SAFE_METHODS:  # it may have done its work: never twice
                     response = self._problems.process_exception(request, exc)
@@ -167,7 +176,7 @@ class FastLane:
             record_answer(request, answer, request_id, started, route.view_name)
             answered = True
         finally:
-            if route.uses_database:
+            if signalled:
                 request_finished.send(sender=self.__class__)
             current_request_id.reset(token)
             if not answered:  # Django serves it under the same id as the lane's log lines about it

@@ -45,7 +45,13 @@ class EventFilter(django_filters.FilterSet):
     @property
     def qs(self) -> QuerySet[Event]:
         queryset = super().qs
-        # Ties (and the default) go by date, then start time, then id: a stable page order.
-        ordering = list(queryset.query.order_by) or ["date"]
+        ordering = list(queryset.query.order_by)
+        if not ordering:
+            return queryset.order_by(*DEFAULT_ORDER)
+        # Ties go by start time (the same way as the date), then id: a stable page order.
         start_time = "-time" if ordering[0] == "-date" else "time"
         return queryset.order_by(*ordering, start_time, "id")
+
+
+# The list's order without `?ordering=`: soonest first, then id (a stable page order).
+DEFAULT_ORDER = ("date", "time", "id")

@@ -9,6 +9,13 @@ under the current generation (events/cache.py). It returns the stored bytes with
 DRF view sends. Everything else (no or a bad token, another method, an `Accept` that only DRF's
 negotiation can answer, a cache miss, Redis away) returns None: the caller then runs the DRF view,
 which answers exactly as before (problem+json errors, and on a miss it builds and stores the answer).
+
+One miss is built here instead: the list's first page with no query at all, the page everyone
+reloads during a rush. Every enrollment replaces the cache's generation, so beside a rush nearly
+every read misses, and through Django's stack, DRF, its filters and its paginator a miss cost
+about 2.3 ms of a web worker's CPU (docs/architecture.md, Performance). `first_list_page` builds
+the same bytes from the same serializer, order and page size, and stores them as the DRF view
+would (`events.cache.read_through`: the generation read before the database).
 """
 
 from __future__ import annotations
@@ -19,8 +26,14 @@ from collections.abc import Callable
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
+from rest_framework.renderers import JSONRenderer
+from rest_framework.utils.urls import replace_query_param
 
+from config.pagination import PageNumberPagination
 from events import cache as event_cache
+from events import selectors
+from events.api.filters import DEFAULT_ORDER
+from events.api.serializers import EventSerializer
 from participants.authentication import stateless_user
 
 # What DRF sends besides the body: its `Allow` header, per route (no `Vary`: one renderer only).
@@ -44,19 +57,17 @@ def _accepts_plain_json(accept: str) -> bool:
     return False
 
 
-def cached_event_read(request: HttpRequest, *, detail: bool) -> HttpResponse | None:
-    """The cached answer of an event list or detail read, or None to let the DRF view answer."""
+def _plain_reader(request: HttpRequest) -> Any | None:
+    """The token user of a GET that DRF would answer with plain JSON, else None."""
     if request.method != "GET":
         return None
     meta = request.META
     if not _accepts_plain_json(meta.get("HTTP_ACCEPT", "")):
         return None
-    user = stateless_user(meta.get("HTTP_AUTHORIZATION", ""))
-    if user is None:
-        return None
-    body = event_cache.cached_answer(request.build_absolute_uri())
-    if body is None:
-        return None
+    return stateless_user(meta.get("HTTP_AUTHORIZATION", ""))
+
+
+def _answer(request: HttpRequest, user: Any, body: bytes, *, detail: bool) -> HttpResponse:
     # The request log line names the account, as for DRF requests.
     request.user = user
     response = HttpResponse(body, content_type="application/json")
@@ -64,15 +75,55 @@ def cached_event_read(request: HttpRequest, *, detail: bool) -> HttpResponse | N
     return response
 
 
+def cached_event_read(request: HttpRequest, *, detail: bool) -> HttpResponse | None:
+    """The cached answer of an event list or detail read, or None to let the DRF view answer."""
+    user = _plain_reader(request)
+    if user is None:
+        return None
+    body = event_cache.cached_answer(request.build_absolute_uri())
+    if body is None:
+        return None
+    return _answer(request, user, body, detail=detail)
+
+
+def plain_list_miss(request: HttpRequest) -> HttpResponse | None:
+    """The list's first page with no query, built (`first_list_page`) and stored as the DRF view
+    would, after `cached_event_read` missed; None for any other request. It uses the database."""
+    if request.META.get("QUERY_STRING"):
+        return None
+    user = _plain_reader(request)
+    if user is None:
+        return None
+    identity = request.build_absolute_uri()
+    body = event_cache.read_through(identity, lambda: first_list_page(identity))
+    return _answer(request, user, body, detail=False)
+
+
+def first_list_page(url: str) -> bytes:
+    """The event list's first page as the DRF view renders it for `url` (the list's absolute URL,
+    no query): its count, the next page's link, no previous one, and the events in the list's
+    default order, through EventSerializer; the same two queries (the count and the page)."""
+    events = selectors.events().order_by(*DEFAULT_ORDER)
+    size = PageNumberPagination.page_size
+    count = events.count()
+    page = EventSerializer(events[:size] if count else [], many=True).data
+    next_link = replace_query_param(url, PageNumberPagination.page_query_param, 2) if count > size else None
+    return JSONRenderer().render({"count": count, "next": next_link, "previous": None, "results": page})
+
+
 def with_cached_reads(drf_view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """`drf_view` (EventViewSet's list or detail route) with `cached_event_read` in front of it.
+    """`drf_view` (EventViewSet's list or detail route) with `cached_event_read` in front of it,
+    and for the list `plain_list_miss` after it.
 
     The wrapper keeps the DRF view's attributes (`cls`, `actions`, `initkwargs`, `csrf_exempt`), which
     the router and the OpenAPI schema generation read.
     """
 
     def view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        response = cached_event_read(request, detail="pk" in kwargs)
+        detail = "pk" in kwargs
+        response = cached_event_read(request, detail=detail)
+        if response is None and not detail:
+            response = plain_list_miss(request)
         if response is not None:
             return response
         return drf_view(request, *args, **kwargs)
@@ -85,6 +136,10 @@ def with_cached_reads(drf_view: Callable[..., HttpResponse]) -> Callable[..., Ht
 # are declared in events/api/urls.py).
 def list_in_fast_lane(request: HttpRequest, match: re.Match[str]) -> HttpResponse | None:
     return cached_event_read(request, detail=False)
+
+
+def list_miss_in_fast_lane(request: HttpRequest, match: re.Match[str]) -> HttpResponse | None:
+    return plain_list_miss(request)
 
 
 def detail_in_fast_lane(request: HttpRequest, match: re.Match[str]) -> HttpResponse | None:

@@ -46,7 +46,13 @@ urlpatterns = [
 # FAST_LANE_ROUTES). The paths are the routes above under config/urls.py's `api/v1/`, and the names
 # theirs (a test holds both to the URLconf). An id of more digits than any bigint goes to Django.
 FAST_ROUTES = (
-    FastRoute("GET", re.compile(r"/api/v1/events/"), "event-list", reads.list_in_fast_lane),
+    FastRoute(
+        "GET",
+        re.compile(r"/api/v1/events/"),
+        "event-list",
+        reads.list_in_fast_lane,
+        miss=reads.list_miss_in_fast_lane,
+    ),
     FastRoute("GET", re.compile(r"/api/v1/events/[0-9]{1,18}/"), "event-detail", reads.detail_in_fast_lane),
     FastRoute(
         "POST",
