@@ -106,9 +106,19 @@ def first_list_page(url: str) -> bytes:
     events = selectors.events().order_by(*DEFAULT_ORDER)
     size = PageNumberPagination.page_size
     count = events.count()
-    page = EventSerializer(events[:size] if count else [], many=True).data
+    row = _event_row()
+    page = [row.to_representation(event) for event in events[:size]] if count else []
     next_link = replace_query_param(url, PageNumberPagination.page_query_param, 2) if count > size else None
     return JSONRenderer().render({"count": count, "next": next_link, "previous": None, "results": page})
+
+
+@functools.cache
+def _event_row() -> EventSerializer:
+    """One EventSerializer for every page's rows: a new one per page built its fields again (the
+    model's introspection), half the serializer's time. Its `to_representation` only reads them."""
+    row = EventSerializer()
+    row.fields  # noqa: B018 (built now, once)
+    return row
 
 
 def with_cached_reads(drf_view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
