@@ -10,12 +10,13 @@ DRF view sends. Everything else (no or a bad token, another method, an `Accept` 
 negotiation can answer, a cache miss, Redis away) returns None: the caller then runs the DRF view,
 which answers exactly as before (problem+json errors, and on a miss it builds and stores the answer).
 
-One miss is built here instead: the list's first page with no query at all, the page everyone
-reloads during a rush. Every enrollment replaces the cache's generation, so beside a rush nearly
-every read misses, and through Django's stack, DRF, its filters and its paginator a miss cost
-about 2.3 ms of a web worker's CPU (docs/architecture.md, Performance). `first_list_page` builds
-the same bytes from the same serializer, order and page size, and stores them as the DRF view
-would (`events.cache.read_through`: the generation read before the database).
+Two misses are built here instead (`plain_miss`), the pages everyone reloads during a rush: the
+list's first page and an event's answer, each with no query at all. Every enrollment replaces the
+cache's generation, so beside a rush nearly every read misses, and through Django's stack, DRF,
+its filters and its paginator a list's miss cost about 2.3 ms of a web worker's CPU
+(docs/architecture.md, Performance). `first_list_page` and `event_answer` build the same bytes
+from the same serializer, order and page size, and store them as the DRF view would
+(`events.cache.read_through`: the generation read before the database).
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ from events import selectors
 from events.api.filters import DEFAULT_ORDER
 from events.api.serializers import EventSerializer
 from participants.authentication import stateless_user
+
+# An event id the database's bigint holds (longer ones are DRF's to answer).
+_EVENT_ID = re.compile(r"[0-9]{1,18}")
 
 # What DRF sends besides the body: its `Allow` header, per route (no `Vary`: one renderer only).
 ALLOW_LIST = "GET, POST, HEAD, OPTIONS"
@@ -86,17 +90,28 @@ def cached_event_read(request: HttpRequest, *, detail: bool) -> HttpResponse | N
     return _answer(request, user, body, detail=detail)
 
 
-def plain_list_miss(request: HttpRequest) -> HttpResponse | None:
-    """The list's first page with no query, built (`first_list_page`) and stored as the DRF view
-    would, after `cached_event_read` missed; None for any other request. It uses the database."""
+class _NoSuchEvent(Exception):
+    """A detail read's event does not exist: nothing is stored, and DRF answers its 404."""
+
+
+def plain_miss(request: HttpRequest, *, event_id: int | None = None) -> HttpResponse | None:
+    """After `cached_event_read` missed: the list's first page (`event_id` None) or the event's
+    answer, with no query, built and stored as the DRF view would; None for any other request, and
+    for an event that does not exist. It uses the database."""
     if request.META.get("QUERY_STRING"):
         return None
     user = _plain_reader(request)
     if user is None:
         return None
     identity = request.build_absolute_uri()
-    body = event_cache.read_through(identity, lambda: first_list_page(identity))
-    return _answer(request, user, body, detail=False)
+    if event_id is None:
+        body = event_cache.read_through(identity, lambda: first_list_page(identity))
+    else:
+        try:
+            body = event_cache.read_through(identity, lambda: event_answer(event_id))
+        except _NoSuchEvent:
+            return None
+    return _answer(request, user, body, detail=event_id is not None)
 
 
 def first_list_page(url: str) -> bytes:
@@ -112,6 +127,14 @@ def first_list_page(url: str) -> bytes:
     return JSONRenderer().render({"count": count, "next": next_link, "previous": None, "results": page})
 
 
+def event_answer(event_id: int) -> bytes:
+    """The event's answer as the DRF view renders it, through EventSerializer: one query."""
+    event = selectors.events().filter(pk=event_id).first()
+    if event is None:
+        raise _NoSuchEvent(event_id)
+    return JSONRenderer().render(_event_row().to_representation(event))
+
+
 @functools.cache
 def _event_row() -> EventSerializer:
     """One EventSerializer for every page's rows: a new one per page built its fields again (the
@@ -123,7 +146,7 @@ def _event_row() -> EventSerializer:
 
 def with_cached_reads(drf_view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """`drf_view` (EventViewSet's list or detail route) with `cached_event_read` in front of it,
-    and for the list `plain_list_miss` after it.
+    and `plain_miss` after it.
 
     The wrapper keeps the DRF view's attributes (`cls`, `actions`, `initkwargs`, `csrf_exempt`), which
     the router and the OpenAPI schema generation read.
@@ -133,7 +156,9 @@ def with_cached_reads(drf_view: Callable[..., HttpResponse]) -> Callable[..., Ht
         detail = "pk" in kwargs
         response = cached_event_read(request, detail=detail)
         if response is None and not detail:
-            response = plain_list_miss(request)
+            response = plain_miss(request)
+        elif response is None and _EVENT_ID.fullmatch(str(kwargs["pk"])):
+            response = plain_miss(request, event_id=int(kwargs["pk"]))
         if response is not None:
             return response
         return drf_view(request, *args, **kwargs)
@@ -149,7 +174,11 @@ def list_in_fast_lane(request: HttpRequest, match: re.Match[str]) -> HttpRespons
 
 
 def list_miss_in_fast_lane(request: HttpRequest, match: re.Match[str]) -> HttpResponse | None:
-    return plain_list_miss(request)
+    return plain_miss(request)
+
+
+def detail_miss_in_fast_lane(request: HttpRequest, match: re.Match[str]) -> HttpResponse | None:
+    return plain_miss(request, event_id=int(match["event_id"]))
 
 
 def detail_in_fast_lane(request: HttpRequest, match: re.Match[str]) -> HttpResponse | None:

@@ -53,7 +53,13 @@ FAST_ROUTES = (
         reads.list_in_fast_lane,
         miss=reads.list_miss_in_fast_lane,
     ),
-    FastRoute("GET", re.compile(r"/api/v1/events/[0-9]{1,18}/"), "event-detail", reads.detail_in_fast_lane),
+    FastRoute(
+        "GET",
+        re.compile(r"/api/v1/events/(?P<event_id>[0-9]{1,18})/"),
+        "event-detail",
+        reads.detail_in_fast_lane,
+        miss=reads.detail_miss_in_fast_lane,
+    ),
     FastRoute(
         "POST",
         re.compile(r"/api/v1/events/(?P<event_id>[0-9]{1,18})/enrollments/"),

@@ -114,8 +114,8 @@ def test_a_cache_hit_answers_the_drf_views_bytes_and_headers_without_drf(
     if path == "detail":
         path = f"/api/v1/events/{events[0].pk}/"
     calls = _drf_calls(monkeypatch)
-    built = participant_api.get(path)  # a miss: built and stored (by DRF, but the plain list's)
-    assert built.status_code == 200 and len(calls) == (0 if path == "/api/v1/events/" else 1)
+    built = participant_api.get(path)  # a miss: built and stored (by DRF, but with no query)
+    assert built.status_code == 200 and len(calls) == (1 if "?" in path else 0)
     calls.clear()
     with django_assert_num_queries(0):
         hit = participant_api.get(path)
@@ -127,7 +127,7 @@ def test_a_cache_hit_answers_the_drf_views_bytes_and_headers_without_drf(
     assert hit["X-Request-ID"] and hit["X-Request-ID"] != built["X-Request-ID"]
 
 
-def test_everything_but_a_plain_hit_or_the_plain_lists_miss_is_answered_by_drf_as_before(
+def test_everything_but_a_plain_hit_or_a_plain_miss_is_answered_by_drf_as_before(
     participant_api, monkeypatch, settings
 ):
     from datetime import timedelta
@@ -148,18 +148,19 @@ def test_everything_but_a_plain_hit_or_the_plain_lists_miss_is_answered_by_drf_a
     anon.credentials(HTTP_AUTHORIZATION=f"Token {AccessToken.for_user(UserFactory())}")
     assert_problem(anon.get("/api/v1/events/"), 401, "not_authenticated")
     assert participant_api.get("/api/v1/events/", HTTP_ACCEPT="text/html").status_code == 406
-    # After a write the stored answers are unreachable: DRF builds the detail's anew, the fast path
-    # the plain list's.
+    # After a write the stored answers are unreachable: DRF builds a query's anew, the fast path
+    # the plain list's and the event's.
     detail = f"/api/v1/events/{event.pk}/"
-    assert participant_api.get(detail).json()["seats_left"] == 5
+    queried = "/api/v1/events/?page_size=5"
+    assert participant_api.get(queried).json()["results"][0]["seats_left"] == 5
     assert client_for(UserFactory()).post(f"{detail}enrollments/").status_code == 201
     before = len(calls)
-    assert participant_api.get(detail).json()["seats_left"] == 4
+    assert participant_api.get(queried).json()["results"][0]["seats_left"] == 4
     assert participant_api.get("/api/v1/events/").json()["results"][0]["seats_left"] == 4
-    assert calls[before:] == ["retrieve"]
     assert participant_api.get(detail).json()["seats_left"] == 4
-    assert participant_api.get("/api/v1/events/?page_size=5").json()["results"][0]["seats_left"] == 4
-    assert calls[before:] == ["retrieve", "list"]  # a hit again, then a query's miss
+    assert calls[before:] == ["list"]
+    assert participant_api.get(queried).json()["results"][0]["seats_left"] == 4
+    assert calls[before:] == ["list"]  # and the next read is a hit again
 
 
 @pytest.mark.parametrize("count", [0, 3, 21])
@@ -180,7 +181,7 @@ def test_the_plain_lists_miss_is_built_without_drf_as_drf_builds_it(
         assert participant_api.get("/api/v1/events/", SCRIPT_NAME=script).content == fast.content
     event_cache.invalidate()
     monkeypatch.setattr(reads, "cached_event_read", lambda request, detail: None)
-    monkeypatch.setattr(reads, "plain_list_miss", lambda request: None)
+    monkeypatch.setattr(reads, "plain_miss", lambda request, event_id=None: None)
     by_drf = participant_api.get("/api/v1/events/", SCRIPT_NAME=script)
     assert calls == ["list"]
     assert by_drf.content == fast.content
@@ -188,6 +189,31 @@ def test_the_plain_lists_miss_is_built_without_drf_as_drf_builds_it(
         assert fast.get(header) == by_drf.get(header), header
     if count > 20:
         assert fast.json()["next"] == f"http://testserver{script}/api/v1/events/?page=2"
+
+
+def test_an_events_miss_is_built_without_drf_as_drf_builds_it(
+    participant_api, monkeypatch, django_assert_max_num_queries
+):
+    """The hot event's own page, reloaded beside its rush: built by the fast path with DRF's bytes
+    and headers, one query; an event that does not exist is DRF's 404, and nothing is stored."""
+    event = EventFactory()
+    detail = f"/api/v1/events/{event.pk}/"
+    calls = _drf_calls(monkeypatch)
+    with django_assert_max_num_queries(1):
+        fast = participant_api.get(detail)
+    assert fast.status_code == 200 and not calls and fast.json()["id"] == event.pk
+    missing = f"/api/v1/events/{event.pk + 1000}/"
+    assert_problem(participant_api.get(missing), 404, "not_found")
+    assert calls == ["retrieve"]
+    EventFactory(id=event.pk + 1000)  # created behind the API's back: no invalidation
+    assert participant_api.get(missing).status_code == 200  # nothing was stored for the 404
+    event_cache.invalidate()
+    monkeypatch.setattr(reads, "cached_event_read", lambda request, detail: None)
+    monkeypatch.setattr(reads, "plain_miss", lambda request, event_id=None: None)
+    by_drf = participant_api.get(detail)
+    assert by_drf.content == fast.content
+    for header in ("Content-Type", "Allow", "Vary", "X-Frame-Options", "X-Content-Type-Options"):
+        assert fast.get(header) == by_drf.get(header), header
 
 
 def test_the_plain_lists_miss_stores_under_the_generation_read_before_the_database(

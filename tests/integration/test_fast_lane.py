@@ -118,10 +118,9 @@ def test_a_cache_hit_gets_djangos_own_answer_without_django(path, query, https, 
     django_app = Django()
     lane = FastLane(django_app)
 
-    # A miss: Django builds and stores it (the lane the plain list's: the next test).
+    # A miss: Django builds and stores it (the lane one with no query: the next test).
     built = Answer(lane, environ(path, token, query=query, **extra))
-    plain_list = path == "/api/v1/events/" and not query
-    assert built.code == 200 and django_app.served == (0 if plain_list else 1)
+    assert built.code == 200 and django_app.served == (1 if query else 0)
     served = django_app.served
     hit = Answer(lane, environ(path, token, query=query, **extra))
     assert django_app.served == served, "Django served the hit"
@@ -134,11 +133,13 @@ def test_a_cache_hit_gets_djangos_own_answer_without_django(path, query, https, 
         assert hit.header("Strict-Transport-Security") == "max-age=3600"
 
 
-def test_the_plain_lists_miss_is_built_in_the_lane_between_the_request_signals(django_app, token):
-    """Beside a rush every read misses: the lane builds the plain list's first page itself
-    (events.api.reads.plain_list_miss), with the request signals that check and release the
-    database connection sent around that build, and none for a hit."""
-    EventFactory.create_batch(3)
+@pytest.mark.parametrize("read", ["list", "detail"])
+def test_a_plain_miss_is_built_in_the_lane_between_the_request_signals(read, django_app, token):
+    """Beside a rush every read misses: the lane builds the list's first page and an event's
+    answer itself (events.api.reads.plain_miss), with the request signals that check and release
+    the database connection sent around that build, and none for a hit."""
+    events = EventFactory.create_batch(3)
+    path = "/api/v1/events/" if read == "list" else f"/api/v1/events/{events[1].pk}/"
     lane = FastLane(django_app)
     sent: list[str] = []
 
@@ -151,17 +152,17 @@ def test_the_plain_lists_miss_is_built_in_the_lane_between_the_request_signals(d
     request_started.connect(started)
     request_finished.connect(finished)
     try:
-        built = Answer(lane, environ("/api/v1/events/", token))
+        built = Answer(lane, environ(path, token))
         assert built.code == 200 and django_app.served == 0
         assert sent == ["started", "finished"]
         sent.clear()
-        hit = Answer(lane, environ("/api/v1/events/", token))
+        hit = Answer(lane, environ(path, token))
         assert (hit.code, hit.body, sent) == (200, built.body, [])
     finally:
         request_started.disconnect(started)
         request_finished.disconnect(finished)
     event_cache.invalidate()
-    by_django = Answer(django_app, environ("/api/v1/events/", token))
+    by_django = Answer(django_app, environ(path, token))
     assert (by_django.status, by_django.body) == (built.status, built.body)
     assert built.comparable_headers() == by_django.comparable_headers()
 
@@ -207,6 +208,7 @@ def test_a_hit_is_logged_and_counted_as_djangos_would_be(django_app, token, capl
         ("a disallowed user agent", 403),
         ("plain HTTP to redirect", 301),
         ("a cache miss of a query", 200),
+        ("an event that does not exist", 404),
         ("another method", 403),
     ],
 )
@@ -237,6 +239,8 @@ def test_everything_but_a_plain_hit_is_served_by_django(case, status, django_app
     elif case == "a cache miss of a query":  # (the plain list's miss is the lane's: a test above)
         event_cache.invalidate()
         meta["QUERY_STRING"] = "page_size=5"
+    elif case == "an event that does not exist":  # the lane's miss finds none: Django's 404
+        path = meta["PATH_INFO"] = f"/api/v1/events/{event.pk + 1000}/"
     elif case == "another method":
         meta["REQUEST_METHOD"] = "DELETE"
         path = meta["PATH_INFO"] = f"/api/v1/events/{event.pk}/"
