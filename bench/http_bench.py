@@ -15,8 +15,7 @@ participants, starts the bare app and the platform, runs the wrk scenarios (bare
 authenticated event list, enrollments with a fresh participant per request into one hot event,
 the refusals of a full event, again a fresh participant per request, and the list and the
 enrollments at the same time) in turn for a few rounds, then bare once more, checks the seats in
-the database and reads the platform's log.
-bench/README.md says what the figures mean.
+the database and reads the platform's log. bench/README.md says what the figures mean.
 
 The exit code is non-zero only when the benchmark could not run (or its figures are invalid, e.g.
 the token pool ran out); a missed target is a finding, printed as FAIL, not an error.
@@ -35,7 +34,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -315,13 +314,16 @@ class Server:
         return session_cpu_seconds(self.session)
 
 
-def measured(result: ScenarioResult, server: Server, run: Callable[[], WrkRun]) -> None:
-    """Runs `run` and records it with the server's CPU per answered request."""
+def measured(results: Sequence[ScenarioResult], server: Server, run: Callable[[], Sequence[WrkRun]]) -> None:
+    """Runs `run` (one wrk run per result, at the same time) and records each run with the server's
+    CPU per answered request, shared out over all the runs' answers alike."""
     before = server.cpu_seconds()
-    done = run()
+    runs = run()
     used = server.cpu_seconds() - before
-    result.runs.append(done)
-    result.cpu_us.append(used / done.requests * 1e6 if done.requests else 0.0)
+    answered = sum(done.requests for done in runs)
+    for result, done in zip(results, runs, strict=True):
+        result.runs.append(done)
+        result.cpu_us.append(used / answered * 1e6 if answered else 0.0)
 
 
 def measure_fixed(
@@ -332,7 +334,9 @@ def measure_fixed(
     script_args = ["fixed", "GET", token]
     result.warmups.append(run_wrk(wrk, args.threads, args.connections, url, args.warmup, script_args))
     measured(
-        result, server, lambda: run_wrk(wrk, args.threads, args.connections, url, args.duration, script_args)
+        [result],
+        server,
+        lambda: [run_wrk(wrk, args.threads, args.connections, url, args.duration, script_args)],
     )
 
 
@@ -376,7 +380,7 @@ def measure_enrollment(
     result.warmups.append(warmup)
     run_args = pool_args(seed, *pool.take(args.duration), args.threads)
     measured(
-        result, server, lambda: run_wrk(wrk, args.threads, args.connections, url, args.duration, run_args)
+        [result], server, lambda: [run_wrk(wrk, args.threads, args.connections, url, args.duration, run_args)]
     )
 
 
@@ -408,13 +412,7 @@ def measure_mixed(
 
     for result, warmup in zip((reads, enrollments), both(args.warmup), strict=True):
         result.warmups.append(warmup)
-    before = server.cpu_seconds()
-    runs = both(args.duration)
-    used = server.cpu_seconds() - before
-    answered = sum(run.requests for run in runs)
-    for result, run in zip((reads, enrollments), runs, strict=True):
-        result.runs.append(run)
-        result.cpu_us.append(used / answered * 1e6 if answered else 0.0)
+    measured([reads, enrollments], server, lambda: both(args.duration))
 
 
 # --- Checks after the load --------------------------------------------------------------------------
