@@ -105,12 +105,13 @@ def plain_miss(request: HttpRequest, *, event_id: int | None = None) -> HttpResp
         return None
     identity = request.build_absolute_uri()
     if event_id is None:
-        body = event_cache.read_through(identity, lambda: first_list_page(identity))
+        build = functools.partial(first_list_page, identity)
     else:
-        try:
-            body = event_cache.read_through(identity, lambda: event_answer(event_id))
-        except _NoSuchEvent:
-            return None
+        build = functools.partial(event_answer, event_id)
+    try:
+        body = event_cache.read_through(identity, build)
+    except _NoSuchEvent:  # (event_answer's: nothing was stored)
+        return None
     return _answer(request, user, body, detail=event_id is not None)
 
 
