@@ -1,11 +1,21 @@
 """Read-through cache of the event API's answers (list and detail), as rendered JSON.
 
-Every write that changes what those answers show calls `invalidate()` after its commit. Rather than
-finding and deleting keys, it replaces a generation token that is part of every key, so all earlier
-answers become unreachable at once. The token is random, never a counter: a counter lost to eviction
-would restart and resurrect old answers. Cache errors never fail a request: with Redis down, reads
-go to the database (django-redis IGNORE_EXCEPTIONS) and TTL bounds what a lost invalidation could
-leave behind.
+Every write that changes what those answers show replaces a token after its commit, rather than
+finding and deleting keys:
+- an event's own write (created, edited, deleted) calls `invalidate()`, which replaces the
+  generation, a token that is part of every answer's key: all earlier answers become unreachable
+  at once;
+- a change of seats only (an enrollment, a cancellation, the waiting list: `enrolled_count`,
+  `seats_left` and `waitlist_count` change, nothing else) calls `seats_changed()`, which replaces
+  the seats token. Every stored answer begins with the seats token it was built under; an answer
+  under another one is still right but for its seat fields, so the reader's `refresh` sets those
+  from the database (one query) instead of building the whole answer (events/api/reads.py).
+  In a rush, when every enrollment changes seats, that keeps the reads beside it cheap.
+Both tokens are random, never counters: a counter lost to eviction would restart and resurrect old
+answers. Each is read before the database, so an answer built from data older than a concurrent
+write is stored under the older token, which no reader takes for current. Cache errors never fail a
+request: with Redis down, reads go to the database (django-redis IGNORE_EXCEPTIONS) and TTL bounds
+what a lost invalidation could leave behind.
 """
 
 from __future__ import annotations
@@ -20,30 +30,80 @@ from typing import Any
 from django.core.cache import cache, caches
 
 GENERATION_KEY = "events:generation"
+SEATS_KEY = "events:seats"
 TTL_SECONDS = 60
+# What `_token` answers when the cache keeps nothing (Redis away): the answer is built, not stored.
+UNCACHED = "uncached"
 
 
-def _generation() -> str:
-    current = cache.get(GENERATION_KEY)
+def _new_token() -> str:
+    return uuid.uuid4().hex
+
+
+# Every token's length: a stored answer begins with the seats token it was built under.
+_TOKEN_LENGTH = len(_new_token())
+
+
+def _token(key: str) -> str:
+    current = cache.get(key)
     if current is None:
-        cache.add(GENERATION_KEY, uuid.uuid4().hex, timeout=None)
-        current = cache.get(GENERATION_KEY) or "uncached"
+        cache.add(key, _new_token(), timeout=None)
+        current = cache.get(key) or UNCACHED
     return str(current)
 
 
+def _generation() -> str:
+    return _token(GENERATION_KEY)
+
+
 def invalidate() -> None:
-    """Replaces the generation (every write that changes an event's answers calls it after its
-    commit, before it answers: a read after the write must not find the old answers). On Redis one
-    SET through the fast connection (in a rush it follows every enrollment); on any failure there,
-    through django-redis, as before."""
-    generation = uuid.uuid4().hex
-    writer = _fast_connection()
-    if writer is None or not writer.set_forever(GENERATION_KEY, generation):
-        cache.set(GENERATION_KEY, generation, timeout=None)
+    """Replaces the generation: every event write calls it after its commit, before it answers (a
+    read after the write must not find the old answers)."""
+    _replace(GENERATION_KEY)
+
+
+def seats_changed() -> None:
+    """Replaces the seats token: every change of seats only (enrolled, waiting) calls it after its
+    commit, before it answers (a read after it must not show the old seats). In a rush it follows
+    every enrollment."""
+    _replace(SEATS_KEY)
+
+
+def _replace(key: str) -> None:
+    _set(key, _new_token(), timeout=None)
+
+
+def _set(key: str, value: Any, timeout: int | None) -> None:
+    """On Redis one SET through the fast connection; on any failure there, through django-redis."""
+    fast = _fast_connection()
+    if fast is None or not fast.set(key, value, timeout):
+        cache.set(key, value, timeout=timeout)
+
+
+def _get_many(*keys: str) -> list[Any]:
+    """The keys' values (None for a missing one): on Redis one MGET through the fast connection; on
+    any failure there, through django-redis."""
+    fast = _fast_connection()
+    found = None if fast is None else fast.get_many(*keys)
+    if found is None:
+        values = cache.get_many(keys)
+        found = [values.get(key) for key in keys]
+    return found
 
 
 def _answer_key(generation: str, identity: str) -> str:
-    return "events:answer:" + generation + ":" + hashlib.sha256(identity.encode()).hexdigest()
+    # "answer2": stored values begin with their seats token (the values of "answer" had none).
+    return "events:answer2:" + generation + ":" + hashlib.sha256(identity.encode()).hexdigest()
+
+
+def _current(stored: Any, seats: Any) -> bytes | None:
+    """The answer in `stored` when it was built under the seats token `seats`, else None."""
+    if stored is None or seats is None:
+        return None
+    stored = bytes(stored)
+    if stored[:_TOKEN_LENGTH] != str(seats).encode():
+        return None
+    return stored[_TOKEN_LENGTH:]
 
 
 # The generation this process saw last: a hit then costs one round trip (generation and answer
@@ -52,7 +112,8 @@ _last_generation = ""
 
 
 def cached_answer(identity: str) -> bytes | None:
-    """The stored answer for `identity` when one round trip finds it under the current generation.
+    """The stored answer for `identity` when one round trip finds it under the current generation
+    and seats token.
 
     The hit half of `read_through`, for a caller that has a slower way of its own to build (and
     store) the answer on a miss: None then, and nothing is stored or looked up further. On Redis
@@ -64,14 +125,14 @@ def cached_answer(identity: str) -> bytes | None:
     guessed_key = _answer_key(_last_generation, identity)
     fast = _fast_connection()
     if fast is not None:
-        found = fast.get_two(GENERATION_KEY, guessed_key)
-        if found is None or found[0] != _last_generation or found[1] is None:
+        found = fast.get_many(GENERATION_KEY, SEATS_KEY, guessed_key)
+        if found is None or found[0] != _last_generation:
             return None
-        return bytes(found[1])
-    values = cache.get_many([GENERATION_KEY, guessed_key])
-    if values.get(GENERATION_KEY) == _last_generation and guessed_key in values:
-        return bytes(values[guessed_key])
-    return None
+        return _current(found[2], found[1])
+    values = cache.get_many([GENERATION_KEY, SEATS_KEY, guessed_key])
+    if values.get(GENERATION_KEY) != _last_generation:
+        return None
+    return _current(values.get(guessed_key), values.get(SEATS_KEY))
 
 
 class _FastConnection:
@@ -96,23 +157,24 @@ class _FastConnection:
         self._connection = pool.connection_class(**pool.connection_kwargs)
         self._paused_until = 0.0
 
-    def get_two(self, first: str, second: str) -> tuple[Any, Any] | None:
+    def get_many(self, *keys: str) -> list[Any] | None:
+        """The keys' values (None for a missing one), or None when the round trip failed."""
         make_key, decode = self._client.make_key, self._client.decode
-        values = self._round_trip("MGET", make_key(first), make_key(second))
+        values = self._round_trip("MGET", *map(make_key, keys))
         if values is _FAILED:
             return None  # a miss: the caller's slower path reads (or degrades)
-        if not isinstance(values, list) or len(values) != 2:
+        if not isinstance(values, list) or len(values) != len(keys):
             self._connection.disconnect()
             return None
-        return (
-            None if values[0] is None else decode(values[0]),
-            None if values[1] is None else decode(values[1]),
-        )
+        return [None if value is None else decode(value) for value in values]
 
-    def set_forever(self, key: str, value: Any) -> bool:
-        """SET without expiry, as django-redis's `set(..., timeout=None)` stores it. False when it
-        failed (the caller then goes through django-redis)."""
-        answer = self._round_trip("SET", self._client.make_key(key), self._client.encode(value))
+    def set(self, key: str, value: Any, timeout: int | None = None) -> bool:
+        """SET, as django-redis's `set(key, value, timeout)` stores it (None: no expiry). False when
+        it failed (the caller then goes through django-redis)."""
+        command: list[Any] = ["SET", self._client.make_key(key), self._client.encode(value)]
+        if timeout is not None:
+            command += ["EX", timeout]
+        answer = self._round_trip(*command)
         if answer is _FAILED:
             return False
         if answer not in (b"OK", "OK", True):
@@ -161,29 +223,44 @@ def _is_django_redis(backend: Any) -> bool:
     return client is not None and hasattr(client, "get_client") and hasattr(client, "decode")
 
 
-def read_through(identity: str, build: Callable[[], bytes]) -> bytes:
+def read_through(
+    identity: str, build: Callable[[], bytes], refresh: Callable[[bytes], bytes | None] | None = None
+) -> bytes:
     """The cached bytes for `identity` (host + full path of the request), built when missing.
 
-    The generation is read before the database: an answer built from data older than a concurrent
-    write is stored under the old generation, where nobody will look for it.
+    `refresh(answer)`: `answer` with its seat fields as the database has them now, or None when it
+    cannot tell (then `build` runs). It is given an answer stored under the current generation but
+    an older seats token, instead of building the whole answer again.
+
+    The generation and the seats token are read before the database: an answer built (or
+    refreshed) from data older than a concurrent write is stored under the older token, where no
+    reader takes it for current.
     """
     global _last_generation
-    generation = None
+    generation = seats = stored = None
+    key = ""
     if _last_generation:
-        guessed_key = _answer_key(_last_generation, identity)
-        found = cache.get_many([GENERATION_KEY, guessed_key])
-        generation = found.get(GENERATION_KEY)
-        if generation == _last_generation and guessed_key in found:
-            return bytes(found[guessed_key])
-    if generation is None:
-        generation = _generation()
-    if generation == "uncached":
+        key = _answer_key(_last_generation, identity)
+        generation, seats, stored = _get_many(GENERATION_KEY, SEATS_KEY, key)
+        if generation == _last_generation:
+            hit = _current(stored, seats)
+            if hit is not None:
+                return hit
+    generation = str(_generation() if generation is None else generation)
+    seats = str(_token(SEATS_KEY) if seats is None else seats)
+    if UNCACHED in (generation, seats):
         return build()
-    _last_generation = str(generation)
-    key = _answer_key(_last_generation, identity)
-    hit = cache.get(key)
-    if hit is not None:
-        return bytes(hit)
-    body = build()
-    cache.set(key, body, timeout=TTL_SECONDS)
+    if generation != _last_generation:  # what was read under the old one is no use
+        _last_generation = generation
+        key = _answer_key(generation, identity)
+        stored = cache.get(key)
+        hit = _current(stored, seats)
+        if hit is not None:
+            return hit
+    body = None
+    if stored is not None and refresh is not None:
+        body = refresh(bytes(stored)[_TOKEN_LENGTH:])
+    if body is None:
+        body = build()
+    _set(key, seats.encode() + body, timeout=TTL_SECONDS)
     return body

@@ -71,14 +71,17 @@ ConcurrentChange = domain.ConcurrentChange
 
 
 def _event_changed(event_id: int) -> None:
+    """Everything that must follow a committed write of the event itself (created, edited, deleted)."""
     queued_events.clear()
-    _seats_changed(event_id)
+    event_cache.invalidate()
+    realtime.broadcast_seats(event_id)
 
 
 def _seats_changed(event_id: int, seats: domain.Seats | None = None) -> None:
-    """Everything that must follow a committed change of an event or its seats (`seats`: the
-    committed seats when the caller knows them; they are read otherwise)."""
-    event_cache.invalidate()
+    """Everything that must follow a committed change of the event's seats and nothing else of it
+    (its `enrolled_count` and `waitlist_count`; `seats`: the committed seats when the caller knows
+    them; they are read otherwise)."""
+    event_cache.seats_changed()
     realtime.broadcast_seats(event_id, seats)
 
 

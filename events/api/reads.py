@@ -10,13 +10,15 @@ DRF view sends. Everything else (no or a bad token, another method, an `Accept` 
 negotiation can answer, a cache miss, Redis away) returns None: the caller then runs the DRF view,
 which answers exactly as before (problem+json errors, and on a miss it builds and stores the answer).
 
-Two misses are built here instead (`plain_miss`), the pages everyone reloads during a rush: the
+Two misses are answered here instead (`plain_miss`), the pages everyone reloads during a rush: the
 list's first page and an event's answer, each with no query at all. Every enrollment replaces the
-cache's generation, so beside a rush nearly every read misses, and through Django's stack, DRF,
-its filters and its paginator a list's miss cost about 2.3 ms of a web worker's CPU
-(docs/architecture.md, Performance). `first_list_page` and `event_answer` build the same bytes
-from the same serializer, order and page size, and store them as the DRF view would
-(`events.cache.read_through`: the generation read before the database).
+cache's seats token, so beside a rush nearly every read finds its answer with older seats; it is
+refreshed (`with_current_seats`: one query sets the stored answer's seat fields), which a miss
+through Django's stack, DRF, its filters and its paginator would have built anew at about 2.3 ms
+of a web worker's CPU (docs/architecture.md, Performance). A page not stored yet, or stored under
+an older generation (an event was written), is built by `first_list_page` or `event_answer`:
+the same bytes from the same serializer, order and page size, stored as the DRF view would
+(`events.cache.read_through`: the tokens read before the database).
 """
 
 from __future__ import annotations
@@ -109,7 +111,7 @@ def plain_miss(request: HttpRequest, *, event_id: int | None = None) -> HttpResp
     else:
         build = functools.partial(event_answer, event_id)
     try:
-        body = event_cache.read_through(identity, build)
+        body = event_cache.read_through(identity, build, with_current_seats)
     except _NoSuchEvent:  # (event_answer's: nothing was stored)
         return None
     return _answer(request, user, body, detail=event_id is not None)
@@ -134,6 +136,46 @@ def event_answer(event_id: int) -> bytes:
     if event is None:
         raise _NoSuchEvent(event_id)
     return JSONRenderer().render(_event_row().to_representation(event))
+
+
+# In an answer (a list page, or one event) as EventSerializer renders it: where each event begins
+# (its id comes first), and its seat fields (consecutive, in this order). Neither can match inside a
+# string, where every quote is escaped.
+_EVENT_START = re.compile(rb'\{"id":([0-9]+),')
+_SEAT_FIELDS = re.compile(
+    rb'"capacity":[0-9]+,"enrolled_count":[0-9]+,"seats_left":[0-9]+,"waitlist_count":[0-9]+'
+)
+
+
+def with_current_seats(answer: bytes) -> bytes | None:
+    """`answer` (events rendered by EventSerializer, under an older seats token: events.cache) with
+    each event's seat fields as the database has them now: one query instead of building the whole
+    answer again. None when an event is gone or the answer is not of that shape (then it is built)."""
+    starts = list(_EVENT_START.finditer(answer))
+    seat_fields = list(_SEAT_FIELDS.finditer(answer))
+    if len(starts) != len(seat_fields):
+        return None
+    for index, (start, fields) in enumerate(zip(starts, seat_fields, strict=True)):
+        # Each event's seat fields lie between its start and the next event's.
+        next_start = starts[index + 1].start() if index + 1 < len(starts) else len(answer)
+        if not start.end() <= fields.start() < fields.end() <= next_start:
+            return None
+    current = selectors.seats_and_waiting([int(start[1]) for start in starts]) if starts else {}
+    parts: list[bytes] = []
+    done = 0
+    for start, fields in zip(starts, seat_fields, strict=True):
+        found = current.get(int(start[1]))
+        if found is None:
+            return None
+        seats, waiting = found
+        parts += (
+            answer[done : fields.start()],
+            b'"capacity":%d,"enrolled_count":%d,"seats_left":%d,"waitlist_count":%d'
+            % (seats.capacity, seats.enrolled, seats.left, waiting),
+        )
+        done = fields.end()
+    parts.append(answer[done:])
+    return b"".join(parts)
 
 
 @functools.cache

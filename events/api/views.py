@@ -25,7 +25,7 @@ from config.exceptions import problem_exception_handler
 from events import admission, domain, selectors, services
 from events import cache as event_cache
 from events.api.filters import EventFilter
-from events.api.reads import with_cached_reads
+from events.api.reads import with_cached_reads, with_current_seats
 from events.api.serializers import (
     EnrollmentSerializer,
     EnrollmentStatusSerializer,
@@ -47,7 +47,9 @@ from participants.permissions import IsAdmin, IsAdminOrReadOnly, IsParticipant, 
 
 def _cached(request: Request, build: Any) -> HttpResponse:
     """Serves a read from the event cache; `build` produces the DRF response on a miss."""
-    body = event_cache.read_through(request.build_absolute_uri(), lambda: JSONRenderer().render(build().data))
+    body = event_cache.read_through(
+        request.build_absolute_uri(), lambda: JSONRenderer().render(build().data), with_current_seats
+    )
     return HttpResponse(body, content_type="application/json")
 
 

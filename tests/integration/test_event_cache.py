@@ -4,8 +4,10 @@ import pytest
 from django.core.cache import cache
 
 from events import cache as event_cache
+from events import selectors
 from events.api import reads
 from events.api import views as event_views
+from events.models import Event
 from tests.factories import EventFactory, UserFactory
 from tests.helpers import assert_problem, client_for, needs_service
 
@@ -148,8 +150,8 @@ def test_everything_but_a_plain_hit_or_a_plain_miss_is_answered_by_drf_as_before
     anon.credentials(HTTP_AUTHORIZATION=f"Token {AccessToken.for_user(UserFactory())}")
     assert_problem(anon.get("/api/v1/events/"), 401, "not_authenticated")
     assert participant_api.get("/api/v1/events/", HTTP_ACCEPT="text/html").status_code == 406
-    # After a write the stored answers are unreachable: DRF builds a query's anew, the fast path
-    # the plain list's and the event's.
+    # After a change of seats the stored answers' seats are refreshed: a query's by DRF's view, the
+    # plain list's and the event's by the fast path.
     detail = f"/api/v1/events/{event.pk}/"
     queried = "/api/v1/events/?page_size=5"
     assert participant_api.get(queried).json()["results"][0]["seats_left"] == 5
@@ -233,6 +235,120 @@ def test_the_plain_lists_miss_stores_under_the_generation_read_before_the_databa
     assert participant_api.get("/api/v1/events/").json()["results"][0]["seats_left"] == 5
     monkeypatch.setattr(reads, "first_list_page", original)
     assert participant_api.get("/api/v1/events/").json()["results"][0]["seats_left"] == 4
+
+
+# --- Seat changes refresh the stored answers' seats (events.cache: the seats token) ---------------
+
+
+def _built_afresh(client, path):
+    """The answer as a build from nothing gives it (every stored answer made unreachable first)."""
+    event_cache.invalidate()
+    return client.get(path).content
+
+
+@pytest.mark.parametrize("path", ["/api/v1/events/", "/api/v1/events/?page_size=2&ordering=-date", "detail"])
+def test_a_change_of_seats_refreshes_the_stored_answers_seats_with_one_query(
+    path, participant_api, admin_api, django_assert_num_queries
+):
+    """An enrollment changes seats only: the next read sets the stored answer's seat fields from
+    the database (one query) instead of building it again (two for a page), byte for byte what a
+    build gives; and the read after it is a hit again."""
+    events = EventFactory.create_batch(3, capacity=5)
+    hot = events[0]
+    if path == "detail":
+        path = f"/api/v1/events/{hot.pk}/"
+    participant_api.get(path)  # stored
+    assert client_for(UserFactory()).post(f"/api/v1/events/{hot.pk}/enrollments/").status_code == 201
+    with django_assert_num_queries(1):
+        refreshed = participant_api.get(path)
+    assert refreshed.status_code == 200
+    body = refreshed.json()
+    shown = body if "results" not in body else next(e for e in body["results"] if e["id"] == hot.pk)
+    assert (shown["enrolled_count"], shown["seats_left"]) == (1, 4)
+    with django_assert_num_queries(0):
+        assert participant_api.get(path).content == refreshed.content
+    assert _built_afresh(participant_api, path) == refreshed.content
+
+
+def test_the_refresh_sets_the_waiting_list_and_capacity_too(participant_api, admin_api):
+    event = EventFactory(capacity=1)
+    detail = f"/api/v1/events/{event.pk}/"
+    client_for(UserFactory()).post(f"{detail}enrollments/")
+    assert participant_api.get(detail).json()["waitlist_count"] == 0  # stored
+    waiting = UserFactory()
+    assert admin_api.post(f"{detail}waitlist/", {"participant": waiting.pk}).status_code == 201
+    seen = participant_api.get(detail)
+    assert (seen.json()["seats_left"], seen.json()["waitlist_count"]) == (0, 1)
+    assert _built_afresh(participant_api, detail) == seen.content
+
+
+def test_event_text_that_looks_like_seat_fields_is_left_alone(participant_api):
+    """A title or description quoting the answer's own JSON cannot be taken for its fields: inside a
+    string every quote is escaped."""
+    look_alike = '{"id":1,"capacity":9,"enrolled_count":0,"seats_left":9,"waitlist_count":0}'
+    event = EventFactory(capacity=5, title=look_alike, description=look_alike * 3)
+    EventFactory(capacity=5, location='"capacity":7,"enrolled_count":7')
+    participant_api.get("/api/v1/events/")  # stored
+    client_for(UserFactory()).post(f"/api/v1/events/{event.pk}/enrollments/")
+    refreshed = participant_api.get("/api/v1/events/")
+    shown = next(e for e in refreshed.json()["results"] if e["id"] == event.pk)
+    assert (shown["title"], shown["description"], shown["seats_left"]) == (look_alike, look_alike * 3, 4)
+    assert _built_afresh(participant_api, "/api/v1/events/") == refreshed.content
+
+
+def test_an_events_own_write_builds_the_answer_again(participant_api, admin_api, django_assert_num_queries):
+    event = EventFactory(capacity=5)
+    participant_api.get("/api/v1/events/")  # stored
+    assert admin_api.patch(f"/api/v1/events/{event.pk}/", {"title": "Renamed"}).status_code == 200
+    with django_assert_num_queries(2):  # the count and the page: built, not refreshed
+        assert participant_api.get("/api/v1/events/").json()["results"][0]["title"] == "Renamed"
+
+
+def test_a_refresh_stores_under_the_seats_token_read_before_the_database(participant_api, monkeypatch):
+    """A change of seats that lands while the seats are read leaves the refreshed answer under the
+    older token, where no read takes it for current: the next read shows the change."""
+    event = EventFactory(capacity=5)
+    participant_api.get("/api/v1/events/")  # stored
+    client_for(UserFactory()).post(f"/api/v1/events/{event.pk}/enrollments/")
+    original = selectors.seats_and_waiting
+
+    def read_then_overtaken(event_ids):
+        seats = original(event_ids)
+        client_for(UserFactory()).post(f"/api/v1/events/{event.pk}/enrollments/")  # and its token
+        return seats
+
+    monkeypatch.setattr(selectors, "seats_and_waiting", read_then_overtaken)
+    assert participant_api.get("/api/v1/events/").json()["results"][0]["seats_left"] == 4
+    monkeypatch.setattr(selectors, "seats_and_waiting", original)
+    assert participant_api.get("/api/v1/events/").json()["results"][0]["seats_left"] == 3
+
+
+def test_an_event_gone_from_the_database_is_not_refreshed_but_built(participant_api):
+    """An event deleted before its generation was replaced (as between a delete's commit and its
+    invalidation): its seats cannot be refreshed, so the answer is built without it."""
+    kept, gone = EventFactory.create_batch(2)
+    assert participant_api.get("/api/v1/events/").json()["count"] == 2  # stored
+    Event.objects.filter(pk=gone.pk).delete()  # behind the services' back: no invalidation
+    event_cache.seats_changed()
+    assert [e["id"] for e in participant_api.get("/api/v1/events/").json()["results"]] == [kept.pk]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b'{"id":1,"title":"no seat fields"}',
+        b'[{"id":1,"capacity":1,"enrolled_count":0,"seats_left":1,"waitlist_count":0},{"id":2,"x":1}]',
+        b'[{"id":1,"x":1},{"id":2,"capacity":1,"enrolled_count":0,"seats_left":1,"waitlist_count":0}]',
+    ],
+)
+def test_an_answer_of_another_shape_is_not_refreshed(answer):
+    assert reads.with_current_seats(answer) is None
+
+
+def test_an_answer_without_events_needs_no_query(django_assert_num_queries):
+    empty = b'{"count":0,"next":null,"previous":null,"results":[]}'
+    with django_assert_num_queries(0):
+        assert reads.with_current_seats(empty) == empty
 
 
 def test_a_fast_read_is_logged_with_its_user(participant_api, participant, caplog):

@@ -167,6 +167,32 @@ def test_a_plain_miss_is_built_in_the_lane_between_the_request_signals(read, dja
     assert built.comparable_headers() == by_django.comparable_headers()
 
 
+@pytest.mark.parametrize("read", ["list", "detail"])
+def test_after_a_change_of_seats_the_lane_refreshes_the_stored_answer(read, django_app, token):
+    """An enrollment (through the lane) changes seats only: the next read's stored answer gets its
+    seat fields from the database in the lane, between the request signals, with Django's bytes."""
+    event = EventFactory(capacity=5)
+    path = "/api/v1/events/" if read == "list" else f"/api/v1/events/{event.pk}/"
+    lane = FastLane(django_app)
+    assert json.loads(Answer(lane, environ(path, token)).body)["count" if read == "list" else "id"]  # stored
+    enroller = str(AccessToken.for_user(UserFactory()))
+    enrollment = environ(f"/api/v1/events/{event.pk}/enrollments/", enroller, method="POST")
+    assert Answer(lane, enrollment).code == 201
+    sent: list[str] = []
+    request_started.connect(started := lambda **kwargs: sent.append("started"), weak=False)
+    try:
+        refreshed = Answer(lane, environ(path, token))
+    finally:
+        request_started.disconnect(started)
+    assert (refreshed.code, sent, django_app.served) == (200, ["started"], 0)
+    shown = json.loads(refreshed.body)
+    assert (shown["results"][0] if read == "list" else shown)["seats_left"] == 4
+    event_cache.invalidate()
+    by_django = Answer(django_app, environ(path, token))
+    assert by_django.body == refreshed.body
+    assert refreshed.comparable_headers() == by_django.comparable_headers()
+
+
 def test_the_clients_request_id_is_echoed(django_app, token):
     lane = FastLane(django_app)
     Answer(lane, environ("/api/v1/events/", token))
