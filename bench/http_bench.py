@@ -528,6 +528,31 @@ def mixed_shares(results: dict[str, ScenarioResult]) -> dict[str, float]:
     return shares
 
 
+def mixed_read_cpu_us(results: dict[str, ScenarioResult]) -> float | None:
+    """The server's CPU per read beside the enrollments, estimated: the median over the rounds of
+    the mixed runs' CPU less their enrollments' at the CPU each cost alone in the same round
+    (`enroll`), over the reads. None unless both were measured.
+
+    The mixed scenario's two rates cannot tell what a read costs: every connection waits for its
+    answer and the workers take requests in the order they come, so reads and enrollments are
+    served at about the same rate whatever each costs."""
+    if "mixed" not in results or "enroll" not in results:
+        return None
+    estimates = []
+    rounds = zip(
+        results["mixed"].runs,
+        results[MIXED_ENROLL].runs,
+        results["mixed"].cpu_us,
+        results["enroll"].cpu_us,
+        strict=False,
+    )
+    for reads, enrollments, cpu_each, enrollment_alone in rounds:
+        if reads.requests:
+            spent = cpu_each * (reads.requests + enrollments.requests)
+            estimates.append((spent - enrollment_alone * enrollments.requests) / reads.requests)
+    return statistics.median(estimates) if estimates else None
+
+
 def verdicts(results: dict[str, ScenarioResult], seats: SeatCheck | None) -> dict[str, dict[str, Any]]:
     """Each target: the median ratio to bare over the rounds, the target, and PASS/FAIL."""
     out: dict[str, dict[str, Any]] = {}
@@ -586,6 +611,7 @@ def report_data(
         "scenarios": scenarios,
         "targets": verdicts(results, seats),
         "mixed_kept_of_alone": {name: round(share, 3) for name, share in mixed_shares(results).items()},
+        "mixed_read_cpu_us": mixed_read_cpu_us(results),
         "seats": checks,
         "server_log": asdict(log),
     }
@@ -653,6 +679,12 @@ def print_table(
     for name, share in mixed_shares(results).items():
         label = f"mixed {name} / alone"
         print(f"{label:<25} {share:>6.3f}  (each round's req/s beside each other), no target")
+    read_cpu = mixed_read_cpu_us(results)
+    if read_cpu is not None:
+        print(
+            f"{'mixed read, server CPU':<25} {read_cpu:>6.0f}  us each (estimated: the mixed runs' CPU less"
+            " their enrollments' at their cost alone), no target"
+        )
     if seats is not None:
         print()
         print(f"Seats of the hot event (capacity {seats.capacity}):")
