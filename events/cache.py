@@ -92,8 +92,23 @@ def _get_many(*keys: str) -> list[Any]:
 
 
 def _answer_key(generation: str, identity: str) -> str:
-    # "answer2": stored values begin with their seats token (the values of "answer" had none).
+    # "answer2": values with the header below (the values of "answer" had none).
     return "events:answer2:" + generation + ":" + hashlib.sha256(identity.encode()).hexdigest()
+
+
+# A stored answer's header: the seats token it was built (or last refreshed) under, then when its
+# build began (epoch seconds, 10 digits). A refresh keeps the build's time and expiry: the fields
+# it does not refresh are as old as the build, and TTL_SECONDS bounds how long they outlive a lost
+# invalidation.
+_HEADER_LENGTH = _TOKEN_LENGTH + 10
+
+
+def _stored_value(seats: str, built_at: int, body: bytes) -> bytes:
+    return b"%s%010d%s" % (seats.encode(), built_at, body)
+
+
+def _now() -> int:
+    return int(time.time())
 
 
 def _current(stored: Any, seats: Any) -> bytes | None:
@@ -103,7 +118,7 @@ def _current(stored: Any, seats: Any) -> bytes | None:
     stored = bytes(stored)
     if stored[:_TOKEN_LENGTH] != str(seats).encode():
         return None
-    return stored[_TOKEN_LENGTH:]
+    return stored[_HEADER_LENGTH:]
 
 
 # The generation this process saw last: a hit then costs one round trip (generation and answer
@@ -120,23 +135,24 @@ def cached_answer(identity: str) -> bytes | None:
     (django-redis) it reads through a connection of its own (see `_FastConnection`); any error is a
     miss, and the caller's slower way meets django-redis's usual error handling.
     """
-    if not _last_generation:
+    last = _last_generation  # (read once: another thread may replace it meanwhile)
+    if not last:
         return None  # this process's first read goes through read_through
-    guessed_key = _answer_key(_last_generation, identity)
+    guessed_key = _answer_key(last, identity)
     fast = _fast_connection()
     if fast is not None:
         found = fast.get_many(GENERATION_KEY, SEATS_KEY, guessed_key)
-        if found is None or found[0] != _last_generation:
+        if found is None or found[0] != last:
             return None
         return _current(found[2], found[1])
     values = cache.get_many([GENERATION_KEY, SEATS_KEY, guessed_key])
-    if values.get(GENERATION_KEY) != _last_generation:
+    if values.get(GENERATION_KEY) != last:
         return None
     return _current(values.get(guessed_key), values.get(SEATS_KEY))
 
 
 class _FastConnection:
-    """One MGET (or the generation's SET) on a Redis connection of its own, outside redis-py's pool
+    """One MGET or SET on a Redis connection of its own, outside redis-py's pool
     and retry wrapper.
 
     A cache hit is the event API's most frequent request, and the pool's bookkeeping (a lock and a
@@ -230,19 +246,21 @@ def read_through(
 
     `refresh(answer)`: `answer` with its seat fields as the database has them now, or None when it
     cannot tell (then `build` runs). It is given an answer stored under the current generation but
-    an older seats token, instead of building the whole answer again.
+    an older seats token, instead of building the whole answer again, unless the answer was built
+    TTL_SECONDS ago or longer.
 
     The generation and the seats token are read before the database: an answer built (or
     refreshed) from data older than a concurrent write is stored under the older token, where no
     reader takes it for current.
     """
     global _last_generation
+    last = _last_generation  # (read once: another thread may replace it meanwhile)
     generation = seats = stored = None
-    key = ""
-    if _last_generation:
-        key = _answer_key(_last_generation, identity)
-        generation, seats, stored = _get_many(GENERATION_KEY, SEATS_KEY, key)
-        if generation == _last_generation:
+    if last:
+        generation, seats, stored = _get_many(GENERATION_KEY, SEATS_KEY, _answer_key(last, identity))
+        if generation != last:
+            stored = None  # stored under a generation that is not the current one: no use
+        else:
             hit = _current(stored, seats)
             if hit is not None:
                 return hit
@@ -250,17 +268,23 @@ def read_through(
     seats = str(_token(SEATS_KEY) if seats is None else seats)
     if UNCACHED in (generation, seats):
         return build()
-    if generation != _last_generation:  # what was read under the old one is no use
+    key = _answer_key(generation, identity)
+    if generation != last:
         _last_generation = generation
-        key = _answer_key(generation, identity)
         stored = cache.get(key)
         hit = _current(stored, seats)
         if hit is not None:
             return hit
-    body = None
+    now = _now()
     if stored is not None and refresh is not None:
-        body = refresh(bytes(stored)[_TOKEN_LENGTH:])
-    if body is None:
-        body = build()
-    _set(key, seats.encode() + body, timeout=TTL_SECONDS)
+        stored = bytes(stored)
+        built_at = stored[_TOKEN_LENGTH:_HEADER_LENGTH]
+        age = now - int(built_at) if built_at.isdigit() else TTL_SECONDS
+        if 0 <= age < TTL_SECONDS:
+            body = refresh(stored[_HEADER_LENGTH:])
+            if body is not None:
+                _set(key, _stored_value(seats, int(built_at), body), timeout=TTL_SECONDS - age)
+                return body
+    body = build()
+    _set(key, _stored_value(seats, now, body), timeout=TTL_SECONDS)
     return body

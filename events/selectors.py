@@ -6,6 +6,7 @@ import datetime as dt
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import connection
 from django.db.models import F, QuerySet, Window
@@ -45,8 +46,16 @@ def participant_events(*, participant_id: int) -> QuerySet[Event]:
 def seats_and_waiting(event_ids: Sequence[int]) -> dict[int, tuple[domain.Seats, int]]:
     """Each event's seats and the length of its waiting list, by id (an id with no event is left
     out): one prepared statement, since beside a rush every read of a list needs it."""
+    ids = list(event_ids)
+    params: list[Any]
+    if connection.vendor == "postgresql":
+        # One array parameter: one prepared statement whatever the page's length (a statement per
+        # length, up to the largest page size, could push the enrollment's out of psycopg's cache).
+        sql, params = _seats_and_waiting_sql("= ANY(%s)"), [ids]
+    else:
+        sql, params = _seats_and_waiting_sql(f"IN ({', '.join(['%s'] * len(ids))})"), ids
     with prepared_cursor() as cursor:
-        cursor.execute(_seats_and_waiting_sql(connection.vendor, len(event_ids)), list(event_ids))
+        cursor.execute(sql, params)
         rows = cursor.fetchall()
     return {
         event_id: (domain.Seats(capacity=capacity, enrolled=enrolled), waiting)
@@ -55,13 +64,11 @@ def seats_and_waiting(event_ids: Sequence[int]) -> dict[int, tuple[domain.Seats,
 
 
 @functools.cache
-def _seats_and_waiting_sql(vendor: str, count: int) -> str:
-    """seats_and_waiting's SQL for `count` ids (a page holds at most the largest page size)."""
+def _seats_and_waiting_sql(id_condition: str) -> str:
     quote = connection.ops.quote_name
     columns = ", ".join(map(quote, ("id", "capacity", "enrolled_count", "waitlist_count")))
-    ids = ", ".join(["%s"] * count)
-    # Only the model's own identifiers are formatted in; the ids are parameters.
-    return f"SELECT {columns} FROM {quote(Event._meta.db_table)} WHERE id IN ({ids})"  # noqa: S608
+    # Only the model's own identifiers and placeholders are formatted in; the ids are parameters.
+    return f"SELECT {columns} FROM {quote(Event._meta.db_table)} WHERE id {id_condition}"  # noqa: S608
 
 
 def event_exists(event_id: int) -> bool:

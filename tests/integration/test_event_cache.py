@@ -69,12 +69,20 @@ def test_answers_differ_by_query(participant_api):
     assert len(participant_api.get("/api/v1/events/?page_size=2").json()["results"]) == 2
 
 
-def test_lost_generation_token_never_resurrects_old_answers(participant_api):
-    event = EventFactory(capacity=5)
-    participant_api.get("/api/v1/events/")
-    client_for(UserFactory()).post(f"/api/v1/events/{event.pk}/enrollments/")
-    cache.delete(event_cache.GENERATION_KEY)  # as if evicted
-    assert participant_api.get("/api/v1/events/").json()["results"][0]["seats_left"] == 4
+@pytest.mark.parametrize("lost", ["generation", "seats token"])
+def test_a_lost_token_never_resurrects_old_answers(lost, participant_api, admin_api):
+    """A token evicted after a write comes back as a new random one, never as one answers were
+    stored under: an edit's generation, an enrollment's seats token."""
+    event = EventFactory(capacity=5, title="Before")
+    participant_api.get("/api/v1/events/")  # stored
+    if lost == "generation":
+        assert admin_api.patch(f"/api/v1/events/{event.pk}/", {"title": "After"}).status_code == 200
+        cache.delete(event_cache.GENERATION_KEY)  # as if evicted
+        assert participant_api.get("/api/v1/events/").json()["results"][0]["title"] == "After"
+    else:
+        client_for(UserFactory()).post(f"/api/v1/events/{event.pk}/enrollments/")
+        cache.delete(event_cache.SEATS_KEY)
+        assert participant_api.get("/api/v1/events/").json()["results"][0]["seats_left"] == 4
 
 
 def test_requests_succeed_when_redis_is_down(participant_api, settings):
@@ -321,6 +329,63 @@ def test_a_refresh_stores_under_the_seats_token_read_before_the_database(partici
     assert participant_api.get("/api/v1/events/").json()["results"][0]["seats_left"] == 4
     monkeypatch.setattr(selectors, "seats_and_waiting", original)
     assert participant_api.get("/api/v1/events/").json()["results"][0]["seats_left"] == 3
+
+
+def test_an_event_write_during_a_refresh_leaves_it_under_the_old_generation(
+    participant_api, admin_api, monkeypatch
+):
+    """An edit that lands while a refresh reads the seats: the refreshed answer (with the old
+    title) is stored under the old generation, where no read looks; the next read is built."""
+    event = EventFactory(capacity=5, title="Before")
+    participant_api.get("/api/v1/events/")  # stored
+    client_for(UserFactory()).post(f"/api/v1/events/{event.pk}/enrollments/")
+    original = selectors.seats_and_waiting
+
+    def read_then_edited(event_ids):
+        seats = original(event_ids)
+        assert admin_api.patch(f"/api/v1/events/{event.pk}/", {"title": "After"}).status_code == 200
+        return seats
+
+    monkeypatch.setattr(selectors, "seats_and_waiting", read_then_edited)
+    assert participant_api.get("/api/v1/events/").json()["results"][0]["title"] == "Before"
+    monkeypatch.setattr(selectors, "seats_and_waiting", original)
+    assert participant_api.get("/api/v1/events/").json()["results"][0]["title"] == "After"
+
+
+def test_an_answer_built_a_ttl_ago_is_built_again_not_refreshed(
+    participant_api, monkeypatch, django_assert_num_queries
+):
+    """A refresh keeps the build's time: the fields it does not refresh are as old as the build,
+    and the TTL bounds how long they can outlive an invalidation lost (Redis away at that moment)."""
+    event = EventFactory(capacity=5)
+    participant_api.get("/api/v1/events/")  # stored
+    built_at = _built_at("http://testserver/api/v1/events/")
+    for age, queries in ((event_cache.TTL_SECONDS - 1, 1), (event_cache.TTL_SECONDS, 2)):
+        client_for(UserFactory()).post(f"/api/v1/events/{event.pk}/enrollments/")
+        monkeypatch.setattr(event_cache, "_now", lambda age=age: built_at + age)
+        with django_assert_num_queries(queries):  # a refresh, then a build (the count and the page)
+            participant_api.get("/api/v1/events/")
+
+
+@needs_service("REDIS_URL")
+def test_a_refresh_keeps_the_builds_expiry_in_redis(participant_api, monkeypatch):
+    event = EventFactory(capacity=5)
+    identity = "http://testserver/api/v1/events/"
+    participant_api.get("/api/v1/events/")  # stored
+    key = event_cache._answer_key(cache.get(event_cache.GENERATION_KEY), identity)
+    assert 55 <= cache.ttl(key) <= event_cache.TTL_SECONDS
+    built_at = _built_at(identity)
+    client_for(UserFactory()).post(f"/api/v1/events/{event.pk}/enrollments/")
+    monkeypatch.setattr(event_cache, "_now", lambda: built_at + 40)
+    assert participant_api.get("/api/v1/events/").json()["results"][0]["seats_left"] == 4  # refreshed
+    assert 15 <= cache.ttl(key) <= event_cache.TTL_SECONDS - 40
+    assert _built_at(identity) == built_at
+
+
+def _built_at(identity):
+    """When the stored answer for `identity` was built, as its header says (events.cache)."""
+    stored = cache.get(event_cache._answer_key(cache.get(event_cache.GENERATION_KEY), identity))
+    return int(stored[event_cache._TOKEN_LENGTH : event_cache._HEADER_LENGTH])
 
 
 def test_an_event_gone_from_the_database_is_not_refreshed_but_built(participant_api):
