@@ -3,11 +3,11 @@
 import pytest
 from django.core.cache import cache
 
+from events import admission, selectors
 from events import cache as event_cache
-from events import selectors
 from events.api import reads
 from events.api import views as event_views
-from events.models import Event
+from events.models import AdmissionRequest, Event
 from tests.factories import EventFactory, UserFactory
 from tests.helpers import assert_problem, client_for, needs_service
 
@@ -386,6 +386,19 @@ def _built_at(identity):
     """When the stored answer for `identity` was built, as its header says (events.cache)."""
     stored = cache.get(event_cache._answer_key(cache.get(event_cache.GENERATION_KEY), identity))
     return int(stored[event_cache._TOKEN_LENGTH : event_cache._HEADER_LENGTH])
+
+
+def test_queued_admissions_decisions_refresh_the_seats_too(participant_api, django_assert_num_queries):
+    """The admission consumer's batch changes seats only (enrolled and waiting): the next read
+    refreshes them."""
+    event = EventFactory(capacity=2, admission="queue")
+    participant_api.get("/api/v1/events/")  # stored
+    for user in UserFactory.create_batch(3):
+        AdmissionRequest.objects.create(event=event, participant=user)
+    assert admission.decide_pending(event_ids=[event.pk]) == 3
+    with django_assert_num_queries(1):  # refreshed, not built (the count and the page)
+        seen = participant_api.get("/api/v1/events/").json()["results"][0]
+    assert (seen["enrolled_count"], seen["seats_left"], seen["waitlist_count"]) == (2, 0, 1)
 
 
 def test_an_event_gone_from_the_database_is_not_refreshed_but_built(participant_api):
