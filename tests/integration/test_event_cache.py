@@ -232,17 +232,28 @@ def test_the_plain_lists_miss_stores_under_the_generation_read_before_the_databa
     """A write that lands while the page is built leaves it under the old generation, where no read
     looks: the next read shows the write (events.cache.read_through's rule, kept by the fast path)."""
     event = EventFactory(capacity=5)
-    original = reads.first_list_page
-
-    def built_then_overtaken(url):
-        page = original(url)
-        client_for(UserFactory()).post(f"/api/v1/events/{event.pk}/enrollments/")  # and its invalidation
-        return page
-
-    monkeypatch.setattr(reads, "first_list_page", built_then_overtaken)
-    assert participant_api.get("/api/v1/events/").json()["results"][0]["seats_left"] == 5
-    monkeypatch.setattr(reads, "first_list_page", original)
+    with monkeypatch.context() as patched:
+        write_during(patched, reads, "first_list_page", lambda: _enroll_someone(event))
+        assert participant_api.get("/api/v1/events/").json()["results"][0]["seats_left"] == 5
     assert participant_api.get("/api/v1/events/").json()["results"][0]["seats_left"] == 4
+
+
+def write_during(monkeypatch, owner, name, write):
+    """`owner.name`, a step of a read that reads the database, calls `write` once it has read (as
+    if the write had landed meanwhile), until `monkeypatch` is undone."""
+    original = getattr(owner, name)
+
+    def overtaken(*args):
+        result = original(*args)
+        write()
+        return result
+
+    monkeypatch.setattr(owner, name, overtaken)
+
+
+def _enroll_someone(event):
+    """A new participant's enrollment, through the API (and its token's replacement)."""
+    assert client_for(UserFactory()).post(f"/api/v1/events/{event.pk}/enrollments/").status_code == 201
 
 
 # --- Seat changes refresh the stored answers' seats (events.cache: the seats token) ---------------
@@ -317,17 +328,10 @@ def test_a_refresh_stores_under_the_seats_token_read_before_the_database(partici
     older token, where no read takes it for current: the next read shows the change."""
     event = EventFactory(capacity=5)
     participant_api.get("/api/v1/events/")  # stored
-    client_for(UserFactory()).post(f"/api/v1/events/{event.pk}/enrollments/")
-    original = selectors.seats_and_waiting
-
-    def read_then_overtaken(event_ids):
-        seats = original(event_ids)
-        client_for(UserFactory()).post(f"/api/v1/events/{event.pk}/enrollments/")  # and its token
-        return seats
-
-    monkeypatch.setattr(selectors, "seats_and_waiting", read_then_overtaken)
-    assert participant_api.get("/api/v1/events/").json()["results"][0]["seats_left"] == 4
-    monkeypatch.setattr(selectors, "seats_and_waiting", original)
+    _enroll_someone(event)
+    with monkeypatch.context() as patched:
+        write_during(patched, selectors, "seats_and_waiting", lambda: _enroll_someone(event))
+        assert participant_api.get("/api/v1/events/").json()["results"][0]["seats_left"] == 4
     assert participant_api.get("/api/v1/events/").json()["results"][0]["seats_left"] == 3
 
 
@@ -338,17 +342,14 @@ def test_an_event_write_during_a_refresh_leaves_it_under_the_old_generation(
     title) is stored under the old generation, where no read looks; the next read is built."""
     event = EventFactory(capacity=5, title="Before")
     participant_api.get("/api/v1/events/")  # stored
-    client_for(UserFactory()).post(f"/api/v1/events/{event.pk}/enrollments/")
-    original = selectors.seats_and_waiting
+    _enroll_someone(event)
 
-    def read_then_edited(event_ids):
-        seats = original(event_ids)
+    def edit():
         assert admin_api.patch(f"/api/v1/events/{event.pk}/", {"title": "After"}).status_code == 200
-        return seats
 
-    monkeypatch.setattr(selectors, "seats_and_waiting", read_then_edited)
-    assert participant_api.get("/api/v1/events/").json()["results"][0]["title"] == "Before"
-    monkeypatch.setattr(selectors, "seats_and_waiting", original)
+    with monkeypatch.context() as patched:
+        write_during(patched, selectors, "seats_and_waiting", edit)
+        assert participant_api.get("/api/v1/events/").json()["results"][0]["title"] == "Before"
     assert participant_api.get("/api/v1/events/").json()["results"][0]["title"] == "After"
 
 
