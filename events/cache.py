@@ -25,6 +25,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.cache import cache, caches
@@ -80,12 +81,12 @@ def _set(key: str, value: Any, timeout: int | None) -> None:
         cache.set(key, value, timeout=timeout)
 
 
-def _get_many(*keys: str) -> list[Any]:
+def _get_many(*keys: str, fall_back: bool = True) -> list[Any] | None:
     """The keys' values (None for a missing one): on Redis one MGET through the fast connection; on
-    any failure there, through django-redis."""
+    any failure there, through django-redis with `fall_back`, else None."""
     fast = _fast_connection()
     found = None if fast is None else fast.get_many(*keys)
-    if found is None:
+    if found is None and (fast is None or fall_back):
         values = cache.get_many(keys)
         found = [values.get(key) for key in keys]
     return found
@@ -126,29 +127,40 @@ def _current(stored: Any, seats: Any) -> bytes | None:
 _last_generation = ""
 
 
-def cached_answer(identity: str) -> bytes | None:
-    """The stored answer for `identity` when one round trip finds it under the current generation
-    and seats token.
+@dataclass(frozen=True)
+class Lookup:
+    """What one round trip found for `identity`'s answer: the tokens, and the value stored under the
+    generation this process had seen last (`under`). A caller that gets no answer from it and
+    builds one hands it to `read_through`, which goes on from it instead of asking again."""
 
-    The hit half of `read_through`, for a caller that has a slower way of its own to build (and
-    store) the answer on a miss: None then, and nothing is stored or looked up further. On Redis
-    (django-redis) it reads through a connection of its own (see `_FastConnection`); any error is a
-    miss, and the caller's slower way meets django-redis's usual error handling.
+    identity: str
+    under: str
+    generation: Any
+    seats: Any
+    stored: Any
+
+    @property
+    def answer(self) -> bytes | None:
+        """The stored answer when it is current (the generation and the seats token), else None."""
+        if self.generation != self.under:
+            return None
+        return _current(self.stored, self.seats)
+
+
+def look_up(identity: str, *, fall_back: bool = False) -> Lookup | None:
+    """One round trip for `identity`'s answer, under the generation this process saw last; None when
+    none was made (this process's first read) or it failed.
+
+    The hit half of `read_through`, for a caller with a way of its own to answer a hit, and a slower
+    one on a miss. On Redis (django-redis) it reads through a connection of its own (see
+    `_FastConnection`); an error there is a miss, and the caller's slower way meets django-redis's
+    usual error handling (`fall_back`: through django-redis at once).
     """
     last = _last_generation  # (read once: another thread may replace it meanwhile)
     if not last:
         return None  # this process's first read goes through read_through
-    guessed_key = _answer_key(last, identity)
-    fast = _fast_connection()
-    if fast is not None:
-        found = fast.get_many(GENERATION_KEY, SEATS_KEY, guessed_key)
-        if found is None or found[0] != last:
-            return None
-        return _current(found[2], found[1])
-    values = cache.get_many([GENERATION_KEY, SEATS_KEY, guessed_key])
-    if values.get(GENERATION_KEY) != last:
-        return None
-    return _current(values.get(guessed_key), values.get(SEATS_KEY))
+    found = _get_many(GENERATION_KEY, SEATS_KEY, _answer_key(last, identity), fall_back=fall_back)
+    return None if found is None else Lookup(identity, last, *found)
 
 
 class _FastConnection:
@@ -240,7 +252,10 @@ def _is_django_redis(backend: Any) -> bool:
 
 
 def read_through(
-    identity: str, build: Callable[[], bytes], refresh: Callable[[bytes], bytes | None] | None = None
+    identity: str,
+    build: Callable[[], bytes],
+    refresh: Callable[[bytes], bytes | None] | None = None,
+    looked_up: Lookup | None = None,
 ) -> bytes:
     """The cached bytes for `identity` (host + full path of the request), built when missing.
 
@@ -249,21 +264,27 @@ def read_through(
     an older seats token, instead of building the whole answer again, unless the answer was built
     TTL_SECONDS ago or longer.
 
+    `looked_up`: this request's `look_up` of `identity`, which found no answer: its round trip is
+    not made again.
+
     The generation and the seats token are read before the database: an answer built (or
     refreshed) from data older than a concurrent write is stored under the older token, where no
     reader takes it for current.
     """
     global _last_generation
-    last = _last_generation  # (read once: another thread may replace it meanwhile)
+    if looked_up is not None and looked_up.identity == identity:
+        found: Lookup | None = looked_up
+    else:
+        found = look_up(identity, fall_back=True)
+    last: str | None = None
     generation = seats = stored = None
-    if last:
-        generation, seats, stored = _get_many(GENERATION_KEY, SEATS_KEY, _answer_key(last, identity))
-        if generation != last:
-            stored = None  # stored under a generation that is not the current one: no use
-        else:
-            hit = _current(stored, seats)
-            if hit is not None:
-                return hit
+    if found is not None:
+        hit = found.answer
+        if hit is not None:
+            return hit
+        last, generation, seats = found.under, found.generation, found.seats
+        if generation == last:
+            stored = found.stored  # (under another generation than the current one it is no use)
     generation = str(_generation() if generation is None else generation)
     seats = str(_token(SEATS_KEY) if seats is None else seats)
     if UNCACHED in (generation, seats):

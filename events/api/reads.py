@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
@@ -81,13 +82,25 @@ def _answer(request: HttpRequest, user: Any, body: bytes, *, detail: bool) -> Ht
     return response
 
 
+@dataclass(frozen=True)
+class _Missed:
+    """What `cached_event_read` found out before it missed, for `plain_miss` on the same request."""
+
+    user: Any
+    identity: str
+    looked_up: event_cache.Lookup | None
+
+
 def cached_event_read(request: HttpRequest, *, detail: bool) -> HttpResponse | None:
     """The cached answer of an event list or detail read, or None to let the DRF view answer."""
     user = _plain_reader(request)
     if user is None:
         return None
-    body = event_cache.cached_answer(request.build_absolute_uri())
+    identity = request.build_absolute_uri()
+    looked_up = event_cache.look_up(identity)
+    body = None if looked_up is None else looked_up.answer
     if body is None:
+        request.event_read_missed = _Missed(user, identity, looked_up)  # type: ignore[attr-defined]
         return None
     return _answer(request, user, body, detail=detail)
 
@@ -102,16 +115,20 @@ def plain_miss(request: HttpRequest, *, event_id: int | None = None) -> HttpResp
     for an event that does not exist. It uses the database."""
     if request.META.get("QUERY_STRING"):
         return None
-    user = _plain_reader(request)
-    if user is None:
-        return None
-    identity = request.build_absolute_uri()
+    # What the read's `cached_event_read` found out: the token's user, and its round trip to the cache.
+    missed: _Missed | None = getattr(request, "event_read_missed", None)
+    if missed is None:
+        user = _plain_reader(request)
+        if user is None:
+            return None
+        missed = _Missed(user, request.build_absolute_uri(), None)
+    user, identity = missed.user, missed.identity
     if event_id is None:
         build = functools.partial(first_list_page, identity)
     else:
         build = functools.partial(event_answer, event_id)
     try:
-        body = event_cache.read_through(identity, build, with_current_seats)
+        body = event_cache.read_through(identity, build, with_current_seats, missed.looked_up)
     except _NoSuchEvent:  # (event_answer's: nothing was stored)
         return None
     return _answer(request, user, body, detail=event_id is not None)

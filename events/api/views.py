@@ -47,8 +47,12 @@ from participants.permissions import IsAdmin, IsAdminOrReadOnly, IsParticipant, 
 
 def _cached(request: Request, build: Any) -> HttpResponse:
     """Serves a read from the event cache; `build` produces the DRF response on a miss."""
+    missed = getattr(request, "event_read_missed", None)  # (the fast path's round trip, if it made one)
     body = event_cache.read_through(
-        request.build_absolute_uri(), lambda: JSONRenderer().render(build().data), with_current_seats
+        request.build_absolute_uri(),
+        lambda: JSONRenderer().render(build().data),
+        with_current_seats,
+        None if missed is None else missed.looked_up,
     )
     return HttpResponse(body, content_type="application/json")
 

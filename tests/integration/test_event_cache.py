@@ -289,6 +289,27 @@ def test_a_change_of_seats_refreshes_the_stored_answers_seats_with_one_query(
     assert _built_afresh(participant_api, path) == refreshed.content
 
 
+@pytest.mark.parametrize("path", ["/api/v1/events/", "/api/v1/events/?page_size=2", "detail"])
+def test_a_read_that_misses_asks_the_cache_once(path, participant_api, monkeypatch):
+    """The fast path's round trip found the answer with older seats: the refresh goes on from what it
+    found (through the fast path or DRF's view) instead of asking again."""
+    event = EventFactory(capacity=5)
+    path = f"/api/v1/events/{event.pk}/" if path == "detail" else path
+    participant_api.get(path)  # stored
+    _enroll_someone(event)
+    asked = []
+    original = event_cache._get_many
+
+    def counted(*keys, **kwargs):
+        asked.append(keys)
+        return original(*keys, **kwargs)
+
+    monkeypatch.setattr(event_cache, "_get_many", counted)
+    body = participant_api.get(path).json()
+    assert (body["results"][0] if "results" in body else body)["seats_left"] == 4
+    assert len(asked) == 1
+
+
 def test_the_refresh_sets_the_waiting_list_and_capacity_too(participant_api, admin_api):
     event = EventFactory(capacity=1)
     detail = f"/api/v1/events/{event.pk}/"
@@ -460,7 +481,7 @@ def test_fast_reads_fall_back_to_the_database_when_redis_is_down(participant_api
     }
     event = EventFactory(capacity=2)
     event_cache._last_generation = "seen-before-the-outage"  # so that the fast path tries Redis
-    assert event_cache.cached_answer("http://testserver/api/v1/events/") is None
+    assert event_cache.look_up("http://testserver/api/v1/events/") is None
     assert participant_api.get("/api/v1/events/").json()["results"][0]["seats_left"] == 2
     assert participant_api.post(f"/api/v1/events/{event.pk}/enrollments/").status_code == 201
     assert participant_api.get(f"/api/v1/events/{event.pk}/").json()["seats_left"] == 1
