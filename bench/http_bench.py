@@ -395,7 +395,8 @@ def measure_mixed(
 ) -> None:
     """The event list and enrollments into the hot event at the same time, each with half the
     connections: what a rush does to the reads beside it (every enrollment replaces the cache's
-    generation). The server's CPU is shared out over both scenarios' answers alike."""
+    seats token, so each read refreshes its answer's seats). The server's CPU is shared out over
+    both scenarios' answers alike."""
     check_answers(server.port, "/api/v1/events/", seed.reader_token)
     threads = max(1, args.threads // 2)
     connections = max(threads, args.connections // 2)
