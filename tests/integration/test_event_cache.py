@@ -178,9 +178,9 @@ def test_everything_but_a_plain_hit_or_a_plain_miss_is_answered_by_drf_as_before
 def test_the_plain_lists_miss_is_built_without_drf_as_drf_builds_it(
     count, script, participant_api, monkeypatch, django_assert_max_num_queries
 ):
-    """Beside a rush every read misses (each enrollment replaces the generation): the first page
-    with no query is built by the fast path, with DRF's bytes (21 events: a next page's link),
-    with two queries, and stored."""
+    """A page not stored yet (or after an event's write) is built: the first page with no query
+    by the fast path, with DRF's bytes (21 events: a next page's link), with two queries, and
+    stored."""
     EventFactory.create_batch(count)
     calls = _drf_calls(monkeypatch)
     with django_assert_max_num_queries(2):  # the count and the page
