@@ -17,7 +17,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.utils.functional import empty
 
 from config import dbconnections
-from config.logging import current_request_id
+from config.logging import current_request_id, log_info_line
 from config.metrics import observe_http_request
 from config.problems import is_problem, problem_response
 
@@ -84,19 +84,14 @@ def record_answer(
     status = response.status_code
     observe_http_request(view_name, request.is_secure(), method, status, duration)
     if request_log.isEnabledFor(logging.INFO):
-        request_log.info(
-            "request",
-            extra={
-                "request_id": request_id,
-                "fields": {
-                    "method": method,
-                    "path": request.path,
-                    "status": status,
-                    "duration_ms": round(duration * 1000, 2),
-                    "user_id": _user_id(request),
-                },
-            },
-        )
+        fields = {
+            "method": method,
+            "path": request.path,
+            "status": status,
+            "duration_ms": round(duration * 1000, 2),
+            "user_id": _user_id(request),
+        }
+        log_info_line(request_log, "request", request_id, fields)
 
 
 def _user_id(request: HttpRequest) -> Any:

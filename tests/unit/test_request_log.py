@@ -171,3 +171,127 @@ def test_unresolved_views_and_odd_methods_share_one_label_each():
         RequestIdMiddleware(Answer(404, view_name=None))(RequestFactory().generic(method, "/nowhere"))
     assert count(metrics.HTTP_RESPONSES, "404", "<unnamed view>", "<invalid method>") - before == 3
     assert len(metrics._http_children) <= children + 1
+
+
+# --- log_info_line: the request's line straight to the stream, while logging is as LOGGING sets it ----
+
+
+class Hierarchy:
+    """A logger hierarchy of its own (its own root), configured as LOGGING configures the real one:
+    the root's one StreamHandler with JsonFormatter and RequestIdFilter, writing to `stream`."""
+
+    def __init__(self) -> None:
+        import io
+
+        self.root = logging.RootLogger(logging.WARNING)
+        self.manager = logging.Manager(self.root)
+        self.stream = io.StringIO()
+        self.handler = logging.StreamHandler(self.stream)
+        self.handler.setFormatter(log_config.JsonFormatter())
+        self.handler.addFilter(log_config.RequestIdFilter())
+        self.root.addHandler(self.handler)
+        self.logger = self.manager.getLogger("http.request")
+        self.logger.setLevel(logging.INFO)
+
+    def lines(self) -> list[dict]:
+        return [json.loads(line) for line in self.stream.getvalue().splitlines()]
+
+
+FIELDS = {"method": "GET", "path": "/api/v1/events/", "status": 200, "duration_ms": 0.21, "user_id": 7}
+
+
+def test_the_direct_line_is_the_line_logging_writes():
+    logs = Hierarchy()
+    logs.logger.info("request", extra={"request_id": "req-1", "fields": FIELDS})
+    log_config.log_info_line(logs.logger, "request", "req-1", FIELDS)
+    through_logging, direct = logs.lines()
+    assert direct == through_logging | {"ts": direct["ts"]}  # the clock may have ticked between them
+    assert list(direct) == list(through_logging)  # the keys in the same order
+    assert logs.stream.getvalue().endswith("\n") and logs.stream.getvalue().count("\n") == 2
+
+
+def test_the_direct_line_makes_no_record(monkeypatch):
+    logs = Hierarchy()
+
+    def no_record(*args, **kwargs):
+        raise AssertionError("a record was made")
+
+    monkeypatch.setattr(logs.logger, "makeRecord", no_record)
+    log_config.log_info_line(logs.logger, "request", "req-1", FIELDS)
+    assert logs.lines()[0]["request_id"] == "req-1"
+
+
+def capturing_handler() -> tuple[logging.Handler, list[logging.LogRecord]]:
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    return handler, records
+
+
+@pytest.mark.parametrize("where", ["root", "logger"])
+def test_another_handler_gets_the_record_through_logging(where):
+    logs = Hierarchy()
+    handler, records = capturing_handler()
+    (logs.root if where == "root" else logs.logger).addHandler(handler)
+    log_config.log_info_line(logs.logger, "request", "req-1", FIELDS)
+    [record] = records
+    assert record.fields == FIELDS and record.request_id == "req-1"  # type: ignore[attr-defined]
+    assert logs.lines()[0]["request_id"] == "req-1"  # and the configured handler still writes it
+
+
+def test_filters_and_levels_are_logging_s_to_apply():
+    logs = Hierarchy()
+    logs.logger.addFilter(lambda record: False)
+    log_config.log_info_line(logs.logger, "request", "req-1", FIELDS)
+    logs.logger.filters.clear()
+    logs.handler.setLevel(logging.WARNING)
+    log_config.log_info_line(logs.logger, "request", "req-2", FIELDS)
+    logs.handler.setLevel(logging.NOTSET)
+    logs.logger.setLevel(logging.WARNING)
+    log_config.log_info_line(logs.logger, "request", "req-3", FIELDS)
+    logs.logger.setLevel(logging.INFO)
+    logs.logger.propagate = False
+    log_config.log_info_line(logs.logger, "request", "req-4", FIELDS)
+    assert logs.lines() == []
+    logs.logger.propagate = True
+    logs.handler.addFilter(lambda record: record.request_id != "req-5")
+    log_config.log_info_line(logs.logger, "request", "req-5", FIELDS)
+    log_config.log_info_line(logs.logger, "request", "req-6", FIELDS)
+    assert [line["request_id"] for line in logs.lines()] == ["req-6"]
+
+
+def test_a_stream_that_fails_is_reported_by_logging_and_the_request_goes_on(monkeypatch):
+    logs = Hierarchy()
+    reported: list[logging.LogRecord] = []
+    monkeypatch.setattr(logs.handler, "handleError", reported.append)
+
+    def refuse(text: str) -> int:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(logs.stream, "write", refuse)
+    log_config.log_info_line(logs.logger, "request", "req-1", FIELDS)  # raises nothing
+    [record] = reported
+    assert record.request_id == "req-1"  # type: ignore[attr-defined]
+
+
+def test_the_platform_s_logging_is_what_the_direct_line_is_for():
+    """LOGGING, as settings configure it, ends the request's line at the one handler the direct line
+    writes to: a change there (another handler, a filter) would quietly cost every request the
+    slower way, and must come with a second look at log_info_line."""
+    from django.conf import settings
+
+    config = settings.LOGGING
+    assert config["root"]["handlers"] == ["console"]
+    console = config["handlers"]["console"]
+    assert console["class"] == "logging.StreamHandler" and console.get("level") in (
+        None,
+        "NOTSET",
+        "DEBUG",
+        "INFO",
+    )
+    assert config["formatters"][console["formatter"]]["()"] == "config.logging.JsonFormatter"
+    assert [config["filters"][name]["()"] for name in console["filters"]] == [
+        "config.logging.RequestIdFilter"
+    ]
+    assert not any(name in ("http", "http.request") for name in config.get("loggers", {}))
+    assert "filters" not in config["root"]
