@@ -257,7 +257,8 @@ def read_through(
     refresh: Callable[[bytes], bytes | None] | None = None,
     looked_up: Lookup | None = None,
 ) -> bytes:
-    """The cached bytes for `identity` (host + full path of the request), built when missing.
+    """The cached bytes for `identity` (events.api.reads.answer_identity: what the answer depends on
+    besides the database), built when missing.
 
     `refresh(answer)`: `answer` with its seat fields as the database has them now, or None when it
     cannot tell (then `build` runs). It is given an answer stored under the current generation but

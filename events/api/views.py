@@ -25,7 +25,7 @@ from config.exceptions import problem_exception_handler
 from events import admission, domain, selectors, services
 from events import cache as event_cache
 from events.api.filters import EventFilter
-from events.api.reads import with_cached_reads, with_current_seats
+from events.api.reads import answer_identity, with_cached_reads, with_current_seats
 from events.api.serializers import (
     EnrollmentSerializer,
     EnrollmentStatusSerializer,
@@ -49,7 +49,7 @@ def _cached(request: Request, build: Any) -> HttpResponse:
     """Serves a read from the event cache; `build` produces the DRF response on a miss."""
     missed = getattr(request, "event_read_missed", None)  # (the fast path's round trip, if it made one)
     body = event_cache.read_through(
-        request.build_absolute_uri(),
+        answer_identity(request),
         lambda: JSONRenderer().render(build().data),
         with_current_seats,
         None if missed is None else missed.looked_up,

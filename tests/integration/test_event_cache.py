@@ -2,6 +2,7 @@
 
 import pytest
 from django.core.cache import cache
+from django.test import RequestFactory
 
 from events import admission, selectors
 from events import cache as event_cache
@@ -381,7 +382,7 @@ def test_an_answer_built_a_ttl_ago_is_built_again_not_refreshed(
     and the TTL bounds how long they can outlive an invalidation lost (Redis away at that moment)."""
     event = EventFactory(capacity=5)
     participant_api.get("/api/v1/events/")  # stored
-    built_at = _built_at("http://testserver/api/v1/events/")
+    built_at = _built_at(_list_identity())
     for age, queries in ((event_cache.TTL_SECONDS - 1, 1), (event_cache.TTL_SECONDS, 2)):
         client_for(UserFactory()).post(f"/api/v1/events/{event.pk}/enrollments/")
         monkeypatch.setattr(event_cache, "_now", lambda age=age: built_at + age)
@@ -392,7 +393,7 @@ def test_an_answer_built_a_ttl_ago_is_built_again_not_refreshed(
 @needs_service("REDIS_URL")
 def test_a_refresh_keeps_the_builds_expiry_in_redis(participant_api, monkeypatch):
     event = EventFactory(capacity=5)
-    identity = "http://testserver/api/v1/events/"
+    identity = _list_identity()
     participant_api.get("/api/v1/events/")  # stored
     key = event_cache._answer_key(cache.get(event_cache.GENERATION_KEY), identity)
     assert 55 <= cache.ttl(key) <= event_cache.TTL_SECONDS
@@ -402,6 +403,11 @@ def test_a_refresh_keeps_the_builds_expiry_in_redis(participant_api, monkeypatch
     assert participant_api.get("/api/v1/events/").json()["results"][0]["seats_left"] == 4  # refreshed
     assert 15 <= cache.ttl(key) <= event_cache.TTL_SECONDS - 40
     assert _built_at(identity) == built_at
+
+
+def _list_identity(**extra):
+    """What the test client's plain list read is stored under (events.api.reads.answer_identity)."""
+    return reads.answer_identity(RequestFactory().get("/api/v1/events/", **extra))
 
 
 def _built_at(identity):
@@ -481,7 +487,7 @@ def test_fast_reads_fall_back_to_the_database_when_redis_is_down(participant_api
     }
     event = EventFactory(capacity=2)
     event_cache._last_generation = "seen-before-the-outage"  # so that the fast path tries Redis
-    assert event_cache.look_up("http://testserver/api/v1/events/") is None
+    assert event_cache.look_up(_list_identity()) is None
     assert participant_api.get("/api/v1/events/").json()["results"][0]["seats_left"] == 2
     assert participant_api.post(f"/api/v1/events/{event.pk}/enrollments/").status_code == 201
     assert participant_api.get(f"/api/v1/events/{event.pk}/").json()["seats_left"] == 1
@@ -506,3 +512,40 @@ def test_invalidation_goes_through_django_redis_when_the_fast_connection_fails(m
     monkeypatch.setattr(fast._connection, "send_command", broken)
     event_cache.invalidate()
     assert cache.get(event_cache.GENERATION_KEY) not in (None, first, second)
+
+
+def test_an_answers_identity_holds_all_that_its_bytes_depend_on_but_the_database():
+    """The scheme and host of its links, the query and the path (script prefix included): one
+    part differing is another answer; the same request again is the same one."""
+    factory = RequestFactory()
+
+    def identity(path="/api/v1/events/", **extra):
+        request = factory.get(path, **extra)
+        assert "%" not in request.path  # (decoded)
+        return reads.answer_identity(request)
+
+    same = identity()
+    assert identity() == same
+    others = [
+        identity(secure=True),
+        identity(HTTP_HOST="localhost"),
+        identity("/api/v1/events/?page=2"),
+        identity(SCRIPT_NAME="/platform"),
+        identity("/api/v1/events/1/"),
+        # A decoded path cannot pass for a query: the path comes last.
+        identity("/api/v1/events/%0A%3Fpage=2"),
+        identity("/api/v1/events/%3Fpage=2"),
+        identity("/api/v1/events/%0Apage=2%0A/api/v1/events/"),
+    ]
+    assert len({same, *others}) == 1 + len(others)
+
+
+def test_hosts_and_prefixes_get_answers_with_their_own_links(participant_api):
+    EventFactory.create_batch(21)
+    first = participant_api.get("/api/v1/events/").json()["next"]
+    other_host = participant_api.get("/api/v1/events/", HTTP_HOST="localhost").json()["next"]
+    prefixed = participant_api.get("/api/v1/events/", SCRIPT_NAME="/platform").json()["next"]
+    again = participant_api.get("/api/v1/events/").json()["next"]
+    assert first == again == "http://testserver/api/v1/events/?page=2"
+    assert other_host == "http://localhost/api/v1/events/?page=2"
+    assert prefixed == "http://testserver/platform/api/v1/events/?page=2"
