@@ -23,7 +23,7 @@ from typing import Any
 
 import psycopg
 from django.conf import settings
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.utils import CursorWrapper
 
 
@@ -39,14 +39,17 @@ class _PreparingCursor(psycopg.Cursor[Any]):
 def prepared_cursor() -> Any:
     """A cursor whose statements PostgreSQL plans once per connection (Django's own cursor on
     another database, or with DB_PREPARED_STATEMENTS off). Use it as `with prepared_cursor() as c:`."""
-    if connection.vendor != "postgresql" or not settings.DB_PREPARED_STATEMENTS or connection.queries_logged:
+    # The thread's connection itself, not the `connection` proxy, which finds it again (a lookup in
+    # asgiref's Local) at every attribute: a dozen times per statement, a rush's every request.
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor != "postgresql" or not settings.DB_PREPARED_STATEMENTS or db.queries_logged:
         # Where queries are logged (DEBUG, tests counting queries), Django's cursor: its log shows
         # each statement with its values, which a server-side bound one cannot.
-        return connection.cursor()
+        return db.cursor()
     # What Django's connection.cursor() does, with this cursor class instead of the configured one.
-    connection.close_if_health_check_failed()
-    connection.ensure_connection()
-    with connection.wrap_database_errors:
-        cursor = _PreparingCursor(connection.connection)
-    connection.validate_thread_sharing()
-    return CursorWrapper(cursor, connection)  # (what connection.make_cursor() returns)
+    db.close_if_health_check_failed()
+    db.ensure_connection()
+    with db.wrap_database_errors:
+        cursor = _PreparingCursor(db.connection)
+    db.validate_thread_sharing()
+    return CursorWrapper(cursor, db)  # (what connection.make_cursor() returns)

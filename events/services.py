@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from django.core.exceptions import PermissionDenied
-from django.db import IntegrityError, connection, models, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, models, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -363,11 +363,12 @@ def _enrollment_insert(
     (config.outbox.services.insert_statement), written by the same statement; its id ends the row
     returned (PostgreSQL only)."""
     seat_sql, params = seat
-    in_one = connection.vendor == "postgresql"
+    db = connections[DEFAULT_DB_ALIAS]  # (the proxy `connection` would look it up at each use)
+    in_one = db.vendor == "postgresql"
     if in_one:
         # Every column the ORM would insert, with the values it would send (defaults applied).
         fields = _enrollment_fields()
-        params = [*params, *(f.get_db_prep_save(f.pre_save(enrollment, True), connection) for f in fields)]
+        params = [*params, *(f.get_db_prep_save(f.pre_save(enrollment, True), db) for f in fields)]
         if message is not None:
             params.extend(message[1])
         sql = _seat_and_insert_sql(seat_sql, message[0] if message is not None else None)
@@ -383,7 +384,7 @@ def _enrollment_insert(
         return None
     if in_one:
         enrollment.id = row[len(_EVENT_COLUMNS)]
-        enrollment._state.adding, enrollment._state.db = False, connection.alias
+        enrollment._state.adding, enrollment._state.db = False, db.alias
         return (*row[: len(_EVENT_COLUMNS)], *row[len(_EVENT_COLUMNS) + 1 :])
     enrollment.save(force_insert=True)
     return tuple(row)
