@@ -119,7 +119,7 @@ def log_info_line(logger: logging.Logger, message: str, request_id: str, fields:
     """
     if not logger.isEnabledFor(logging.INFO):
         return
-    handler = _direct_handler(logger)
+    handler = _direct_handler(logger) if request_id else None  # (RequestIdFilter fills in a missing one)
     if handler is not None:
         formatter = cast(JsonFormatter, handler.formatter)
         if _written(handler, formatter.render(time.time(), "INFO", logger.name, message, request_id, fields)):

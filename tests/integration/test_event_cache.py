@@ -405,9 +405,9 @@ def test_a_refresh_keeps_the_builds_expiry_in_redis(participant_api, monkeypatch
     assert _built_at(identity) == built_at
 
 
-def _list_identity(**extra):
+def _list_identity():
     """What the test client's plain list read is stored under (events.api.reads.answer_identity)."""
-    return reads.answer_identity(RequestFactory().get("/api/v1/events/", **extra))
+    return reads.answer_identity(RequestFactory().get("/api/v1/events/"))
 
 
 def _built_at(identity):

@@ -210,6 +210,16 @@ def test_the_direct_line_is_the_line_logging_writes():
     assert logs.stream.getvalue().endswith("\n") and logs.stream.getvalue().count("\n") == 2
 
 
+def test_a_line_without_a_request_id_gets_the_current_one_through_logging():
+    logs = Hierarchy()
+    token = log_config.current_request_id.set("req-current")
+    try:
+        log_config.log_info_line(logs.logger, "request", "", FIELDS)
+    finally:
+        log_config.current_request_id.reset(token)
+    assert logs.lines()[0]["request_id"] == "req-current"
+
+
 def test_the_direct_line_makes_no_record(monkeypatch):
     logs = Hierarchy()
 
