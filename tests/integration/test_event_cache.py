@@ -549,3 +549,49 @@ def test_hosts_and_prefixes_get_answers_with_their_own_links(participant_api):
     assert first == again == "http://testserver/api/v1/events/?page=2"
     assert other_host == "http://localhost/api/v1/events/?page=2"
     assert prefixed == "http://testserver/platform/api/v1/events/?page=2"
+
+
+# Values of every kind django-redis stores: as digits (integers) or pickled (the rest).
+STORED_VALUES = ["a-token", b"an answer " * 700, 42, -7, 2**70, "123", {"a": [1, 2]}, True, 1.5]
+
+
+@needs_service("REDIS_URL")
+def test_the_fast_connection_reads_what_django_redis_reads():
+    keys = [f"events:test-value-{number}" for number in range(len(STORED_VALUES))]
+    for key, value in zip(keys, STORED_VALUES, strict=True):
+        cache.set(key, value)
+    fast = event_cache._fast_connection()
+    assert fast._plain_pickles  # the platform's cache pickles without compressing
+    assert fast.get_many(*keys, "events:test-value-missing") == [*STORED_VALUES, None]
+    assert fast.get_many(*keys) == [cache.get(key) for key in keys]
+    cache.delete_many(keys)
+
+
+@needs_service("REDIS_URL")
+def test_a_compressing_cache_is_read_through_django_redis_s_decoding(settings):
+    """A compressor changes what a stored pickle looks like: no value is taken for one by its first
+    byte, each goes through django-redis's decode."""
+    settings.CACHES = {
+        "default": {
+            **settings.CACHES["default"],
+            "OPTIONS": {
+                **settings.CACHES["default"]["OPTIONS"],
+                "COMPRESSOR": "django_redis.compressors.zlib.ZlibCompressor",
+            },
+        }
+    }
+    keys = [f"events:test-zipped-{number}" for number in range(len(STORED_VALUES))]
+    for key, value in zip(keys, STORED_VALUES, strict=True):
+        cache.set(key, value)
+    fast = event_cache._fast_connection()
+    assert not fast._plain_pickles
+    assert fast.get_many(*keys) == STORED_VALUES
+    cache.delete_many(keys)
+
+
+def test_only_django_redis_s_default_serializer_without_a_compressor_stores_plain_pickles():
+    assert event_cache._stores_plain_pickles({})
+    assert event_cache._stores_plain_pickles({"IGNORE_EXCEPTIONS": True, **event_cache._PLAIN_PICKLE_OPTIONS})
+    for other in ("serializers.json.JSONSerializer", "serializers.msgpack.MSGPackSerializer"):
+        assert not event_cache._stores_plain_pickles({"SERIALIZER": f"django_redis.{other}"})
+    assert not event_cache._stores_plain_pickles({"COMPRESSOR": "django_redis.compressors.lz4.Lz4Compressor"})
