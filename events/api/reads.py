@@ -135,7 +135,10 @@ def plain_miss(request: HttpRequest, *, event_id: int | None = None) -> HttpResp
         missed = _Missed(user, answer_identity(request), None)
     user, identity = missed.user, missed.identity
     if event_id is None:
-        build = functools.partial(first_list_page, request.build_absolute_uri())
+        # The list's URL for its next-page link, made only if the page is built (not refreshed).
+        def build() -> bytes:
+            return first_list_page(request.build_absolute_uri())
+
     else:
         build = functools.partial(event_answer, event_id)
     try:
