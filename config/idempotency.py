@@ -25,7 +25,6 @@ from django.urls import Resolver404, resolve
 from rest_framework.throttling import BaseThrottle
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings
-from rest_framework_simplejwt.tokens import AccessToken
 
 from config.problems import problem_response
 
@@ -112,8 +111,9 @@ def _owner(request: HttpRequest, *, anonymous_allowed: bool) -> str | None:
     without one, the address; else None."""
     scheme, _, raw = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
     if scheme == "Bearer" and raw:
+        access_token = api_settings.AUTH_TOKEN_CLASSES[0]  # the access token class the settings name
         try:
-            return f"account:{AccessToken(raw.strip())[api_settings.USER_ID_CLAIM]}"  # type: ignore[arg-type]
+            return f"account:{access_token(raw.strip())[api_settings.USER_ID_CLAIM]}"
         except (TokenError, KeyError):
             pass
     if not anonymous_allowed:

@@ -331,6 +331,8 @@ SIMPLE_JWT = {
     "UPDATE_LAST_LOGIN": False,
     "AUTH_HEADER_TYPES": ("Bearer",),
     "SIGNING_KEY": env.str("JWT_SIGNING_KEY", default=SECRET_KEY),
+    # simplejwt's access token, with a short path for decoding the platform's own tokens.
+    "AUTH_TOKEN_CLASSES": ("participants.tokens.PlatformAccessToken",),
 }
 
 # Failed sign-ins allowed per account within the window before the account is throttled.
