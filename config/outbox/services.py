@@ -27,7 +27,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
@@ -130,11 +130,7 @@ def publish(message_ids: Sequence[int]) -> int:
     published: list[int] = []
     failure: Exception | None = None
     with transaction.atomic():
-        messages = list(
-            OutboxMessage.objects.select_for_update(skip_locked=True)
-            .filter(pk__in=message_ids, published_at__isnull=True)
-            .order_by("id")
-        )
+        messages = _lock_pending(message_ids)
         for task, group in _broker_messages(messages):
             try:
                 _dispatch(task, group)
@@ -148,11 +144,55 @@ def publish(message_ids: Sequence[int]) -> int:
                 break
             published.extend(message.pk for message in group)
         if published:
-            OutboxMessage.objects.filter(pk__in=published).update(published_at=timezone.now())
+            _mark_published(published)
             transaction.on_commit(lambda: PUBLISHED.inc(len(published)))
     if failure is not None:
         raise failure
     return len(published)
+
+
+class _Pending(NamedTuple):
+    """A pending outbox message, as publishing it needs it."""
+
+    pk: int
+    task: str
+    kwargs: dict[str, Any]
+
+
+# publish()'s two statements are written out: a busy web process publishes hundreds of messages a
+# second, and through the ORM their model instances and its IN lookups, which look at every id, were
+# most of the CPU of publishing them (docs/architecture.md, Performance).
+
+
+def _lock_pending(message_ids: Sequence[int]) -> list[_Pending]:
+    """The pending ones of these messages, oldest first, locked for this transaction; those another
+    publisher holds are skipped (where the database has SKIP LOCKED: not SQLite, whose writers take
+    turns anyway)."""
+    table = connection.ops.quote_name(OutboxMessage._meta.db_table)
+    lock = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    kwargs_field = OutboxMessage._meta.get_field("kwargs")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, task, kwargs FROM {table} WHERE published_at IS NULL"  # noqa: S608
+            f" AND id IN ({', '.join(['%s'] * len(message_ids))}) ORDER BY id{lock}",
+            list(message_ids),
+        )
+        rows = cursor.fetchall()
+    # The kwargs as the ORM reads them: its JSON field's own conversion (of a plain column, no expression).
+    return [
+        _Pending(pk, task, kwargs_field.from_db_value(kwargs, None, connection))  # type: ignore[arg-type]
+        for pk, task, kwargs in rows
+    ]
+
+
+def _mark_published(message_ids: Sequence[int]) -> None:
+    table = connection.ops.quote_name(OutboxMessage._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET published_at = %s"  # noqa: S608
+            f" WHERE id IN ({', '.join(['%s'] * len(message_ids))})",
+            [connection.ops.adapt_datetimefield_value(timezone.now()), *message_ids],
+        )
 
 
 def is_batched(task_name: str) -> bool:
@@ -161,11 +201,11 @@ def is_batched(task_name: str) -> bool:
     return bool(getattr(task, "batched", False))
 
 
-def _broker_messages(messages: Sequence[OutboxMessage]) -> list[tuple[str, list[OutboxMessage]]]:
+def _broker_messages(messages: Sequence[_Pending]) -> list[tuple[str, list[_Pending]]]:
     """The broker messages that carry these outbox messages: one per message of an ordinary task,
     one per batched task (up to its batch_max_items), in the order of their first outbox message."""
-    units: list[tuple[str, list[OutboxMessage]]] = []
-    open_groups: dict[str, list[OutboxMessage]] = {}
+    units: list[tuple[str, list[_Pending]]] = []
+    open_groups: dict[str, list[_Pending]] = {}
     # Each task's items per broker message (None: not batched), looked up once per task: Celery's
     # registry is dear to ask, and a publish carries many messages of few tasks.
     limits: dict[str, int | None] = {}
@@ -192,7 +232,7 @@ def _items_per_message(task_name: str, *, at_most: int) -> int | None:
     return getattr(celery_app.tasks[task_name], "batch_max_items", None) or at_most
 
 
-def _dispatch(task: str, messages: Sequence[OutboxMessage]) -> None:
+def _dispatch(task: str, messages: Sequence[_Pending]) -> None:
     kwargs_repr: str | None = None  # Celery's own: a bounded repr of the kwargs
     if is_batched(task):
         kwargs: dict[str, Any] = {"items": [message.kwargs for message in messages]}
@@ -208,7 +248,7 @@ def _dispatch(task: str, messages: Sequence[OutboxMessage]) -> None:
     celery_app.send_task(task, kwargs=kwargs, retry=False, kwargsrepr=kwargs_repr)
 
 
-def batch_repr(messages: Sequence[OutboxMessage]) -> str:
+def batch_repr(messages: Sequence[_Pending]) -> str:
     """What a batched task's message shows of its kwargs (Celery's `kwargsrepr` header, seen in
     monitoring and the worker's logs): the outbox ids it carries, not the items. Celery's default,
     a repr of the items cut at 1 KB, showed their check-in codes to whoever reads the headers, and

@@ -7,7 +7,9 @@ from celery import shared_task
 from celery.signals import before_task_publish
 from django.core import mail
 from django.core.management import call_command
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from config.outbox import services as outbox
 from config.outbox.models import OutboxMessage
@@ -89,6 +91,23 @@ def test_messages_of_a_batched_task_make_one_call_with_their_items_in_id_order()
     assert not OutboxMessage.objects.filter(published_at__isnull=True).exists()
     assert outbox.publish(ids) == 0  # nothing is published twice
     assert len(BATCHED_CALLS) == 1
+
+
+def test_a_publish_takes_two_statements_whatever_it_carries():
+    kwargs = {"text": "é ✓", "nested": {"list": [1, 2.5, None, True]}, "big": 2**62}
+    ids = pending(*[("tests.outbox_batched_probe", {**kwargs, "n": n}) for n in range(30)])
+    published_before = OutboxMessage.objects.create(
+        task="tests.outbox_single_probe", published_at=timezone.now()
+    )
+    with CaptureQueriesContext(connection) as queries:
+        assert outbox.publish([*ids, published_before.pk, 10**9]) == 30
+    outbox_table = OutboxMessage._meta.db_table
+    statements = [q["sql"].split()[0] for q in queries if outbox_table in q["sql"]]
+    assert statements == ["SELECT", "UPDATE"]
+    [items] = BATCHED_CALLS  # one broker message
+    assert items == [{**kwargs, "n": n} for n in range(30)]  # the kwargs as they were stored, in id order
+    assert SINGLE_CALLS == []  # a message published before is not published again
+    assert not OutboxMessage.objects.filter(pk__in=ids, published_at__isnull=True).exists()
 
 
 def test_a_single_message_of_a_batched_task_still_comes_as_a_list():
