@@ -58,7 +58,7 @@ class OwnTokenBackend(TokenBackend):
         except Exception:  # noqa: BLE001  (a key PyJWT refuses: it says so at every decode, as before)
             key = None
         # Only where PyJWT would take the same path without a word: HS256, no audience, issuer or
-        # key set, and a key long enough that PyJWT does not warn about it on every decode.
+        # JWK set, and a key long enough that PyJWT does not warn about it on every decode.
         if (
             isinstance(key, bytes)
             and len(key) >= hashlib.sha256().digest_size
@@ -72,14 +72,14 @@ class OwnTokenBackend(TokenBackend):
 
     def decode(self, token: Any, verify: bool = True) -> dict[str, Any]:
         if verify and self._short_key is not None:
-            payload = self._own_token_payload(token)
+            payload = self._own_token_payload(token, self._short_key)
             if payload is not None:
                 return payload
         return super().decode(token, verify)
 
-    def _own_token_payload(self, token: Any) -> dict[str, Any] | None:
+    def _own_token_payload(self, token: Any, key: bytes) -> dict[str, Any] | None:
         """The payload PyJWT would return for `token`, when it is a valid token of this backend's
-        own making; None when PyJWT must decide (which may still accept it)."""
+        own making (signed with `key`); None when PyJWT must decide (which may still accept it)."""
         raw = token.encode("utf-8") if isinstance(token, str) else token
         if not isinstance(raw, bytes):
             return None
@@ -90,7 +90,7 @@ class OwnTokenBackend(TokenBackend):
         payload_bytes = _segment(parts[1])
         if signature is None or payload_bytes is None:
             return None
-        signed = hmac.new(self._short_key, raw[: len(parts[0]) + 1 + len(parts[1])], hashlib.sha256)  # type: ignore[arg-type]
+        signed = hmac.new(key, raw[: len(parts[0]) + 1 + len(parts[1])], hashlib.sha256)
         if not hmac.compare_digest(signed.digest(), signature):
             return None
         try:
