@@ -269,21 +269,51 @@ def pages(port: int, path: str, token: str) -> list[dict[str, Any]]:
 
 
 class QueueWatch:
-    """Counts the event's requests and decisions with one light query (polled while wrk runs)."""
+    """Counts the event's requests and decisions while wrk runs (every 50 ms), at a cost that does not
+    grow with the rush: a count of all the event's rows cost PostgreSQL 16 ms at 40,000 requests, a
+    third of a core taken from the platform under test at 20 polls a second.
+
+    Each poll counts the rows above the highest id seen so far (a range of the primary key) and the
+    event's pending requests (a partial index); the decided ones are the difference. A request
+    committed after one with a higher id that a poll has seen is not above that id any more, so
+    when a poll finds no new row the event's rows are counted once in full. Neither count can
+    exceed the truth, so "all queued" and "all decided" are never reported early."""
 
     def __init__(self, db_url: str, event_id: int):
+        from events.domain import RequestStatus
         from events.models import AdmissionRequest
 
         self.table = AdmissionRequest._meta.db_table
+        self.pending = str(RequestStatus.PENDING)
         self.event_id = event_id
         self.connection = psycopg.connect(db_url, autocommit=True)
+        self.queued, self.top_id = 0, 0
+        self.recount()
+
+    def recount(self) -> None:
+        """Counts the event's rows in full, and sets the id above which to count from now on."""
+        row = self.connection.execute(
+            f"SELECT count(*) FILTER (WHERE event_id = %s), coalesce(max(id), 0) FROM {self.table}",  # noqa: S608
+            (self.event_id,),
+        ).fetchone()
+        if row:
+            self.queued, self.top_id = int(row[0]), max(self.top_id, int(row[1]))
+        self.recounted = True
 
     def counts(self) -> tuple[int, int]:
         row = self.connection.execute(
-            f"SELECT count(*), count(decided_at) FROM {self.table} WHERE event_id = %s",  # noqa: S608
-            (self.event_id,),
+            f"SELECT count(*) FILTER (WHERE event_id = %s), max(id), (SELECT count(*) FROM {self.table}"  # noqa: S608
+            f" WHERE event_id = %s AND status = %s) FROM {self.table} WHERE id > %s",
+            (self.event_id, self.event_id, self.pending, self.top_id),
         ).fetchone()
-        return (int(row[0]), int(row[1])) if row else (0, 0)
+        new, top_id, pending = row if row else (0, None, 0)
+        if top_id is not None:
+            self.queued += int(new)
+            self.top_id = int(top_id)
+            self.recounted = False
+        elif not self.recounted:
+            self.recount()
+        return self.queued, max(self.queued - int(pending), 0)
 
     def ids_by_participant(self) -> dict[int, int]:
         rows = self.connection.execute(
