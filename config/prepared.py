@@ -19,6 +19,7 @@ that cannot track prepared statements (PgBouncer before 1.21, or without `max_pr
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
@@ -36,15 +37,19 @@ class _PreparingCursor(psycopg.Cursor[Any]):
         return super().execute(query, params, prepare=True, binary=binary)
 
 
+def _prepares(db: Any) -> bool:
+    # Where queries are logged (DEBUG, tests counting queries), Django's cursor: its log shows each
+    # statement with its values, which a server-side bound one cannot.
+    return db.vendor == "postgresql" and settings.DB_PREPARED_STATEMENTS and not db.queries_logged
+
+
 def prepared_cursor() -> Any:
     """A cursor whose statements PostgreSQL plans once per connection (Django's own cursor on
     another database, or with DB_PREPARED_STATEMENTS off). Use it as `with prepared_cursor() as c:`."""
     # The thread's connection itself, not the `connection` proxy, which finds it again (a lookup in
     # asgiref's Local) at every attribute: a dozen times per statement, a rush's every request.
     db = connections[DEFAULT_DB_ALIAS]
-    if db.vendor != "postgresql" or not settings.DB_PREPARED_STATEMENTS or db.queries_logged:
-        # Where queries are logged (DEBUG, tests counting queries), Django's cursor: its log shows
-        # each statement with its values, which a server-side bound one cannot.
+    if not _prepares(db):
         return db.cursor()
     # What Django's connection.cursor() does, with this cursor class instead of the configured one.
     db.close_if_health_check_failed()
@@ -53,3 +58,34 @@ def prepared_cursor() -> Any:
         cursor = _PreparingCursor(db.connection)
     db.validate_thread_sharing()
     return CursorWrapper(cursor, db)  # (what connection.make_cursor() returns)
+
+
+def prepared_row(sql: str, params: Sequence[Any], *, binary_results: bool = False) -> Any:
+    """The first row of one statement run as prepared_cursor() runs it, or None: for the rush's
+    statements, one row each, called thousands of times a second.
+
+    Django's CursorWrapper around a psycopg cursor made for one statement wraps the execute and
+    the fetch in further layers; this runs them on the psycopg cursor itself, with what those
+    layers check kept (the thread, a transaction that must roll back first, errors converted to
+    Django's and marking the connection) and what they add for others honoured by taking the
+    usual path: Django's cursor where queries are logged or prepared statements are off, and
+    prepared_cursor() where an execute wrapper is installed (connection.execute_wrapper()).
+
+    `binary_results`: the row comes in PostgreSQL's binary format, read by psycopg's own C
+    loaders. Django reads a timestamptz sent as text with a Python loader of its own (made anew for
+    each result, then parsing the text); the values are the same, an aware datetime in the
+    connection's time zone (UTC). Only for a statement whose columns read alike in both formats
+    (integers, text, booleans, timestamps); ignored where the usual path is taken."""
+    db = connections[DEFAULT_DB_ALIAS]
+    if not _prepares(db) or db.execute_wrappers:
+        with prepared_cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchone()
+    # What prepared_cursor() and CursorWrapper.execute() check, in their order.
+    db.close_if_health_check_failed()
+    db.ensure_connection()
+    db.validate_thread_sharing()
+    db.validate_no_broken_transaction()
+    with db.wrap_database_errors, _PreparingCursor(db.connection) as cursor:
+        cursor.execute(sql, params, binary=binary_results or None)
+        return cursor.fetchone()

@@ -34,7 +34,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
-from config.prepared import prepared_cursor
+from config.prepared import prepared_row
 from events import domain, metrics, services, wakeups
 from events.models import AdmissionRequest, Enrollment, Event, WaitlistEntry
 from events.services import EventNotFound, _rejected, _seats_changed
@@ -170,9 +170,7 @@ def _insert_request(
     sql = _insert_request_sql(connection.vendor, check_account)
     field = AdmissionRequest._meta.get_field("queued_at")
     try:
-        with prepared_cursor() as cursor:  # every request of a rush runs it
-            cursor.execute(sql, params)
-            row = cursor.fetchone()
+        row = prepared_row(sql, params, binary_results=True)  # every request of a rush runs it
     except IntegrityError as exc:  # the event was deleted (its foreign key)
         services.queued_events.pop(event_id, None)
         raise EventNotFound() from exc

@@ -38,7 +38,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from config.outbox import services as outbox
-from config.prepared import prepared_cursor
+from config.prepared import prepared_row
 from events import cache as event_cache
 from events import domain, metrics, realtime
 from events.models import AdmissionRequest, Enrollment, Event, RevokedCheckinCode, WaitlistEntry
@@ -377,9 +377,7 @@ def _enrollment_insert(
     else:
         sql = seat_sql
     # Prepared on PostgreSQL, which planned the one statement anew for every enrollment.
-    with prepared_cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
+    row = prepared_row(sql, params)
     if row is None:
         return None
     if in_one:
@@ -454,10 +452,8 @@ def _refuse_enrollment(
 
     Once a popular event is full, the rest of its rush ends here: what the answer needs is read with
     one prepared statement (three ORM queries made a refusal cost twice an enrollment)."""
-    with prepared_cursor() as cursor:
-        params = [*active_participant_params(participant_id), event_id, participant_id, event_id]
-        cursor.execute(_refusal_sql(connection.vendor), params)
-        admission, date, time, active_participant, already = cursor.fetchone()
+    params = [*active_participant_params(participant_id), event_id, participant_id, event_id]
+    admission, date, time, active_participant, already = prepared_row(_refusal_sql(connection.vendor), params)
     if check_account and not active_participant:
         raise PermissionDenied("Not an active participant's account.")
     if admission is None:

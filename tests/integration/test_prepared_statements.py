@@ -89,3 +89,67 @@ def test_turned_off_nothing_is_prepared(settings):
     assert enroll(EventFactory(admission="queue")).status_code == 202
     assert prepared_statements() == []
     assert Enrollment.objects.filter(event=event).count() == 1
+
+
+# --- prepared_row(): the rush's one-row statements on psycopg's cursor itself ----------------------
+
+
+def test_prepared_row_reads_a_row_prepared_and_binary_results_read_alike():
+    from config.prepared import prepared_row
+
+    stored = AdmissionRequest.objects.create(event=EventFactory(admission="queue"), participant=UserFactory())
+    sql = f"SELECT id, queued_at, status FROM {AdmissionRequest._meta.db_table} WHERE id = %s"  # noqa: S608
+    text = prepared_row(sql, [stored.pk])
+    binary = prepared_row(sql, [stored.pk], binary_results=True)
+    assert text == binary == (stored.pk, stored.queued_at, "pending")
+    assert binary[1].utcoffset() is not None and binary[1].utcoffset().total_seconds() == 0
+    assert prepared_row(sql, [stored.pk + 1000]) is None
+    assert any(s.startswith("SELECT id, queued_at, status") for s in prepared_statements())
+
+
+def test_prepared_row_converts_errors_as_django_s_cursor_does():
+    from django.db import DatabaseError, IntegrityError
+
+    from config.prepared import prepared_row
+
+    table = AdmissionRequest._meta.db_table
+    insert = f"INSERT INTO {table} (event_id, participant_id, status, queued_at)"  # noqa: S608
+    with pytest.raises(IntegrityError):  # the foreign key, checked at the statement's commit
+        values = [999_999, UserFactory().pk, "pending"]
+        prepared_row(f"{insert} VALUES (%s, %s, %s, now()) RETURNING id", values)
+    assert not connection.errors_occurred  # a refused row leaves the connection as it was
+    with pytest.raises(DatabaseError):
+        prepared_row(f"SELECT no_such_column FROM {table}", [])  # noqa: S608
+    assert connection.errors_occurred  # Django closes such a connection at the request's end
+    connection.close()
+
+
+def test_prepared_row_refuses_inside_a_transaction_that_must_roll_back():
+    from django.db import transaction
+    from django.db.transaction import TransactionManagementError
+
+    from config.prepared import prepared_row
+
+    with transaction.atomic():
+        transaction.set_rollback(True)  # as after an error caught inside the block
+        with pytest.raises(TransactionManagementError):
+            prepared_row("SELECT 1", [])
+
+
+def test_prepared_row_takes_the_usual_path_for_an_execute_wrapper_and_a_query_log():
+    from django.test.utils import CaptureQueriesContext
+
+    from config.prepared import prepared_row
+
+    seen = []
+
+    def wrapper(execute, sql, params, many, context):
+        seen.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(wrapper):
+        assert prepared_row("SELECT %s::int + 1", [41]) == (42,)
+    assert seen == ["SELECT %s::int + 1"]
+    with CaptureQueriesContext(connection) as logged:
+        assert prepared_row("SELECT %s::int + 2", [40], binary_results=True) == (42,)
+    assert [q["sql"] for q in logged.captured_queries] == ["SELECT 40::int + 2"]
