@@ -51,13 +51,17 @@ def prepared_cursor() -> Any:
     db = connections[DEFAULT_DB_ALIAS]
     if not _prepares(db):
         return db.cursor()
-    # What Django's connection.cursor() does, with this cursor class instead of the configured one.
+    return CursorWrapper(_open_preparing_cursor(db), db)  # (what connection.make_cursor() returns)
+
+
+def _open_preparing_cursor(db: Any) -> _PreparingCursor:
+    """What Django's connection.cursor() does, with this cursor class instead of the configured one."""
     db.close_if_health_check_failed()
     db.ensure_connection()
     with db.wrap_database_errors:
         cursor = _PreparingCursor(db.connection)
     db.validate_thread_sharing()
-    return CursorWrapper(cursor, db)  # (what connection.make_cursor() returns)
+    return cursor
 
 
 def prepared_row(sql: str, params: Sequence[Any], *, binary_results: bool = False) -> Any:
@@ -81,11 +85,8 @@ def prepared_row(sql: str, params: Sequence[Any], *, binary_results: bool = Fals
         with prepared_cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchone()
-    # What prepared_cursor() and CursorWrapper.execute() check, in their order.
-    db.close_if_health_check_failed()
-    db.ensure_connection()
-    db.validate_thread_sharing()
-    db.validate_no_broken_transaction()
-    with db.wrap_database_errors, _PreparingCursor(db.connection) as cursor:
+    cursor = _open_preparing_cursor(db)
+    with db.wrap_database_errors, cursor:
+        db.validate_no_broken_transaction()  # (CursorWrapper.execute()'s check)
         cursor.execute(sql, params, binary=binary_results or None)
         return cursor.fetchone()
