@@ -8,7 +8,7 @@ from typing import Any, TypeVar, cast
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.urls import get_script_prefix, get_urlconf, reverse
 from drf_spectacular.utils import extend_schema
@@ -224,16 +224,10 @@ def _answering_problems(answer: Callable[[], _Answer]) -> _Answer | HttpResponse
 def _enrollment_answer(result: Enrollment | AdmissionRequest, *, event_id: int) -> HttpResponse:
     """201 with the enrollment, or 202 with the queued request and where to ask for its outcome."""
     if isinstance(result, Enrollment):
-        return _json_answer(_enrollment_body(result), status.HTTP_201_CREATED)
-    response = _json_answer(_queued_body(result), status.HTTP_202_ACCEPTED)
+        return JsonResponse(_enrollment_body(result), status=status.HTTP_201_CREATED)
+    response = JsonResponse(_queued_body(result), status=status.HTTP_202_ACCEPTED)
     response["Location"] = _status_location(get_script_prefix(), get_urlconf(), event_id)
     return response
-
-
-def _json_answer(body: dict[str, Any], status_code: int) -> HttpResponse:
-    """What JsonResponse makes of a body of plain values (the same bytes and headers), without the
-    encoder class it builds for Django's types: 20 us of a rush's accept instead of 7."""
-    return HttpResponse(json.dumps(body), content_type="application/json", status=status_code)
 
 
 # The 201's and the 202's fields, formatted by the same fields as EnrollmentSerializer's and

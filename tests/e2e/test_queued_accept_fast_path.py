@@ -157,37 +157,3 @@ def test_the_202_body_is_what_its_serializer_makes_of_the_stored_request(zone):
     assert again.status_code == 202
     assert again.json() == expected
     assert again["Location"] == f"/api/v1/events/{pending.event_id}/enrollments/me/"
-
-
-def test_the_answers_are_what_json_response_makes_of_their_bodies():
-    """The 201 and the 202 are built without JsonResponse's encoder class: the same bytes and
-    headers, non-ASCII included."""
-    from django.http import JsonResponse
-
-    from events.api.views import _json_answer
-
-    body = {
-        "status": "pending",
-        "event": 3,
-        "participant": 7,
-        "queued_at": "2026-12-06T23:00:00.5Z",
-        "x": "Zoë",
-    }
-    for status in (201, 202):
-        ours, django_s = _json_answer(body, status), JsonResponse(body, status=status)
-        assert (ours.status_code, ours.content) == (django_s.status_code, django_s.content)
-        assert dict(ours.items()) == dict(django_s.items())
-
-
-def test_the_202_comes_from_the_stored_row():
-    """The request the accept returns is the row as stored (built as the ORM loads one), not one
-    still to be saved."""
-    from events import admission
-
-    event, participant = EventFactory(admission="queue"), UserFactory()
-    request = admission.request_admission(event_id=event.pk, participant_id=participant.pk)
-    stored = AdmissionRequest.objects.get(pk=request.pk)  # decided at once here (embedded default)
-    assert not request._state.adding
-    assert (request.status, request.decided_at) == ("pending", None)
-    fields = ["id", "event_id", "participant_id", "queued_at"]
-    assert [getattr(request, f) for f in fields] == [getattr(stored, f) for f in fields]
