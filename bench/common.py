@@ -365,6 +365,62 @@ def session_cpu_seconds(session_id: int) -> float:
     return total / _CLOCK_TICKS
 
 
+_PF_KTHREAD = 0x00200000  # proc(5) stat's flags: a kernel thread
+
+
+@dataclass
+class CpuSnapshot:
+    """Every live process's CPU ticks (user + system) and the machine's idle ticks, at one moment
+    (Linux /proc): two of them give what each process used in between."""
+
+    taken: float  # time.monotonic()
+    # pid: (session, command name, ticks, start time); "[name]": a kernel thread's
+    processes: dict[int, tuple[int, str, int, int]]
+    idle: int  # idle and I/O wait, all CPUs
+
+    @classmethod
+    def take(cls) -> CpuSnapshot:
+        processes: dict[int, tuple[int, str, int, int]] = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:  # gone meanwhile
+                continue
+            name = stat[stat.index("(") + 1 : stat.rindex(")")]
+            fields = stat[stat.rindex(")") + 2 :].split()
+            if int(fields[6]) & _PF_KTHREAD:
+                name = f"[{name}]"  # a kernel thread, named as ps(1) shows one
+            # proc(5)'s fields 6 (session), 14 and 15 (user and system time), 22 (start time)
+            session, ticks, start = int(fields[3]), int(fields[11]) + int(fields[12]), int(fields[19])
+            processes[int(entry.name)] = (session, name, ticks, start)
+        # The first line: "cpu user nice system idle iowait ...", in ticks of all CPUs.
+        cpu = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        return cls(time.monotonic(), processes, int(cpu[4]) + int(cpu[5]))
+
+
+def cpu_split(
+    before: CpuSnapshot, after: CpuSnapshot, role: Callable[[int, int, str], str]
+) -> dict[str, float]:
+    """What each role used between two snapshots, in percent of one core (200 is both cores of a
+    2-core machine), "idle" included. `role(pid, session, command name)` names a process's role;
+    a process that ended meanwhile is not counted, one that started is counted whole."""
+    seconds = after.taken - before.taken
+    used: dict[str, int] = {}
+    for pid, (session, name, ticks, start) in after.processes.items():
+        earlier = before.processes.get(pid)
+        # (A kernel worker's name changes with its work: the start time tells the same process.)
+        spent = ticks - earlier[2] if earlier and earlier[3] == start else ticks
+        if spent > 0:
+            key = role(pid, session, name)
+            used[key] = used.get(key, 0) + spent
+    used["idle"] = after.idle - before.idle
+    if seconds <= 0:
+        return {}
+    return {key: round(100 * ticks / _CLOCK_TICKS / seconds, 1) for key, ticks in used.items()}
+
+
 # --- Server logs ----------------------------------------------------------------------------------------
 
 

@@ -38,6 +38,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,9 @@ from common import (
     SERVERS,
     VENV_BIN,
     BenchError,
+    CpuSnapshot,
     configure_environment,
+    cpu_split,
     create_participants,
     flush_redis,
     free_port,
@@ -332,6 +335,8 @@ class Progress:
     all_queued_after_s: float | None = None  # from wrk's start, as polled
     all_decided_after_s: float | None = None
     timeline: list[tuple[float, int, int]] = field(default_factory=list)  # (s, queued, decided)
+    # Each role's CPU from wrk's start until all were seen queued, in percent of one core (cpu_split).
+    burst_cpu: dict[str, float] = field(default_factory=dict)
 
 
 def run_rush(
@@ -342,11 +347,14 @@ def run_rush(
     token_file: Path,
     count: int,
     watch: QueueWatch,
+    role: Callable[[int, int, str], str] | None = None,
 ) -> tuple[WrkRun, Progress]:
-    """One burst of `count` POSTs (each with its own token), then waits until all are decided."""
+    """One burst of `count` POSTs (each with its own token), then waits until all are decided.
+    `role`: names each process's role for the burst's CPU split (`Progress.burst_cpu`)."""
     url = f"http://{HOST}:{port}/api/v1/events/{event_id}/enrollments/"
     script = ["POST", str(token_file), "1", str(count), str(args.threads)]
     progress = Progress()
+    cpu_before = CpuSnapshot.take() if role is not None else None
     started = time.monotonic()
 
     def poll() -> tuple[int, int]:
@@ -355,6 +363,8 @@ def run_rush(
         progress.timeline.append((round(now, 3), queued, decided))
         if queued >= count and progress.all_queued_after_s is None:
             progress.all_queued_after_s = now
+            if cpu_before is not None and role is not None:
+                progress.burst_cpu = cpu_split(cpu_before, CpuSnapshot.take(), role)
         if decided >= count and progress.all_decided_after_s is None:
             progress.all_decided_after_s = now
         return queued, decided
@@ -526,6 +536,30 @@ def consumer_work(path: Path) -> dict[str, Any]:
     return {"tasks": tasks, "busy_s": round(busy, 2)}
 
 
+_ROLES_BY_NAME = {"postgres": "PostgreSQL", "wrk": "wrk", "beam.smp": "RabbitMQ", "redis-server": "Redis"}
+
+
+def process_roles(server_session: int, workers: Workers, watch: QueueWatch) -> Callable[[int, int, str], str]:
+    """Names each process's role in a rush, for its CPU split: the rushed platform's server (a
+    session of its own), the consumer and the relay, PostgreSQL (the bench's own poll apart), wrk,
+    RabbitMQ, Redis, the kernel's threads, the bench; anything else (the bare app, the other
+    platform, the machine's other services) is "other"."""
+    sessions = {process.pid: name for name, process, _ in workers.processes}
+    sessions[server_session] = "web workers"
+    bench_pids = {os.getpid(), watch.connection.info.backend_pid}
+
+    def role(pid: int, session: int, name: str) -> str:
+        if pid in bench_pids:
+            return "bench"
+        if session in sessions:
+            return sessions[session]
+        if name.startswith("["):
+            return "kernel threads"  # e.g. the disk's and the file system's work for each flush
+        return _ROLES_BY_NAME.get(name, "other")
+
+    return role
+
+
 # --- Main -----------------------------------------------------------------------------------------------
 
 
@@ -587,6 +621,7 @@ class Rush:
                 "all_queued_after_s": progress.all_queued_after_s,
                 "all_decided_after_s": progress.all_decided_after_s,
             },
+            "burst_cpu_percent_of_a_core": progress.burst_cpu,
         }
         if timeline:
             data["timeline"] = progress.timeline
@@ -712,10 +747,11 @@ def run_benchmark(args: argparse.Namespace, work_dir: Path) -> int:
                 try:
                     if profiler is not None and rush.tree == THIS_TREE:
                         profiler.start(f"rush{number}")
+                    role = process_roles(processes[rush.tree].pid, workers, watch)
                     try:
                         rush.run, rush.progress = run_rush(
                             wrk, args, ports[rush.tree], rush.event_id, seeded.token_file, args.participants,
-                            watch,
+                            watch, role,
                         )  # fmt: skip
                     finally:
                         if profiler is not None:
@@ -798,6 +834,14 @@ def print_report(
                 f"  polled: all {args.participants} queued {progress.all_queued_after_s:.2f} s after wrk "
                 f"started, all decided {progress.all_decided_after_s:.2f} s"
             )
+        if progress.burst_cpu and progress.all_queued_after_s:
+            # CPU per accept: a role's share of a core over the burst, spread over its requests.
+            per_accept = 1e4 * progress.all_queued_after_s / args.participants
+            split = ", ".join(
+                f"{name} {percent:.0f} %" + (f" ({percent * per_accept:.0f} us)" if name != "idle" else "")
+                for name, percent in sorted(progress.burst_cpu.items(), key=lambda item: -item[1])
+            )
+            print(f"  the machine until then (% of one core, and CPU per accept): {split}")
         print(
             f"states (each participant's enrollments/me/): {result.states}; event enrolled_count "
             f"{result.enrolled_count}, waitlist_count {result.waitlist_count}"
