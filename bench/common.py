@@ -350,19 +350,8 @@ def session_cpu_seconds(session_id: int) -> float:
     master and workers. Taken before and after a run, the difference is that run's CPU, which
     the machine's other load does not inflate the way it does wall-clock throughput.
     """
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:  # gone meanwhile
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        # fields[0] is the state (field 3 of proc(5)): session is field 6, utime 14, stime 15.
-        if int(fields[3]) == session_id:
-            total += int(fields[11]) + int(fields[12])
-    return total / _CLOCK_TICKS
+    processes = CpuSnapshot.take().processes.values()
+    return sum(ticks for session, _, ticks, _ in processes if session == session_id) / _CLOCK_TICKS
 
 
 _PF_KTHREAD = 0x00200000  # proc(5) stat's flags: a kernel thread
