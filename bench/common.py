@@ -396,6 +396,8 @@ def cpu_split(
     2-core machine), "idle" included. `role(pid, session, command name)` names a process's role;
     a process that ended meanwhile is not counted, one that started is counted whole."""
     seconds = after.taken - before.taken
+    if seconds <= 0:
+        return {}
     used: dict[str, int] = {}
     for pid, (session, name, ticks, start) in after.processes.items():
         earlier = before.processes.get(pid)
@@ -405,8 +407,6 @@ def cpu_split(
             key = role(pid, session, name)
             used[key] = used.get(key, 0) + spent
     used["idle"] = after.idle - before.idle
-    if seconds <= 0:
-        return {}
     return {key: round(100 * ticks / _CLOCK_TICKS / seconds, 1) for key, ticks in used.items()}
 
 
