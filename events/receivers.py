@@ -5,15 +5,45 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.db.models.signals import pre_delete
+from django.db.models.signals import pre_delete, pre_save
 from django.dispatch import receiver
 
 from events import services
+from participants.proxies import Administrator, Participant
 
 
+# Accounts are deleted and saved through their proxies too (participants.proxies: the admin's),
+# each its own sender.
 @receiver(pre_delete, sender=settings.AUTH_USER_MODEL, dispatch_uid="events-withdraw-deleted-account")
+@receiver(pre_delete, sender=Participant, dispatch_uid="events-withdraw-deleted-participant-proxy")
+@receiver(pre_delete, sender=Administrator, dispatch_uid="events-withdraw-deleted-administrator-proxy")
 def withdraw_deleted_account(sender: Any, instance: Any, **kwargs: Any) -> None:
     """An account about to be deleted gives back its seats (to the heads of the waiting lists)
     and its waiting-list places, in the deleting transaction, however it is deleted: the API, the
     admin, or a cascade."""
     services.withdraw_from_all_events(participant_id=instance.pk)
+
+
+@receiver(pre_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="events-withdraw-retired-participant")
+@receiver(pre_save, sender=Participant, dispatch_uid="events-withdraw-retired-participant-proxy")
+@receiver(pre_save, sender=Administrator, dispatch_uid="events-withdraw-retired-administrator-proxy")
+def withdraw_retired_participant(
+    sender: Any, instance: Any, raw: bool = False, update_fields: Any = None, **kwargs: Any
+) -> None:
+    """A participant's account that is deactivated, or made an administrator's, gives back its
+    seats, its waiting-list places and its pending requests as a deleted one does, in the saving
+    transaction: it can no longer take part (it cannot sign in, or it manages events now), and its
+    seats go to the heads of the waiting lists instead of staying empty. Taking the account back
+    does not give them back. (A queryset's update() sends no signal: the platform changes these
+    flags only through saves, the admin's forms and ensure_admin.)"""
+    if raw or instance.pk is None or (instance.is_active and not instance.is_staff):
+        return
+    if update_fields is not None and not {"is_active", "is_staff"} & set(update_fields):
+        return
+    stored = (
+        sender._meta.concrete_model._base_manager.filter(pk=instance.pk)
+        .values_list("is_active", "is_staff")
+        .first()
+    )
+    if stored == (True, False):  # it was an active participant's until this save
+        services.withdraw_from_all_events(participant_id=instance.pk)

@@ -513,22 +513,40 @@ def remove_participant(*, event_id: int, participant_id: int) -> None:
 
 
 def withdraw_from_all_events(*, participant_id: int, now: dt.datetime | None = None) -> list[int]:
-    """Frees every seat the participant holds and takes them off every waiting list (before the
-    account is deleted); freed seats go to the heads of the waiting lists. Returns the event ids."""
+    """Frees every seat the participant holds, takes them off every waiting list and drops their
+    requests (before the account is deleted, or once it can no longer enroll: events.receivers);
+    freed seats go to the heads of the waiting lists. Returns the ids of the events whose seat was
+    freed."""
     now = now or timezone.now()
     with transaction.atomic():
-        enrolled_in = list(
-            Enrollment.objects.filter(participant_id=participant_id).values_list("event_id", flat=True)
-        )
-        waiting_for = list(
-            WaitlistEntry.objects.filter(participant_id=participant_id).values_list("event_id", flat=True)
-        )
-        event_ids = sorted({*enrolled_in, *waiting_for})
-        # Event rows first, in id order, as every other writer takes them: no deadlock.
-        events = {
-            e.pk: e
-            for e in Event.objects.select_for_update(no_key=True).filter(pk__in=event_ids).order_by("pk")
-        }
+        events: dict[int, Event] = {}
+        asked: set[int] = set()
+        while True:
+            # Read under the events' row locks: a cancellation, a departure, a promotion or a
+            # decision of the participant's request may have changed these while this waited for
+            # the locks, and only what is still there is given back (counting a seat that a
+            # cancellation had already freed gave it away twice). A seat taken meanwhile in an
+            # event not locked yet needs that event's lock too: read again until none is new.
+            enrolled_in = list(
+                Enrollment.objects.filter(participant_id=participant_id).values_list("event_id", flat=True)
+            )
+            waiting_for = list(
+                WaitlistEntry.objects.filter(participant_id=participant_id).values_list("event_id", flat=True)
+            )
+            requested = AdmissionRequest.objects.filter(
+                participant_id=participant_id, status=domain.RequestStatus.PENDING
+            )
+            to_lock = sorted(
+                {*enrolled_in, *waiting_for, *requested.values_list("event_id", flat=True)} - asked
+            )
+            if not to_lock:
+                break
+            asked.update(to_lock)
+            # Event rows in id order, as every other writer takes them: no deadlock (but for a seat
+            # taken during the withdrawal in an event before those locked: PostgreSQL then fails
+            # one of the two, and nothing is half-done).
+            locked = Event.objects.select_for_update(no_key=True).filter(pk__in=to_lock).order_by("pk")
+            events.update((event.pk, event) for event in locked)
         _revoke_checkin_codes(Enrollment.objects.filter(participant_id=participant_id))
         Enrollment.objects.filter(participant_id=participant_id).delete()
         WaitlistEntry.objects.filter(participant_id=participant_id).delete()
@@ -543,10 +561,10 @@ def withdraw_from_all_events(*, participant_id: int, now: dt.datetime | None = N
             promote_from_waitlist(event=event, now=now)
 
         def seats_changed() -> None:
-            for event_id in event_ids:
+            for event_id in sorted({*enrolled_in, *waiting_for}):
                 _seats_changed(event_id)
 
-        if event_ids:
+        if enrolled_in or waiting_for:
             transaction.on_commit(seats_changed)
     return enrolled_in
 

@@ -1,0 +1,192 @@
+"""An account that can no longer take part gives back what it holds: deleted, deactivated, or made
+an administrator's. Its seats go to the heads of the waiting lists, its places and pending requests
+go, and the counts stay exact also when the participant's own cancellation runs at the same moment
+(events.receivers, events.services.withdraw_from_all_events)."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+
+import pytest
+from django.core.management import call_command
+from django.db import connection, transaction
+from django.test import Client
+
+from events import admission, selectors, services, wakeups
+from events.models import AdmissionRequest, Enrollment, Event, WaitlistEntry
+from participants import services as participant_services
+from participants.models import User
+from tests.factories import AdminFactory, EventFactory, UserFactory
+from tests.helpers import client_for, needs_service
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def holdings(user):
+    return (
+        set(Enrollment.objects.filter(participant=user).values_list("event_id", flat=True)),
+        set(WaitlistEntry.objects.filter(participant=user).values_list("event_id", flat=True)),
+        set(AdmissionRequest.objects.filter(participant=user).values_list("event_id", flat=True)),
+    )
+
+
+def assert_counts_exact(*events):
+    for event in events:
+        event.refresh_from_db()
+        assert event.enrolled_count == Enrollment.objects.filter(event=event).count() <= event.capacity
+        assert event.waitlist_count == WaitlistEntry.objects.filter(event=event).count()
+
+
+@pytest.fixture
+def everything_held(monkeypatch):
+    """A participant with a seat (a waiting list behind it), a place on another event's waiting
+    list (someone behind them), and a request still pending on a queued event."""
+    monkeypatch.setattr(wakeups, "wake", lambda event_id: None)  # the request stays pending
+    leaving, head, behind, holder = UserFactory.create_batch(4)
+    seated = EventFactory(capacity=1)
+    services.enroll(event_id=seated.pk, participant_id=leaving.pk)
+    services.join_waitlist(event_id=seated.pk, participant_id=head.pk)
+    full = EventFactory(capacity=1)
+    services.enroll(event_id=full.pk, participant_id=holder.pk)
+    services.join_waitlist(event_id=full.pk, participant_id=leaving.pk)
+    services.join_waitlist(event_id=full.pk, participant_id=behind.pk)
+    queued = EventFactory(capacity=5, admission="queue")
+    assert client_for(leaving).post(f"/api/v1/events/{queued.pk}/enrollments/").status_code == 202
+    return leaving, head, behind, seated, full, queued
+
+
+def assert_withdrawn(leaving, head, behind, seated, full, queued):
+    assert holdings(leaving) == (set(), set(), set())
+    assert Enrollment.objects.filter(event=seated, participant=head).exists()  # the seat went on
+    assert selectors.waitlist_place(event_id=full.pk, participant_id=behind.pk).position == 1
+    admission.decide_pending(event_ids=[queued.pk])
+    assert not Enrollment.objects.filter(event=queued).exists()  # the request went too
+    assert_counts_exact(seated, full, queued)
+
+
+def test_a_deactivated_participant_gives_back_seats_places_and_requests(everything_held):
+    leaving = everything_held[0]
+    leaving.is_active = False
+    leaving.save()
+    assert_withdrawn(*everything_held)
+
+
+def test_a_participant_made_an_administrator_gives_them_back(everything_held, monkeypatch):
+    leaving = everything_held[0]
+    monkeypatch.setenv("ADMIN_EMAIL", leaving.email)  # the bootstrap takes an existing account
+    monkeypatch.setenv("ADMIN_PASSWORD", "A-l0ng-enough-passw0rd")
+    call_command("ensure_admin")
+    assert User.objects.get(pk=leaving.pk).is_staff
+    assert_withdrawn(*everything_held)
+
+
+def test_deactivating_in_the_admin_gives_them_back(everything_held):
+    leaving = everything_held[0]
+    browser = Client()
+    browser.force_login(AdminFactory())
+    page = browser.get(f"/admin/participants/participant/{leaving.pk}/change/").content.decode()
+    # The form as the page posts it (checked boxes only), with "active" unticked.
+    form = {}
+    for tag in re.findall(r"<input [^>]*>", page):
+        name, value = re.search(r'name="([^"]+)"', tag), re.search(r'value="([^"]*)"', tag)
+        kind = re.search(r'type="([^"]+)"', tag)
+        if name is None or (kind and kind[1] == "submit"):
+            continue
+        if kind and kind[1] == "checkbox":
+            if "checked" in tag:
+                form[name[1]] = "on"
+            continue
+        form[name[1]] = value[1] if value else ""
+    assert form.pop("is_active") == "on"
+    response = browser.post(f"/admin/participants/participant/{leaving.pk}/change/", form)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert not User.objects.get(pk=leaving.pk).is_active
+    assert_withdrawn(*everything_held)
+
+
+def test_saving_an_account_that_took_no_part_changes_nothing(everything_held):
+    leaving = everything_held[0]
+    leaving.full_name = "Renamed"  # an active participant's save: keeps everything
+    leaving.save()
+    assert holdings(leaving) != (set(), set(), set())
+    inactive = UserFactory(is_active=False)
+    inactive.full_name = "Still inactive"
+    inactive.save()  # was not a participant who could hold anything: nothing to withdraw
+    assert User.objects.get(pk=inactive.pk).full_name == "Still inactive"
+
+
+# --- The participant's own change at the same moment (PostgreSQL's concurrent transactions) ----
+
+
+def while_held(first, second):
+    """Runs first() in a transaction kept open until second(), started meanwhile, has waited for a
+    second on what first() locked; then both finish. Returns what either raised."""
+    done, release, errors = threading.Event(), threading.Event(), []
+
+    def hold():
+        try:
+            with transaction.atomic():
+                first()
+                done.set()
+                release.wait(10)
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+            done.set()
+        finally:
+            connection.close()
+
+    def follow():
+        try:
+            second()
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert done.wait(10)
+    follower = threading.Thread(target=follow)
+    follower.start()
+    time.sleep(1.0)  # the follower is now waiting for the event's row lock
+    release.set()
+    holder.join(20)
+    follower.join(20)
+    return errors
+
+
+@needs_service("DATABASE_URL")
+def test_deleting_an_account_while_its_owner_cancels_gives_the_seat_once():
+    event = EventFactory(capacity=1)
+    owner, first, second = UserFactory.create_batch(3)
+    services.enroll(event_id=event.pk, participant_id=owner.pk)
+    services.join_waitlist(event_id=event.pk, participant_id=first.pk)
+    services.join_waitlist(event_id=event.pk, participant_id=second.pk)
+    errors = while_held(
+        lambda: services.cancel_enrollment(event_id=event.pk, participant_id=owner.pk),
+        lambda: participant_services.delete_participant(participant_id=owner.pk),
+    )
+    assert not errors
+    assert list(Enrollment.objects.filter(event=event).values_list("participant_id", flat=True)) == [first.pk]
+    assert WaitlistEntry.objects.get(event=event).participant_id == second.pk
+    assert_counts_exact(event)
+
+
+@needs_service("DATABASE_URL")
+def test_deleting_an_account_while_its_owner_leaves_the_waiting_list_counts_it_once():
+    event = EventFactory(capacity=1)
+    holder, owner, behind = UserFactory.create_batch(3)
+    services.enroll(event_id=event.pk, participant_id=holder.pk)
+    services.join_waitlist(event_id=event.pk, participant_id=owner.pk)
+    services.join_waitlist(event_id=event.pk, participant_id=behind.pk)
+    errors = while_held(
+        lambda: services.leave_waitlist(event_id=event.pk, participant_id=owner.pk),
+        lambda: participant_services.delete_participant(participant_id=owner.pk),
+    )
+    assert not errors
+    assert_counts_exact(event)
+    services.cancel_enrollment(event_id=event.pk, participant_id=holder.pk)
+    assert Enrollment.objects.filter(event=event, participant=behind).exists()  # the seat reached them
+    assert Event.objects.get(pk=event.pk).waitlist_count == 0
