@@ -40,7 +40,7 @@ from django.utils import timezone
 from config.outbox import services as outbox
 from config.prepared import prepared_row
 from events import cache as event_cache
-from events import domain, metrics, realtime
+from events import domain, metrics, realtime, wakeups
 from events.models import AdmissionRequest, Enrollment, Event, RevokedCheckinCode, WaitlistEntry
 from notifications import services as notifications
 from notifications.domain import Kind
@@ -155,11 +155,25 @@ def update_event(*, event_id: int, **changes: Any) -> Event:
                 participants=[(participant_id, None) for participant_id, _ in enrolled],
                 checkin_codes=dict(enrolled),
             )
-        promoted = promote_from_waitlist(event=event, now=timezone.now())
+        now = timezone.now()
+        if moved and not domain.is_closed(event.starts_at, now):
+            _reopen_closed_requests(event_id)
+        promoted = promote_from_waitlist(event=event, now=now)
         event.enrolled_count += promoted
         event.waitlist_count -= promoted
         transaction.on_commit(lambda: _event_changed(event_id))
     return event
+
+
+def _reopen_closed_requests(event_id: int) -> None:
+    """The event moved to a start still ahead: the requests closed because it had started (the
+    admission consumer's `closed`) are pending again, in their old place in the queue, and the
+    consumer is woken to decide them."""
+    reopened = AdmissionRequest.objects.filter(event_id=event_id, status=domain.RequestStatus.CLOSED).update(
+        status=domain.RequestStatus.PENDING, decided_at=None
+    )
+    if reopened:
+        transaction.on_commit(lambda: wakeups.wake(event_id))
 
 
 def delete_event(*, event_id: int, now: dt.datetime | None = None) -> None:
@@ -493,14 +507,25 @@ def _rejected(refusal: domain.Conflict, cause: Exception | None = None) -> NoRet
 
 
 def cancel_enrollment(*, event_id: int, participant_id: int, now: dt.datetime | None = None) -> None:
-    """A participant gives their seat back; no longer possible once the event has started."""
+    """A participant gives their seat back, or withdraws their request still pending on a queued
+    event; neither is possible once the event has started."""
     now = now or timezone.now()
     with transaction.atomic():
-        event = Event.objects.filter(pk=event_id).first()
+        # The event's row lock first: the admission consumer decides requests under it, so a
+        # request is here either still pending or already decided (a seat, or a place).
+        event = Event.objects.select_for_update(no_key=True).filter(pk=event_id).first()
         if event is None:
             raise EventNotFound()
         domain.check_can_cancel(starts_at=event.starts_at, now=now)
-        _release_seat(event=event, participant_id=participant_id, now=now)
+        try:
+            _release_seat(event=event, participant_id=participant_id, now=now)
+        except domain.NotEnrolled:
+            pending = AdmissionRequest.objects.filter(
+                event_id=event_id, participant_id=participant_id, status=domain.RequestStatus.PENDING
+            )
+            withdrawn, _ = pending.delete()
+            if not withdrawn:
+                raise
 
 
 def remove_participant(*, event_id: int, participant_id: int) -> None:

@@ -216,6 +216,54 @@ def test_a_cancelled_queued_participant_can_ask_again(participant_api):
     assert participant_api.get(f"{EVENTS}{event.pk}/enrollments/me/").json()["status"] == "confirmed"
 
 
+def test_a_pending_request_is_withdrawn_and_never_decided(participant_api, participant, monkeypatch):
+    from events import admission, wakeups
+
+    monkeypatch.setattr(wakeups, "wake", lambda event_id: None)  # between the 202 and the decision
+    event = EventFactory(capacity=1, admission="queue")
+    assert participant_api.post(f"{EVENTS}{event.pk}/enrollments/").status_code == 202
+    assert participant_api.get(f"{EVENTS}{event.pk}/enrollments/me/").json()["status"] == "pending"
+    assert participant_api.delete(f"{EVENTS}{event.pk}/enrollments/me/").status_code == 204
+    assert_problem(participant_api.get(f"{EVENTS}{event.pk}/enrollments/me/"), 404, "not_found")
+    assert admission.decide_pending(event_ids=[event.pk]) == 0  # nothing left to decide
+    assert not Enrollment.objects.filter(event=event).exists()
+    assert not Notification.objects.filter(user=participant).exists()
+    # Once there is nothing to withdraw, the answer is the contract's 404.
+    assert_problem(participant_api.delete(f"{EVENTS}{event.pk}/enrollments/me/"), 404, "not_found")
+
+
+def test_requests_closed_by_a_start_moved_into_the_past_are_decided_once_it_is_moved_back(
+    admin_api, monkeypatch
+):
+    from events import admission, wakeups
+
+    woken = []
+    monkeypatch.setattr(wakeups, "wake", woken.append)
+    event = EventFactory(capacity=1, admission="queue")
+    first, second = UserFactory.create_batch(2)
+    for user in (first, second):
+        assert client_for(user).post(f"{EVENTS}{event.pk}/enrollments/").status_code == 202
+    yesterday = (timezone.localdate() - dt.timedelta(days=1)).isoformat()
+    assert admin_api.patch(f"{EVENTS}{event.pk}/", {"date": yesterday}).status_code == 200
+    admission.decide_pending(event_ids=[event.pk])
+    assert client_for(first).get(f"{EVENTS}{event.pk}/enrollments/me/").json()["status"] == "closed"
+    woken.clear()
+
+    # A mistake, mended: the event starts in ten days again, and the requests stand in their places.
+    later = (timezone.localdate() + dt.timedelta(days=10)).isoformat()
+    assert admin_api.patch(f"{EVENTS}{event.pk}/", {"date": later}).status_code == 200
+    assert woken == [event.pk]
+    assert client_for(first).get(f"{EVENTS}{event.pk}/enrollments/me/").json()["status"] == "pending"
+    admission.decide_pending(event_ids=[event.pk])
+    assert client_for(first).get(f"{EVENTS}{event.pk}/enrollments/me/").json()["status"] == "confirmed"
+    status = client_for(second).get(f"{EVENTS}{event.pk}/enrollments/me/").json()
+    assert (status["status"], status["position"]) == ("waitlisted", 1)
+    # Edits that leave the start alone reopen nothing.
+    woken.clear()
+    assert admin_api.patch(f"{EVENTS}{event.pk}/", {"title": "Renamed"}).status_code == 200
+    assert woken == []
+
+
 def test_a_request_that_cannot_be_kept_is_503_with_retry_after(participant_api, monkeypatch):
     from django.db import OperationalError
 
