@@ -17,17 +17,18 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 django_asgi_app = get_asgi_application()  # sets Django up before the consumers are imported
 
 from django.conf import settings  # noqa: E402
-from django.urls import path  # noqa: E402
+from django.urls import path, re_path  # noqa: E402
 
 from config import redaction  # noqa: E402
 from config.beat import InProcessBeat  # noqa: E402
-from config.websockets import TokenQueryAuthMiddleware  # noqa: E402
+from config.websockets import TokenQueryAuthMiddleware, UnknownPathConsumer  # noqa: E402
 from events.consumers import EventSeatsConsumer  # noqa: E402
 from notifications.consumers import NotificationsConsumer  # noqa: E402
 
 websocket_urlpatterns = [
     path("ws/events/<int:event_id>/", EventSeatsConsumer.as_asgi()),
     path("ws/notifications/", NotificationsConsumer.as_asgi()),
+    re_path(r"", UnknownPathConsumer.as_asgi()),  # last: closes with 4404
 ]
 
 # uvicorn writes each WebSocket's path with its ?token= to the log: redact it first.

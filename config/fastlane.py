@@ -44,7 +44,6 @@ from django.core.handlers.wsgi import WSGIRequest, get_script_name
 from django.core.signals import request_finished, request_started
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.middleware.clickjacking import XFrameOptionsMiddleware
-from django.middleware.common import CommonMiddleware
 from django.middleware.security import SecurityMiddleware
 from django.urls import set_script_prefix
 from django.utils.module_loading import import_string
@@ -52,7 +51,13 @@ from rest_framework.permissions import SAFE_METHODS
 
 from config.idempotency import META_KEY
 from config.logging import current_request_id
-from config.middleware import REQUEST_ID_META, ProblemDetailsMiddleware, record_answer, request_id_for
+from config.middleware import (
+    REQUEST_ID_META,
+    CommonMiddleware,
+    ProblemDetailsMiddleware,
+    record_answer,
+    request_id_for,
+)
 
 error_log = logging.getLogger("http.error")
 
@@ -67,7 +72,7 @@ REPLICATED_MIDDLEWARE = (
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "config.middleware.AdminSessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
+    "config.middleware.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "config.middleware.AdminAuthenticationMiddleware",
     "config.middleware.AdminMessageMiddleware",

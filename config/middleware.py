@@ -14,6 +14,7 @@ from django.contrib.messages.middleware import MessageMiddleware
 from django.contrib.sessions.middleware import SessionMiddleware
 from django.core.exceptions import PermissionDenied, SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
+from django.middleware.common import CommonMiddleware as DjangoCommonMiddleware
 from django.utils.functional import empty
 
 from config import dbconnections
@@ -137,6 +138,16 @@ class AdminMessageMiddleware(MessageMiddleware):
         if _is_admin_path(request):
             return super().__call__(request)  # type: ignore[return-value]
         return self.get_response(request)  # type: ignore[return-value]
+
+
+class CommonMiddleware(DjangoCommonMiddleware):
+    """Django's, except that only a GET or a HEAD is redirected to its path with a slash appended.
+    Any other method would lose its body on the way (clients follow a 301 with a GET), and Django
+    refuses to redirect it anyway when DEBUG is on (a RuntimeError: an unlogged 500): a `POST
+    /api/v1/events` answers 404 in the problem shape instead, like any other unknown path."""
+
+    def should_redirect_with_slash(self, request: HttpRequest) -> bool:
+        return request.method in ("GET", "HEAD") and super().should_redirect_with_slash(request)
 
 
 class ProblemDetailsMiddleware:

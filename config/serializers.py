@@ -34,3 +34,14 @@ class StrictSerializer(serializers.Serializer):
 
 class StrictModelSerializer(StrictSerializer, serializers.ModelSerializer):
     pass
+
+
+class IdRelatedField(serializers.PrimaryKeyRelatedField):
+    """A related object named by its id, an integer (or its digits as a string). DRF's own field
+    tries int() on whatever comes, and JSON's 1e400 is a float int() cannot take (OverflowError,
+    which the field does not catch: a 500); a boolean or a fraction is no id either."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, bool) or not isinstance(data, (int, str)):
+            self.fail("incorrect_type", data_type=type(data).__name__)
+        return super().to_internal_value(data)

@@ -99,7 +99,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Sessions, the session's user and messages serve the admin only (the API uses tokens).
     "config.middleware.AdminSessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
+    "config.middleware.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "config.middleware.AdminAuthenticationMiddleware",
     "config.middleware.AdminMessageMiddleware",
@@ -356,6 +356,10 @@ REST_FRAMEWORK = {
     },
     "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    # The API's one version is in its paths (/api/v1/). The schema view still reads `?version=`
+    # and writes it into its answer's Content-Disposition header; any value but this one is
+    # ignored (a newline or a NUL in it made that header invalid: a 500).
+    "ALLOWED_VERSIONS": ["v1"],
 }
 
 SPECTACULAR_SETTINGS = {

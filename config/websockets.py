@@ -71,3 +71,13 @@ class PlatformConsumer(AsyncJsonWebsocketConsumer):
     @classmethod
     async def encode_json(cls, content: Any) -> str:
         return json.dumps(content, default=str)
+
+
+class UnknownPathConsumer(AsyncJsonWebsocketConsumer):
+    """Every other `/ws/` path (the router's last route): accepted, then closed with 4404, as an
+    unknown event's socket is. Without it the router raised on an unknown path and the server
+    answered the handshake with HTTP 500."""
+
+    async def connect(self) -> None:
+        await self.accept()
+        await self.close(code=CLOSE_NOT_FOUND)

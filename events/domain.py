@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from config.errors import Conflict, InvalidValue, NotFound
 
@@ -84,6 +84,11 @@ class AlreadyCheckedIn(Conflict):
 MIN_CAPACITY = 1
 # Two weeks: longer than any conference; a typo of days for minutes stays an error.
 MAX_DURATION_MINUTES = 14 * 24 * 60
+# The dates an event may have: wide enough for any real event, narrow enough that every date
+# computed from one (its end, its calendar's time-zone rules a year either side, reminders) stays
+# inside what Python's dates can hold (years 1 to 9999): near either end they overflowed.
+EARLIEST_EVENT_DATE = date(1900, 1, 1)
+LATEST_EVENT_DATE = date(2999, 12, 31)
 
 
 def new_checkin_code() -> str:

@@ -10,6 +10,8 @@ from django.utils import timezone
 
 from config.validators import multi_line, single_line
 from events.domain import (
+    EARLIEST_EVENT_DATE,
+    LATEST_EVENT_DATE,
     MAX_DURATION_MINUTES,
     MIN_CAPACITY,
     Admission,
@@ -25,7 +27,9 @@ DESCRIPTION_MAX_LENGTH = 5000
 class Event(models.Model):
     title = models.CharField(max_length=200, validators=[single_line])
     description = models.TextField(blank=True, max_length=DESCRIPTION_MAX_LENGTH, validators=[multi_line])
-    date = models.DateField()
+    date = models.DateField(
+        validators=[MinValueValidator(EARLIEST_EVENT_DATE), MaxValueValidator(LATEST_EVENT_DATE)]
+    )
     time = models.TimeField(help_text="Start time, wall clock in the platform's time zone.")
     duration_minutes = models.PositiveIntegerField(
         default=60,

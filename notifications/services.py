@@ -274,7 +274,14 @@ def _build(todo: Mapping[str, tuple[Mapping[str, Any], int, int | None]]) -> lis
         )
         if code:
             context["checkin_code"] = emails.display_checkin_code(code)
-        ics = _calendar(kind, item, user, now=now)
+        try:
+            ics = _calendar(kind, item, user, now=now)
+        except (ValueError, OverflowError):
+            # An entry the calendar cannot hold (a date at the edge of what Python's dates can
+            # hold: events stored before their dates were bounded) must not cost the notification,
+            # nor the batch's others, whose outbox message is spent: it goes without a calendar.
+            log.exception("Notification %s goes without a calendar: its event's dates do not fit one", key)
+            ics = ""
         if ics:
             context["calendar"] = calendar.method_of(ics)
         subject, body = emails.render(kind, context)

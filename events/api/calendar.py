@@ -184,7 +184,7 @@ class CalendarFeedView(APIView):
     )
     def get(self, request: Request) -> HttpResponse:
         token = request.query_params.get("token", "")
-        if token and not TOKEN_PATTERN.match(token):
+        if token and not TOKEN_PATTERN.fullmatch(token):  # ($ would let a final newline pass)
             raise ValidationError({"token": ["This is not a calendar feed token."]})
         account = participant_selectors.account_by_calendar_token(token)
         if account is None:

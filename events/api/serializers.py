@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from config.serializers import StrictModelSerializer, StrictSerializer
+from config.serializers import IdRelatedField, StrictModelSerializer, StrictSerializer
 from events.domain import MIN_CAPACITY, Admission, RequestStatus, display_checkin_code
 from events.models import Enrollment, Event, WaitlistEntry
 from participants import selectors as participant_selectors
@@ -56,7 +56,7 @@ class EnrollRequestSerializer(StrictSerializer):
     """An admin names the participant to enroll (or put on the waiting list); a participant sends
     no body (acts for themself)."""
 
-    participant = serializers.PrimaryKeyRelatedField(
+    participant = IdRelatedField(
         queryset=participant_selectors.participants(),
         required=False,
         help_text="Admins only: for whom.",

@@ -139,6 +139,8 @@ class ParticipantViewSet(viewsets.ModelViewSet):
     def get_queryset(self) -> QuerySet[User]:
         queryset = selectors.participants().order_by("id")
         search = self.request.query_params.get("search", "").strip()
+        if "\x00" in search:  # PostgreSQL's text cannot hold it: refused, as the events' search is
+            raise serializers.ValidationError({"search": ["Null characters are not allowed."]})
         if search:
             queryset = queryset.filter(Q(email__icontains=search) | Q(full_name__icontains=search))
         return queryset

@@ -114,6 +114,8 @@ def test_missing_unknown_and_malformed_tokens(anon, participant):
     body = assert_problem(anon.get("/api/v1/calendar/feed.ics?token=" + "A" * 65), 400, "validation_error")
     assert "token" in body["errors"]
     assert_problem(anon.get("/api/v1/calendar/feed.ics?token=%00%27"), 400, "validation_error")
+    # A final newline is no part of a token ($ in the pattern would have let it pass: 404).
+    assert_problem(anon.get("/api/v1/calendar/feed.ics?token=" + "A" * 43 + "%0A"), 400, "validation_error")
 
 
 def test_a_deactivated_accounts_feed_is_gone(participant, participant_api, anon):

@@ -266,3 +266,65 @@ def test_the_largest_database_id_is_still_an_id(participant_api):
     largest = str(2**63 - 1)
     assert_problem(participant_api.post(f"/api/v1/events/{largest}/enrollments/"), 404, "not_found")
     assert participant_api.get(f"/api/v1/events/{largest}/enrollments/me/").status_code == 404
+
+
+@pytest.mark.parametrize("value", ["1e400", "-1e400", "1.5", "true"])
+def test_a_participant_id_that_is_no_integer_is_400(value, admin_api):
+    """JSON's 1e400 is a float too large for an integer: DRF's related field let int() raise
+    OverflowError, a 500."""
+    event = EventFactory()
+    for route in ("enrollments", "waitlist"):
+        body = f'{{"participant": {value}}}'
+        answer = admin_api.generic(
+            "POST", f"/api/v1/events/{event.pk}/{route}/", body, content_type="application/json"
+        )
+        problem = assert_problem(answer, 400, "validation_error")
+        assert "participant" in problem["errors"]
+    assert not Enrollment.objects.exists()
+
+
+@pytest.mark.parametrize("date", ["9999-12-31", "0001-01-01", "1899-12-31", "3000-01-01"])
+def test_event_dates_beyond_what_calendars_can_hold_are_400(date, admin_api):
+    """Near either end of Python's dates an event's end and its calendar's time-zone rules
+    overflowed: its calendar and every notification about it failed."""
+    body = {"title": "Launch", "date": date, "time": "23:30", "location": "Hall", "capacity": 5}
+    problem = assert_problem(admin_api.post("/api/v1/events/", body, format="json"), 400, "validation_error")
+    assert "date" in problem["errors"]
+    assert not Event.objects.exists()
+    event = EventFactory()
+    problem = assert_problem(
+        admin_api.patch(f"/api/v1/events/{event.pk}/", {"date": date}), 400, "validation_error"
+    )
+    assert "date" in problem["errors"]
+    for edge in ("1900-01-01", "2999-12-31"):
+        assert admin_api.patch(f"/api/v1/events/{event.pk}/", {"date": edge}).status_code == 200
+
+
+def test_a_nul_in_the_participants_search_is_400(admin_api):
+    """PostgreSQL's text cannot hold it: the query failed (a 500) before it was refused."""
+    problem = assert_problem(admin_api.get("/api/v1/participants/?search=a%00b"), 400, "validation_error")
+    assert "search" in problem["errors"]
+
+
+@pytest.mark.parametrize("debug", [True, False])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("post", "/api/v1/events"), ("put", "/api/v1/events/1"), ("post", "/api/v1/auth/token")],
+)
+def test_a_write_to_a_path_without_its_slash_is_404_not_a_redirect(method, path, debug, admin_api, settings):
+    """Django redirected it (a 301 that clients follow as a GET, dropping the body) or, with DEBUG
+    on, raised (an unlogged 500)."""
+    settings.DEBUG = debug
+    assert_problem(getattr(admin_api, method)(path, {"title": "x"}, format="json"), 404, "not_found")
+    assert not Event.objects.exists()
+    # A GET still goes to the path with the slash.
+    answer = admin_api.get("/api/v1/events")
+    assert (answer.status_code, answer["Location"]) == (301, "/api/v1/events/")
+
+
+@pytest.mark.parametrize("version", ["%00", "a%0Ab", "v2"])
+def test_the_schema_ignores_a_version_it_does_not_serve(version, anon):
+    """drf-spectacular wrote `?version=` into a header: a NUL or a newline made it invalid (500)."""
+    answer = anon.get(f"/api/schema/?version={version}")
+    assert answer.status_code == 200
+    assert "\n" not in answer["Content-Disposition"] and "\x00" not in answer["Content-Disposition"]

@@ -144,6 +144,16 @@ def test_removing_an_enrollment_inline_frees_the_seat(browser):
     assert list(event.enrollments.values_list("participant_id", flat=True)) == [staying.pk]
 
 
+def test_the_admin_refuses_an_event_date_beyond_what_calendars_can_hold(browser):
+    event = EventFactory(title="Offsite")
+    response = browser.post(
+        f"/admin/events/event/{event.pk}/change/", {**change_form(event), "date": "9999-12-31"}
+    )
+    assert response.status_code == 200  # the form again, with the error
+    assert "Ensure this value is less than or equal to 2999-12-31" in response.content.decode()
+    assert Event.objects.get(pk=event.pk).date == event.date
+
+
 def test_export_participants_as_csv(browser):
     first, second = EventFactory(title="=cmd|calc"), EventFactory()
     ann = UserFactory(full_name="Ann")

@@ -354,3 +354,22 @@ def test_resending_a_notification_that_has_not_failed_does_nothing(participant_a
     notification.refresh_from_db()
     assert notification.status == "sent" and notification.attempts == 1
     assert OutboxMessage.objects.count() == pending and len(mail.outbox) == 1  # nothing queued, nothing sent
+
+
+def test_an_entry_the_calendar_cannot_hold_costs_neither_its_notification_nor_the_batch(settings, caplog):
+    """An event stored before event dates were bounded, at the edge of Python's dates: its calendar
+    overflowed, and the whole batch's notifications were lost with it (their outbox message spent)."""
+    settings.TIME_ZONE = "Europe/Berlin"  # its time-zone rules a year either side overflow too
+    edge, ordinary = EventFactory(), EventFactory()
+    ann, bob = UserFactory.create_batch(2)
+    with broker(DEAD_BROKER):  # the messages stay in the outbox: delivered below, as one batch
+        event_services.enroll(event_id=edge.pk, participant_id=ann.pk)
+        event_services.enroll(event_id=ordinary.pk, participant_id=bob.pk)
+    items = [message.kwargs for message in OutboxMessage.objects.order_by("id")]
+    items[0]["event"]["date"] = "9999-12-31"
+    assert services.notify(items) == []
+    by_user = {n.user_id: n for n in Notification.objects.all()}
+    assert set(by_user) == {ann.pk, bob.pk}
+    assert by_user[ann.pk].calendar == "" and by_user[ann.pk].status == "sent"
+    assert by_user[bob.pk].calendar.startswith("BEGIN:VCALENDAR")
+    assert "goes without a calendar" in caplog.text

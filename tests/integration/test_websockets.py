@@ -67,6 +67,19 @@ def test_unknown_event_closes_4404(participant):
     run(scenario)
 
 
+@pytest.mark.parametrize(
+    "path", ["/ws/events/-1/", "/ws/events/abc/", "/ws/notifications", "/ws/", "/elsewhere/"]
+)
+def test_an_unknown_path_closes_4404(path, participant):
+    """The router used to raise on them: the server answered the handshake with HTTP 500."""
+
+    async def scenario():
+        assert await closed_with(socket(path, participant)) == 4404
+        assert await closed_with(socket(path)) == 4404  # whoever asks
+
+    run(scenario)
+
+
 async def next_state(watcher, last):
     """The next seat state other than `last`. A web process merges an event's states (at most one
     per 100 ms, the newest), so a state may come again; the contract promises the current count
