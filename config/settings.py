@@ -299,6 +299,8 @@ NOTIFICATION_RETRY_BASE_SECONDS = env.float("NOTIFICATION_RETRY_BASE_SECONDS", d
 # default is half of Postfix's 10 MB limit, leaving room for base64): the email says where to get it.
 # With a token, GET /metrics answers only a scraper that sends it (Authorization: Bearer …).
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+if not DEBUG and METRICS_TOKEN.startswith("change-me"):
+    raise ImproperlyConfigured("METRICS_TOKEN is still the placeholder of .env.example: generate a real one.")
 # How long an Idempotency-Key's answer is kept for replay (config/idempotency.py).
 IDEMPOTENCY_TTL_SECONDS = env.int("IDEMPOTENCY_TTL_SECONDS", default=24 * 60 * 60)
 REPORT_ATTACHMENT_MAX_BYTES = env.int("REPORT_ATTACHMENT_MAX_BYTES", default=5 * 1024 * 1024)

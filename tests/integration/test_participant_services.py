@@ -1,5 +1,5 @@
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from events import services as event_services
 from participants import services
@@ -61,4 +61,21 @@ def test_ensure_admin_without_both_variables_does_nothing(monkeypatch):
     monkeypatch.setenv("ADMIN_EMAIL", "boss@example.com")
     monkeypatch.delenv("ADMIN_PASSWORD", raising=False)
     call_command("ensure_admin")
+    assert not User.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("password", "reason"),
+    [
+        ("change-me-admin-password", "placeholder"),  # .env.example's
+        ("a", "too short"),
+        ("password1", "too common"),
+        ("12345678901", "entirely numeric"),
+    ],
+)
+def test_ensure_admin_refuses_a_placeholder_or_weak_password(monkeypatch, password, reason):
+    monkeypatch.setenv("ADMIN_EMAIL", "boss@example.com")
+    monkeypatch.setenv("ADMIN_PASSWORD", password)
+    with pytest.raises(CommandError, match=reason):
+        call_command("ensure_admin")
     assert not User.objects.exists()

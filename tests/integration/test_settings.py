@@ -115,6 +115,14 @@ def test_the_example_placeholder_key_is_refused(tmp_path):
     assert "placeholder" in result.stderr
 
 
+def test_the_example_placeholder_metrics_token_is_refused(tmp_path):
+    env = {"SECRET_KEY": "y" * 60, "METRICS_TOKEN": "change-me-to-a-long-random-scrape-token"}
+    result = run(PROBE, env, tmp_path)
+    assert result.returncode != 0
+    assert "METRICS_TOKEN is still the placeholder" in result.stderr
+    assert run(PROBE, dict(env, METRICS_TOKEN="a-real-random-token-" + "x" * 20), tmp_path).returncode == 0
+
+
 def test_the_development_key_is_random_per_checkout_and_kept(tmp_path):
     from django.conf import settings
 
