@@ -33,6 +33,17 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+class ClientMistakeFilter(logging.Filter):
+    """A record about what a client sent, not about the platform (a Host not in ALLOWED_HOSTS):
+    one WARNING line, without the traceback Django logs it with at ERROR. Anyone can send such
+    requests, and a traceback each made the error log theirs to fill."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.exc_info = record.exc_text = None
+        return True
+
+
 def _json_dumps_stdlib(line: Mapping[str, Any]) -> str:
     return json.dumps(line, default=str)
 

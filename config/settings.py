@@ -418,7 +418,10 @@ LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "config.logging.RequestIdFilter"}},
+    "filters": {
+        "request_id": {"()": "config.logging.RequestIdFilter"},
+        "client_mistake": {"()": "config.logging.ClientMistakeFilter"},
+    },
     "formatters": {"json": {"()": "config.logging.JsonFormatter"}},
     "handlers": {
         "console": {
@@ -432,5 +435,6 @@ LOGGING = {
         # The request line of config.middleware replaces Django's own request/server logs.
         "django.request": {"level": "CRITICAL", "propagate": True},
         "django.server": {"level": "WARNING", "propagate": True},
+        "django.security.DisallowedHost": {"filters": ["client_mistake"], "propagate": True},
     },
 }

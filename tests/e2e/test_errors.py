@@ -1,5 +1,7 @@
 """The error shape holds everywhere: unknown routes, wrong methods, crashes; request ids flow."""
 
+import logging
+
 import pytest
 
 from events import selectors
@@ -107,3 +109,13 @@ def test_the_api_docs_load_nothing_from_outside(anon):
     swagger = anon.get("/api/docs/").content.decode()
     assert not re.search(r"(src|href)=\"https?://", swagger)
     assert '"validatorUrl": null' in swagger  # no badge from validator.swagger.io
+
+
+def test_a_foreign_host_is_one_warning_line_not_an_error_with_a_traceback(anon, caplog):
+    caplog.set_level(logging.INFO)
+    answer = anon.get("/api/v1/events/", HTTP_HOST="evil.example")
+    assert_problem(answer, 400, "bad_request")
+    (record,) = [r for r in caplog.records if r.name == "django.security.DisallowedHost"]
+    assert record.levelname == "WARNING" and record.exc_info is None
+    assert "evil.example" in record.getMessage()
+    assert [r.levelname for r in caplog.records if r.name == "http.request"] == ["INFO"]
