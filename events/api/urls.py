@@ -8,7 +8,7 @@ from config.fastlane import FastRoute
 from events.api import calendar, reads, views
 from events.api.checkins import EventCheckinsView
 
-router = SimpleRouter()
+router = SimpleRouter(use_regex_path=False)
 router.register("events", views.EventViewSet, basename="event")
 
 urlpatterns = [

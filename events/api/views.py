@@ -62,6 +62,8 @@ class EventViewSet(viewsets.ModelViewSet):
 
     permission_classes = [IsAdminOrReadOnly]
     serializer_class = EventSerializer
+    # <id:...>, as the other routes: DRF's default took "٣" for 3 (the router is path-based).
+    lookup_value_converter = "id"
     filterset_class = EventFilter
     queryset = selectors.events()
 

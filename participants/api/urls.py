@@ -1,9 +1,10 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
+from config import converters  # noqa: F401  (registers <id:...>)
 from participants.api import views
 
-router = SimpleRouter()
+router = SimpleRouter(use_regex_path=False)
 router.register("participants", views.ParticipantViewSet, basename="participant")
 
 urlpatterns = [

@@ -135,6 +135,8 @@ class ParticipantViewSet(viewsets.ModelViewSet):
 
     permission_classes = [IsAdmin]
     serializer_class = ParticipantSerializer
+    # <id:...>, as the other routes: DRF's default took "٣" for 3 (the router is path-based).
+    lookup_value_converter = "id"
 
     def get_queryset(self) -> QuerySet[User]:
         queryset = selectors.participants().order_by("id")

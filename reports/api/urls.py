@@ -4,7 +4,7 @@ from rest_framework.routers import SimpleRouter
 from config import converters  # noqa: F401  (registers <id:...>)
 from reports.api import views
 
-router = SimpleRouter()
+router = SimpleRouter(use_regex_path=False)
 router.register("reports", views.ReportViewSet, basename="report")
 
 urlpatterns = [

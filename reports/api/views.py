@@ -65,6 +65,8 @@ class ReportViewSet(viewsets.ReadOnlyModelViewSet):
 
     permission_classes = [IsAdmin]
     serializer_class = ReportSerializer
+    # <id:...>, as the other routes: DRF's default took "٣" for 3 (the router is path-based).
+    lookup_value_converter = "id"
     queryset = selectors.reports()
     filterset_fields = ["event"]
 

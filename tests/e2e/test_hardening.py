@@ -328,3 +328,12 @@ def test_the_schema_ignores_a_version_it_does_not_serve(version, anon):
     answer = anon.get(f"/api/schema/?version={version}")
     assert answer.status_code == 200
     assert "\n" not in answer["Content-Disposition"] and "\x00" not in answer["Content-Disposition"]
+
+
+@pytest.mark.parametrize("route", ["events", "participants", "reports"])
+@pytest.mark.parametrize("method", ["get", "patch", "delete"])
+def test_an_id_in_other_digits_names_nothing(route, method, admin_api):
+    """DRF's router took any digits int() reads: `/events/٣/` was event 3, PATCH and DELETE too."""
+    event = EventFactory(pk=3)
+    assert_problem(getattr(admin_api, method)(f"/api/v1/{route}/\u0663/"), 404, "not_found")
+    assert Event.objects.filter(pk=event.pk).exists()
