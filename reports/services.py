@@ -17,6 +17,7 @@ from events.models import Event
 from events.services import EventNotFound
 from notifications import services as notifications
 from notifications.domain import Kind
+from notifications.tasks import DATABASE_AWAY
 from participants import selectors as participant_selectors
 from reports import database, metrics, selectors
 from reports.domain import (
@@ -79,6 +80,8 @@ def build(*, report_id: int) -> str | None:
     try:
         with metrics.BUILD_DURATION.time():
             return _build(report_id)
+    except DATABASE_AWAY:
+        raise  # not the report's fault: it stays running, and the task builds it again later
     except Exception as exc:
         log.exception("report %s failed", report_id)
         Report.objects.filter(pk=report_id, status=Status.RUNNING).update(

@@ -10,7 +10,7 @@ from events import services as event_services
 from notifications import services
 from notifications.domain import Kind, Status
 from notifications.models import Notification
-from tests.factories import EventFactory, UserFactory
+from tests.factories import EventFactory, NotificationFactory, UserFactory
 from tests.helpers import DEAD_BROKER, assert_problem, broker, client_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -373,3 +373,24 @@ def test_an_entry_the_calendar_cannot_hold_costs_neither_its_notification_nor_th
     assert by_user[ann.pk].calendar == "" and by_user[ann.pk].status == "sent"
     assert by_user[bob.pk].calendar.startswith("BEGIN:VCALENDAR")
     assert "goes without a calendar" in caplog.text
+
+
+def test_a_delivery_that_meets_the_database_away_is_tried_again(participant, monkeypatch):
+    """The email stayed queued for good: the failed task's message was acknowledged."""
+    from django.db import OperationalError
+
+    from notifications.tasks import send_notification
+
+    deliver, calls = services.deliver, []
+
+    def away_once(*, notification_id):
+        calls.append(notification_id)
+        if len(calls) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        return deliver(notification_id=notification_id)
+
+    monkeypatch.setattr(services, "deliver", away_once)
+    notification = NotificationFactory(user=participant)
+    send_notification.delay(notification.pk)
+    notification.refresh_from_db()
+    assert (notification.status, len(calls), len(mail.outbox)) == ("sent", 2, 1)

@@ -88,6 +88,7 @@ def test_other_recipients_get_the_document_and_the_requester_a_note(admin_api, a
         {"recipients": []},
         {"recipients": "hr@example.com"},
         {"recipients": ["a@example.com"] * 51},
+        {"recipients": [f"{'a' * 64}@{'b' * 63}.{'c' * 63}.{'d' * 63}.example"]},  # 266 characters
         {"format": "csv"},
     ],
 )
@@ -100,8 +101,9 @@ def test_bad_requests_create_nothing(admin_api, payload):
 def test_unknown_event_and_unknown_report(admin_api):
     assert_problem(admin_api.post("/api/v1/events/424242/reports/", {}), 404, "not_found")
     # A report looked up by id goes through services.get_report, which says what was not found.
-    for url in ("/api/v1/reports/424242/", "/api/v1/reports/424242/download/", "/api/v1/reports/x1/"):
+    for url in ("/api/v1/reports/424242/", "/api/v1/reports/424242/download/"):
         assert assert_problem(admin_api.get(url), 404, "not_found")["detail"] == "No report with this id."
+    assert_problem(admin_api.get("/api/v1/reports/x1/"), 404, "not_found")  # no id: no such route
     assert not Report.objects.exists()
 
 
@@ -159,6 +161,26 @@ def test_a_failing_build_is_marked_failed(admin_api, event_with_two, monkeypatch
     assert report["status"] == "failed"
     assert "disk full" in report["error"]
     assert mail.outbox == []
+
+
+def test_a_build_that_meets_the_database_away_is_built_later(admin_api, event_with_two, monkeypatch):
+    """It stayed pending (or running) for good: the failed task's message was acknowledged."""
+    from django.db import OperationalError
+
+    event, _ = event_with_two
+    build, calls = services._build, []
+
+    def away_once(report_id):
+        calls.append(report_id)
+        if len(calls) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        return build(report_id)
+
+    monkeypatch.setattr(services, "_build", away_once)
+    accepted = admin_api.post(f"/api/v1/events/{event.pk}/reports/", {}).json()
+    report = admin_api.get(f"/api/v1/reports/{accepted['id']}/").json()
+    assert (report["status"], report["participant_count"], len(calls)) == ("done", 2, 2)
+    assert len(mail.outbox) == 1
 
 
 def test_empty_event_report(admin_api):
