@@ -191,7 +191,8 @@ class NewEnrollmentInline(admin.TabularInline):
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "participant":
-            kwargs["queryset"] = participant_selectors.participants()  # admins hold no seats
+            # Admins hold no seats, and deactivated accounts take none.
+            kwargs["queryset"] = participant_selectors.active_participants()
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
@@ -254,7 +255,7 @@ class NewWaitlistInline(admin.TabularInline):
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "participant":
-            kwargs["queryset"] = participant_selectors.participants()
+            kwargs["queryset"] = participant_selectors.active_participants()
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
@@ -506,7 +507,12 @@ class EventAdmin(admin.ModelAdmin):
         for event_id in queryset.values_list("pk", flat=True):
             services.delete_event(event_id=event_id)
 
-    @admin.action(description="Export participants of the selected events as CSV")
+    def has_export_permission(self, request: HttpRequest) -> bool:
+        """The export lists participants' names and e-mail addresses: whoever may see them (the
+        participants' own view permission), not anyone who may merely see the events."""
+        return bool(request.user.has_perm("participants.view_participant"))
+
+    @admin.action(description="Export participants of the selected events as CSV", permissions=["export"])
     def export_participants_csv(self, request: HttpRequest, queryset: QuerySet[Event]) -> HttpResponse:
         response = HttpResponse(content_type="text/csv")
         response["Content-Disposition"] = 'attachment; filename="event-participants.csv"'
@@ -536,7 +542,7 @@ class EventAdmin(admin.ModelAdmin):
                     e.event.date.isoformat(),
                     e.participant_id,
                     _csv_safe(e.participant.full_name),
-                    e.participant.email,
+                    _csv_safe(e.participant.email),  # `=cmd|x@example.com` is a valid address
                     e.created_at.isoformat(),
                     e.checked_in_at.isoformat() if e.checked_in_at else "",
                 ]

@@ -7,6 +7,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.admin.utils import display_for_value
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -266,9 +267,12 @@ class UserAdmin(AccountAdmin):
         return False
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet[Any], search_term: str) -> Any:
+        if "\x00" in search_term:  # no address or name holds one (and PostgreSQL refuses it)
+            return queryset.none(), False
         queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
         if request.path == reverse("admin:autocomplete") and request.GET.get("app_label") == "events":
-            queryset = queryset.filter(is_staff=False)  # admins hold no seats and wait for none
+            # Admins hold no seats and wait for none; deactivated accounts take none.
+            queryset = queryset.filter(is_staff=False, is_active=True)
         return queryset, may_have_duplicates
 
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
@@ -277,6 +281,8 @@ class UserAdmin(AccountAdmin):
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
     ) -> HttpResponse:
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied  # before telling what kind of account the id is, or that it is one
         user = self.get_object(request, object_id)
         if user is None:
             return super().change_view(request, object_id, form_url, extra_context)  # its "not found"

@@ -63,6 +63,12 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         self.email = normalize_email(self.email)
+        if self.is_superuser and not self.is_staff:
+            # Only an admin holds every permission: an administrator made a participant again
+            # (is_staff unticked) would otherwise keep them, listed and enrolled as a participant.
+            self.is_superuser = False
+            if kwargs.get("update_fields") is not None:
+                kwargs["update_fields"] = {*kwargs["update_fields"], "is_superuser"}
         # set_password() keeps the new raw password until the save (Django's own bookkeeping).
         password_changed = self.pk is not None and getattr(self, "_password", None) is not None
         super().save(*args, **kwargs)

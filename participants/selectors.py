@@ -13,6 +13,12 @@ def participants() -> QuerySet[User]:
     return User.objects.participants()
 
 
+def active_participants() -> QuerySet[User]:
+    """The participants who can be enrolled or put on a waiting list: a deactivated account gave
+    its seats and places back (events.receivers), and takes no new ones."""
+    return User.objects.participants().filter(is_active=True)
+
+
 def accounts() -> QuerySet[User]:
     """Every account, admins included."""
     return User.objects.all()

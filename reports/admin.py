@@ -21,7 +21,7 @@ from reports.files import document_response
 from reports.models import Report
 
 
-@admin.action(description="Generate participant report (emailed to you)")
+@admin.action(description="Generate participant report (emailed to you)", permissions=["report"])
 def generate_report(
     modeladmin: admin.ModelAdmin[Event], request: HttpRequest, queryset: QuerySet[Event]
 ) -> None:
@@ -49,6 +49,13 @@ def add_event_actions(site: admin.AdminSite = admin.site) -> None:
     event_admin = site.get_model_admin(Event)
     if generate_report not in (event_admin.actions or ()):
         event_admin.actions = [*(event_admin.actions or ()), generate_report]
+        # The action's permission (admin.action's permissions=["report"]): a report lists the
+        # event's participants and is e-mailed to the requester, so whoever may request reports.
+        event_admin.has_report_permission = _may_request_reports  # type: ignore[attr-defined]
+
+
+def _may_request_reports(request: HttpRequest) -> bool:
+    return bool(request.user.has_perm("reports.add_report"))
 
 
 add_event_actions()

@@ -8,4 +8,4 @@ class ReportsConfig(AppConfig):
     def ready(self) -> None:
         # Register the tasks with the Celery app in every process, not only in workers: the
         # embedded default runs them in-process.
-        from . import tasks  # noqa: F401
+        from . import receivers, tasks  # noqa: F401

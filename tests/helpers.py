@@ -7,7 +7,9 @@ from here (`from tests.helpers import assert_problem, client_for`), never from c
 from __future__ import annotations
 
 import contextlib
+import html
 import os
+import re
 import subprocess
 import sys
 import time
@@ -192,3 +194,25 @@ def scrape_metrics(client: APIClient) -> dict[str, float]:
             name, value = line.rsplit(" ", 1)
             samples[name] = float(value)
     return samples
+
+
+def form_as_posted(page: str) -> dict[str, str]:
+    """The inputs of an admin page's form as a browser posts them: every field with its value,
+    checkboxes only when ticked, no submit buttons."""
+    form = {}
+    for tag in re.findall(r"<input [^>]*>", page):
+        name, value = re.search(r'name="([^"]+)"', tag), re.search(r'value="([^"]*)"', tag)
+        kind = re.search(r'type="([^"]+)"', tag)
+        if name is None or (kind and kind[1] == "submit"):
+            continue
+        if kind and kind[1] == "checkbox":
+            if "checked" in tag:
+                form[name[1]] = "on"
+            continue
+        form[name[1]] = html.unescape(value[1]) if value else ""
+    for select in re.finditer(r'<select [^>]*name="([^"]+)"[^>]*>(.*?)</select>', page, re.S):
+        chosen = re.search(r'<option value="([^"]*)"[^>]*selected', select[2])
+        form[select[1]] = html.unescape(chosen[1]) if chosen else ""
+    for area in re.finditer(r'<textarea [^>]*name="([^"]+)"[^>]*>(.*?)</textarea>', page, re.S):
+        form[area[1]] = html.unescape(area[2]).lstrip("\n")
+    return form

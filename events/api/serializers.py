@@ -57,7 +57,7 @@ class EnrollRequestSerializer(StrictSerializer):
     no body (acts for themself)."""
 
     participant = IdRelatedField(
-        queryset=participant_selectors.participants(),
+        queryset=participant_selectors.active_participants(),
         required=False,
         help_text="Admins only: for whom.",
     )

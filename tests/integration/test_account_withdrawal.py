@@ -5,7 +5,6 @@ go, and the counts stay exact also when the participant's own cancellation runs 
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 
@@ -19,7 +18,7 @@ from events.models import AdmissionRequest, Enrollment, Event, WaitlistEntry
 from participants import services as participant_services
 from participants.models import User
 from tests.factories import AdminFactory, EventFactory, UserFactory
-from tests.helpers import client_for, needs_service
+from tests.helpers import client_for, form_as_posted, needs_service
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -87,18 +86,7 @@ def test_deactivating_in_the_admin_gives_them_back(everything_held):
     browser = Client()
     browser.force_login(AdminFactory())
     page = browser.get(f"/admin/participants/participant/{leaving.pk}/change/").content.decode()
-    # The form as the page posts it (checked boxes only), with "active" unticked.
-    form = {}
-    for tag in re.findall(r"<input [^>]*>", page):
-        name, value = re.search(r'name="([^"]+)"', tag), re.search(r'value="([^"]*)"', tag)
-        kind = re.search(r'type="([^"]+)"', tag)
-        if name is None or (kind and kind[1] == "submit"):
-            continue
-        if kind and kind[1] == "checkbox":
-            if "checked" in tag:
-                form[name[1]] = "on"
-            continue
-        form[name[1]] = value[1] if value else ""
+    form = form_as_posted(page)  # with "active" unticked below
     assert form.pop("is_active") == "on"
     response = browser.post(f"/admin/participants/participant/{leaving.pk}/change/", form)
     assert response.status_code == 302, response.content.decode()[:3000]

@@ -20,7 +20,9 @@ from tests.factories import (
     NotificationFactory,
     ReportFactory,
     UserFactory,
+    WaitlistEntryFactory,
 )
+from tests.helpers import form_as_posted
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -611,3 +613,116 @@ def test_the_admin_tells_each_participant_added_to_the_waiting_list_their_place_
     assert [m for m in said if m.startswith("Already Waiting") and "was not put on the waiting list: " in m]
     places = WaitlistEntry.objects.filter(event=event).order_by("id")
     assert list(places.values_list("participant_id", flat=True)) == [waiting.pk, newcomer.pk]
+
+
+def test_an_event_page_with_hundreds_of_people_saves(browser):
+    """Its lists post two fields a person: Django's 1,000 refused to save an event of about 500."""
+    event = EventFactory(title="All hands", capacity=520)
+    for user in UserFactory.create_batch(520):
+        EnrollmentFactory(event=event, participant=user)
+    for user in UserFactory.create_batch(30):
+        WaitlistEntryFactory(event=event, participant=user)
+    form = form_as_posted(browser.get(f"/admin/events/event/{event.pk}/change/").content.decode())
+    assert len(form) > 1000
+    form["title"] = "All hands, renamed"
+    response = browser.post(f"/admin/events/event/{event.pk}/change/", form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    event.refresh_from_db()
+    assert (event.title, event.enrolled_count, event.waitlist_count) == ("All hands, renamed", 520, 30)
+
+
+def test_deactivated_participants_are_neither_offered_nor_enrolled(browser, admin_api):
+    event = EventFactory(capacity=5)
+    gone = UserFactory(full_name="Gone Person", is_active=False)
+    picker = browser.get(
+        "/admin/autocomplete/",
+        {"app_label": "events", "model_name": "enrollment", "field_name": "participant", "term": "Gone"},
+    ).json()
+    assert picker["results"] == []
+    response = browser.post(f"/admin/events/event/{event.pk}/change/", change_form(event, enroll=[gone]))
+    assert response.status_code == 200  # the form again, with the error
+    for route in ("enrollments", "waitlist"):
+        answer = admin_api.post(f"/api/v1/events/{event.pk}/{route}/", {"participant": gone.pk})
+        assert "participant" in answer.json()["errors"]
+    assert not Enrollment.objects.exists() and not WaitlistEntry.objects.exists()
+
+
+def test_a_nul_in_the_participant_picker_finds_nobody(browser):
+    UserFactory(full_name="Ann")
+    picker = browser.get(
+        "/admin/autocomplete/",
+        {"app_label": "events", "model_name": "enrollment", "field_name": "participant", "term": "A\x00"},
+    )
+    assert (picker.status_code, picker.json()["results"]) == (200, [])
+
+
+def test_an_administrator_made_a_participant_again_is_no_superuser_any_more():
+    boss = AdminFactory()
+    assert boss.is_superuser
+    boss.is_staff = False
+    boss.save()
+    boss.refresh_from_db()
+    assert not boss.is_superuser
+    boss = AdminFactory()
+    boss.is_staff = False
+    boss.save(update_fields=["is_staff"])
+    boss.refresh_from_db()
+    assert not boss.is_superuser
+
+
+def test_the_csv_neutralises_a_formula_in_an_address_too(browser):
+    event = EventFactory()
+    services.enroll(event_id=event.pk, participant_id=UserFactory(email="=cmd|x@example.com").pk)
+    response = browser.post(
+        "/admin/events/event/", {"action": "export_participants_csv", "_selected_action": [event.pk]}
+    )
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert rows[1][5] == "'=cmd|x@example.com"
+
+
+def staff_with(*permissions):
+    """A staff account (not a superuser) holding only these permissions ("app.codename")."""
+    from django.contrib.auth.models import Permission
+
+    user = AdminFactory(is_superuser=False)
+    for permission in permissions:
+        app_label, codename = permission.split(".")
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+        )
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_what_a_staff_account_may_do_follows_its_permissions():
+    event = EventFactory()
+    services.enroll(event_id=event.pk, participant_id=UserFactory().pk)
+    viewer = staff_with("events.view_event", "notifications.view_notification")
+    page = viewer.get("/admin/events/event/").content.decode()
+    # Only seeing events does not let one export the participants' addresses or have them e-mailed.
+    assert "export_participants_csv" not in page and "generate_report" not in page
+    response = viewer.post(
+        "/admin/events/event/", {"action": "export_participants_csv", "_selected_action": [event.pk]}
+    )
+    assert "text/csv" not in response.get("Content-Type", "")
+    assert "send_again" not in viewer.get("/admin/notifications/notification/").content.decode()
+
+    entitled = staff_with("events.view_event", "participants.view_participant", "reports.add_report")
+    page = entitled.get("/admin/events/event/").content.decode()
+    assert "export_participants_csv" in page and "generate_report" in page
+
+    # A staff account without the right to see accounts learns nothing about an id.
+    nobody = staff_with()
+    assert nobody.get(f"/admin/participants/user/{UserFactory().pk}/change/").status_code == 403
+
+
+def test_a_notifications_page_does_not_show_the_check_in_code(browser, participant_api):
+    event = EventFactory()
+    assert participant_api.post(f"/api/v1/events/{event.pk}/enrollments/").status_code == 201
+    notification = Notification.objects.get(kind="enrollment_confirmed")
+    code = notification.checkin_code
+    assert code and code[:4] in notification.body  # the e-mail itself carries it
+    page = browser.get(f"/admin/notifications/notification/{notification.pk}/change/").content.decode()
+    assert notification.subject in page and "[check-in code]" in page
+    assert code not in page and code[:4] + "-" + code[4:8] not in page

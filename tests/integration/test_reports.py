@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import os
 
 import pytest
 from django.core import mail
@@ -355,3 +356,25 @@ def test_an_unknown_download_format_is_400(admin_api, event_with_two, chosen):
     answer = admin_api.get(f"/api/v1/reports/{accepted['id']}/download/?format={chosen}")
     assert_problem(answer, 400, "validation_error")
     assert admin_api.get(f"/api/v1/reports/{accepted['id']}/download/?format=json").status_code == 200
+
+
+def test_a_deleted_report_takes_its_documents_with_it(admin_api, admin, event_with_two):
+    """Every participant's name and address stayed on disk after the row had gone."""
+    event, _ = event_with_two
+    paths = []
+    for _ in range(2):
+        accepted = admin_api.post(f"/api/v1/events/{event.pk}/reports/", {}).json()
+        report = Report.objects.get(pk=accepted["id"])
+        assert report.status == "done"
+        paths.append([report.document.path, report.document_gzip.path])
+    first, second = (
+        Report.objects.get(pk=pk) for pk in Report.objects.order_by("id").values_list("pk", flat=True)
+    )
+    browser = Client()
+    browser.force_login(admin)
+    assert browser.post(f"/admin/reports/report/{first.pk}/delete/", {"post": "yes"}).status_code == 302
+    assert not any(os.path.exists(path) for path in paths[0])
+    assert all(os.path.exists(path) for path in paths[1])
+    event_services.delete_event(event_id=event.pk)  # its reports go with it, and their documents
+    assert not Report.objects.exists()
+    assert not any(os.path.exists(path) for path in paths[1])
