@@ -253,7 +253,9 @@ def _build(todo: Mapping[str, tuple[Mapping[str, Any], int, int | None]]) -> lis
         user.pk: user
         for user in participant_selectors.accounts()
         .only("email", "full_name")
-        .filter(pk__in={participant_id for _, participant_id, _ in todo.values()})
+        # A deactivated account gave its seats and places back (events.receivers): a message about
+        # them written before that, delivered after, would hand it a ticket that no longer holds.
+        .filter(pk__in={participant_id for _, participant_id, _ in todo.values()}, is_active=True)
     }
     alive = _existing_events({item["event_id"] for item, _, _ in todo.values() if item["event_id"]})
     now = timezone.now()
@@ -261,7 +263,7 @@ def _build(todo: Mapping[str, tuple[Mapping[str, Any], int, int | None]]) -> lis
     for key, (item, participant_id, position) in todo.items():
         user = users.get(participant_id)
         if user is None:
-            continue  # the account is gone, and its notifications with it
+            continue  # the account is gone or deactivated, and its notifications with it
         context: dict[str, Any] = {"full_name": user.full_name, "event": item["event"]}
         if position is not None:
             context["position"] = position

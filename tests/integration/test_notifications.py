@@ -394,3 +394,16 @@ def test_a_delivery_that_meets_the_database_away_is_tried_again(participant, mon
     send_notification.delay(notification.pk)
     notification.refresh_from_db()
     assert (notification.status, len(calls), len(mail.outbox)) == ("sent", 2, 1)
+
+
+def test_an_account_deactivated_before_its_message_is_delivered_gets_nothing(participant):
+    """Its seat went back when it was deactivated: the confirmation, delivered after, handed it a
+    ticket that no longer held."""
+    event = EventFactory()
+    with broker(DEAD_BROKER):  # the message waits in the outbox (the relay publishes it later)
+        event_services.enroll(event_id=event.pk, participant_id=participant.pk)
+    items = [OutboxMessage.objects.get().kwargs]
+    participant.is_active = False
+    participant.save()
+    assert services.notify(items) == []
+    assert not Notification.objects.exists() and mail.outbox == []
