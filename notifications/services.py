@@ -12,6 +12,7 @@ delivered one by one by `notifications.send_notification`, as are an admin's res
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import uuid
@@ -180,6 +181,10 @@ def _notify_kwargs(
     """A notify message's kwargs but for the event's snapshot (`event`)."""
     return {
         "key": uuid.uuid4().hex,
+        # When the change was made: its calendar entry's DTSTAMP. Messages of one participant may be
+        # delivered out of order (one waits for the relay while a later one goes at once), and a
+        # calendar app keeps the entry with the latest DTSTAMP of the same SEQUENCE.
+        "at": timezone.now().isoformat(),
         "kind": Kind(kind).value,
         "event_id": event_id,
         "participants": [[participant_id, position] for participant_id, position in participants],
@@ -277,7 +282,7 @@ def _build(todo: Mapping[str, tuple[Mapping[str, Any], int, int | None]]) -> lis
         if code:
             context["checkin_code"] = emails.display_checkin_code(code)
         try:
-            ics = _calendar(kind, item, user, now=now)
+            ics = _calendar(kind, item, user, now=_changed_at(item) or now)
         except (ValueError, OverflowError):
             # An entry the calendar cannot hold (a date at the edge of what Python's dates can
             # hold: events stored before their dates were bounded) must not cost the notification,
@@ -314,6 +319,11 @@ def _calendar(kind: Kind, item: Mapping[str, Any], user: Any, *, now: Any) -> st
     return calendar.render(
         method, [(item["event_id"], snapshot)], attendee=(user.email, user.full_name), now=now
     )
+
+
+def _changed_at(item: Mapping[str, Any]) -> dt.datetime | None:
+    """When the item's change was made (None for a message written before they said)."""
+    return dt.datetime.fromisoformat(item["at"]) if item.get("at") else None
 
 
 def _existing_events(event_ids: set[int]) -> set[int]:

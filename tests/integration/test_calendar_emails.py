@@ -4,6 +4,8 @@ worker sent (tasks run in-process after commit; Django's locmem backend keeps th
 from __future__ import annotations
 
 import datetime as dt
+import re
+import time
 from email import message_from_bytes
 from email.message import Message
 
@@ -12,6 +14,7 @@ from django.core import mail
 from django.utils import timezone
 from icalendar import Calendar
 
+from config.outbox.models import OutboxMessage
 from events import reminders
 from events import services as event_services
 from events.models import Enrollment
@@ -19,7 +22,7 @@ from notifications import services
 from notifications.emails import display_checkin_code, qr_png
 from notifications.models import Notification
 from tests.factories import EventFactory, UserFactory
-from tests.helpers import client_for
+from tests.helpers import DEAD_BROKER, broker, client_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -226,3 +229,22 @@ def test_the_file_backend_keeps_one_file_per_email_of_a_batch(admin_api, setting
     # (Django names a file by the second and its backend's id(): separate sends in one second may
     # still share one, which is Django's. The batch's emails never do.)
     assert sum("LOCATION:Roof" in text for text in files) == 3
+
+
+def test_a_late_confirmation_does_not_undo_the_cancellation_after_it(participant):
+    """One process's message may wait for the relay while a later one goes at once: the calendar
+    entries are stamped with when each change was made, not when the worker wrote them, so the
+    cancellation stays the participant's latest word on the event."""
+    event = EventFactory()
+    with broker(DEAD_BROKER):  # both wait in the outbox; delivered below, the later one first
+        event_services.enroll(event_id=event.pk, participant_id=participant.pk)
+        time.sleep(1.1)  # DTSTAMP counts whole seconds: the two changes in different ones
+        event_services.cancel_enrollment(event_id=event.pk, participant_id=participant.pk)
+    confirmation, cancellation = [message.kwargs for message in OutboxMessage.objects.order_by("id")]
+    services.notify([cancellation])
+    services.notify([confirmation])
+    stamps = {
+        n.kind: re.search(r"DTSTAMP:(\w+)", n.calendar)[1]
+        for n in Notification.objects.filter(user=participant)
+    }
+    assert stamps["enrollment_cancelled"] > stamps["enrollment_confirmed"]
