@@ -95,8 +95,10 @@ def test_the_confirmation_message_carries_the_event_as_notifications_snapshot_it
     enrollment = services.enroll(event_id=event.pk, participant_id=user.pk, check_account=True)
     message = OutboxMessage.objects.filter(task=notifications.NOTIFY_TASK).latest("id")
     event.refresh_from_db()
-    expected_keys = {"key", "kind", "event_id", "event", "participants", "checkin_codes"}
+    expected_keys = {"key", "at", "kind", "event_id", "event", "participants", "checkin_codes"}
     assert set(message.kwargs) == expected_keys
+    made_at = dt.datetime.fromisoformat(message.kwargs["at"])  # when the change was made
+    assert abs(made_at - enrollment.created_at) < dt.timedelta(seconds=1)
     assert message.kwargs["event"] == notifications.event_context(event)
     assert message.kwargs["event"]["time"] == "09:05"
     assert message.kwargs["kind"] == "enrollment_confirmed"
