@@ -138,7 +138,9 @@ class WaitlistEntry(models.Model):
         indexes = [models.Index(fields=["event", "id"])]
 
     def __str__(self) -> str:
-        return f"{self.participant} waiting for {self.event}"
+        # Ids, as the other rows of an event: the admin lists every place of an event it deletes,
+        # and loading each one's participant and event made that page one query per place, twice.
+        return f"{self.participant_id} waiting for {self.event_id}"
 
 
 class RevokedCheckinCode(models.Model):

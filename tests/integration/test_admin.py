@@ -726,3 +726,17 @@ def test_a_notifications_page_does_not_show_the_check_in_code(browser, participa
     page = browser.get(f"/admin/notifications/notification/{notification.pk}/change/").content.decode()
     assert notification.subject in page and "[check-in code]" in page
     assert code not in page and code[:4] + "-" + code[4:8] not in page
+
+
+def test_deleting_an_event_with_a_long_waiting_list_asks_in_a_few_queries(browser):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    event = EventFactory(capacity=1)
+    EnrollmentFactory(event=event)
+    for user in UserFactory.create_batch(60):
+        WaitlistEntryFactory(event=event, participant=user)
+    with CaptureQueriesContext(connection) as queries:
+        page = browser.get(f"/admin/events/event/{event.pk}/delete/")
+    assert page.status_code == 200
+    assert len(queries) < 30  # not one per place
