@@ -145,13 +145,19 @@ def while_held(first, second):
     return errors
 
 
-@needs_service("DATABASE_URL")
-def test_deleting_an_account_while_its_owner_cancels_gives_the_seat_once():
+def one_seat_two_waiting():
+    """An event of one seat, its holder, and the first and second on its waiting list."""
     event = EventFactory(capacity=1)
-    owner, first, second = UserFactory.create_batch(3)
-    services.enroll(event_id=event.pk, participant_id=owner.pk)
+    holder, first, second = UserFactory.create_batch(3)
+    services.enroll(event_id=event.pk, participant_id=holder.pk)
     services.join_waitlist(event_id=event.pk, participant_id=first.pk)
     services.join_waitlist(event_id=event.pk, participant_id=second.pk)
+    return event, holder, first, second
+
+
+@needs_service("DATABASE_URL")
+def test_deleting_an_account_while_its_owner_cancels_gives_the_seat_once():
+    event, owner, first, second = one_seat_two_waiting()
     errors = while_held(
         lambda: services.cancel_enrollment(event_id=event.pk, participant_id=owner.pk),
         lambda: participant_services.delete_participant(participant_id=owner.pk),
@@ -164,11 +170,7 @@ def test_deleting_an_account_while_its_owner_cancels_gives_the_seat_once():
 
 @needs_service("DATABASE_URL")
 def test_deleting_an_account_while_its_owner_leaves_the_waiting_list_counts_it_once():
-    event = EventFactory(capacity=1)
-    holder, owner, behind = UserFactory.create_batch(3)
-    services.enroll(event_id=event.pk, participant_id=holder.pk)
-    services.join_waitlist(event_id=event.pk, participant_id=owner.pk)
-    services.join_waitlist(event_id=event.pk, participant_id=behind.pk)
+    event, holder, owner, behind = one_seat_two_waiting()
     errors = while_held(
         lambda: services.leave_waitlist(event_id=event.pk, participant_id=owner.pk),
         lambda: participant_services.delete_participant(participant_id=owner.pk),
