@@ -12,6 +12,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import display_for_value
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.validators import RegexValidator
 from django.db.models import Count, F, OuterRef, QuerySet, Subquery, Window
 from django.db.models.functions import Coalesce, NullIf, RowNumber
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
@@ -98,10 +99,11 @@ class CheckinForm(forms.Form):
     """The event page's "Check in" box: a code, typed or scanned at the door."""
 
     # As the API takes it (events/api/checkins.py): spaces and dashes allowed around the 16
-    # characters. Django's CharField refuses NUL characters, which the database cannot compare.
+    # characters, anything else refused as no code at all.
     checkin_code = forms.CharField(
         label="Check-in code",
-        max_length=64,
+        max_length=domain.CHECKIN_CODE_MAX_LENGTH,
+        validators=[RegexValidator(domain.CHECKIN_CODE_AS_TYPED, domain.NOT_A_CHECKIN_CODE)],
         widget=forms.TextInput(
             attrs={"autocomplete": "off", "spellcheck": "false", "placeholder": "ABCD-EFGH-IJKL-MNOP"}
         ),
@@ -395,7 +397,9 @@ class EventAdmin(admin.ModelAdmin):
             return back
         form = CheckinForm(request.POST)
         if not form.is_valid():
-            self.message_user(request, "Enter a check-in code (at most 64 characters).", messages.ERROR)
+            # The field's own words: the API's for a text that is no code, or "required", or too long.
+            for error in form.errors["checkin_code"]:
+                self.message_user(request, str(error), messages.ERROR)
             return back
         code = form.cleaned_data["checkin_code"]
         # (No full stop after the times below: the admin's format may end with one, "9:51 a.m.".)

@@ -97,6 +97,17 @@ def new_checkin_code() -> str:
     return base64.b32encode(secrets.token_bytes(10)).decode("ascii")
 
 
+# Generous for what people and scanners add around the 16 characters (spaces, dashes, "ABCD-EFGH-
+# IJKL-MNOP" is 19), yet a bound: a body is never looked up with megabytes of text in it.
+CHECKIN_CODE_MAX_LENGTH = 64
+# A code as typed: ASCII letters and digits, with any spaces or dashes around and between them.
+# Anything else (control characters, NUL, other scripts) is not a code at all: refused rather than
+# looked up, at the API and at the admin's check-in box alike. A well-formed code nobody holds is
+# unknown (services.check_in).
+CHECKIN_CODE_AS_TYPED = r"^[\s-]*[A-Za-z0-9][A-Za-z0-9\s-]*$"
+NOT_A_CHECKIN_CODE = "Not a check-in code: letters and digits, with spaces or dashes between them."
+
+
 def normalize_checkin_code(text: str) -> str:
     """What a door scanner or a person typed, as stored: case, spaces and dashes do not matter."""
     return "".join(text.split()).replace("-", "").upper()

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -86,7 +86,9 @@ class Event(models.Model):
 
     @property
     def ends_at(self) -> datetime:
-        return self.starts_at + timedelta(minutes=self.duration_minutes)
+        # In real time (across a change of the clock the wall clock moves by an hour more or less).
+        start = self.starts_at
+        return (start.astimezone(UTC) + timedelta(minutes=self.duration_minutes)).astimezone(start.tzinfo)
 
 
 class Enrollment(models.Model):

@@ -531,7 +531,10 @@ def cancel_enrollment(*, event_id: int, participant_id: int, now: dt.datetime | 
 def remove_participant(*, event_id: int, participant_id: int) -> None:
     """An admin takes a participant off an event, at any time."""
     with transaction.atomic():
-        event = Event.objects.filter(pk=event_id).first()
+        # The row lock first, as cancel_enrollment takes it: the cancellation's e-mail carries the
+        # event as it stands (a move committed meanwhile raised its calendar SEQUENCE, and a
+        # cancellation with the old one is ignored by calendar apps).
+        event = Event.objects.select_for_update(no_key=True).filter(pk=event_id).first()
         if event is None:
             raise EventNotFound()
         _release_seat(event=event, participant_id=participant_id)

@@ -121,7 +121,7 @@ def _vevent(
     entry.add("uid", event_uid(event_id))
     entry.add("dtstamp", stamp)
     entry.add("dtstart", start)
-    entry.add("dtend", start + dt.timedelta(minutes=duration))
+    entry.add("dtend", _end(start, duration, zone))
     entry.add("summary", snapshot.get("title", ""))
     if snapshot.get("location"):
         entry.add("location", snapshot["location"])
@@ -143,6 +143,16 @@ def _vevent(
         person.params["rsvp"] = vText("FALSE")
         entry.add("attendee", person)
     return entry, start
+
+
+def _end(start: dt.datetime, minutes: int, zone: Any) -> dt.datetime:
+    """The end, `minutes` of real time after the start: across a change of the clock (summer
+    time) the wall clock moves by an hour more or less. A wall-clock end in the hour that comes
+    twice when the clock goes back cannot say which of the two it is: that one is given in UTC."""
+    end = (start.astimezone(dt.UTC) + dt.timedelta(minutes=minutes)).astimezone(zone)
+    if end.replace(fold=1 - end.fold).utcoffset() != end.utcoffset():
+        return end.astimezone(dt.UTC)
+    return end
 
 
 def _time(text: str) -> dt.time:

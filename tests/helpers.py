@@ -12,10 +12,12 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
+from django.db import connection, transaction
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
@@ -216,3 +218,40 @@ def form_as_posted(page: str) -> dict[str, str]:
     for area in re.finditer(r'<textarea [^>]*name="([^"]+)"[^>]*>(.*?)</textarea>', page, re.S):
         form[area[1]] = html.unescape(area[2]).lstrip("\n")
     return form
+
+
+def while_held(first, second):
+    """Runs first() in a transaction kept open until second(), started meanwhile, has waited for a
+    second on what first() locked; then both finish. Returns what either raised."""
+    done, release, errors = threading.Event(), threading.Event(), []
+
+    def hold():
+        try:
+            with transaction.atomic():
+                first()
+                done.set()
+                release.wait(10)
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+            done.set()
+        finally:
+            connection.close()
+
+    def follow():
+        try:
+            second()
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert done.wait(10)
+    follower = threading.Thread(target=follow)
+    follower.start()
+    time.sleep(1.0)  # the follower is now waiting for the event's row lock
+    release.set()
+    holder.join(20)
+    follower.join(20)
+    return errors

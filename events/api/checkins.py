@@ -21,26 +21,14 @@ from events.api.serializers import WaitlistParticipantSerializer
 from events.models import Enrollment
 from participants.permissions import IsAdmin
 
-# Generous for what people and scanners add around the 16 characters (spaces, dashes, "ABCD-EFGH-
-# IJKL-MNOP" is 19), yet a bound: a body is never looked up with megabytes of text in it.
-CODE_MAX_LENGTH = 64
-# A code as typed: ASCII letters and digits, with any spaces or dashes around and between them.
-# Anything else (control characters, NUL, other scripts) is not a code at all: 400 rather than a
-# lookup. The schema states the same pattern, so every text it admits is looked up; a well-formed
-# code nobody holds is 404 (services.check_in).
-CODE_AS_TYPED = r"^[\s-]*[A-Za-z0-9][A-Za-z0-9\s-]*$"
-
 
 class CheckinRequestSerializer(StrictSerializer):
     """The code presented at the door."""
 
     code = serializers.CharField(
-        max_length=CODE_MAX_LENGTH,
-        validators=[
-            RegexValidator(
-                CODE_AS_TYPED, "Not a check-in code: letters and digits, with spaces or dashes between them."
-            )
-        ],
+        max_length=domain.CHECKIN_CODE_MAX_LENGTH,
+        # The schema states the same pattern, so every text it admits is looked up.
+        validators=[RegexValidator(domain.CHECKIN_CODE_AS_TYPED, domain.NOT_A_CHECKIN_CODE)],
         help_text="The participant's check-in code, as printed in the confirmation e-mail or read from "
         "its QR code. Case, spaces and dashes do not matter: `abcd efgh-ijkl mnop` is `ABCDEFGHIJKLMNOP`.",
     )

@@ -5,12 +5,8 @@ go, and the counts stay exact also when the participant's own cancellation runs 
 
 from __future__ import annotations
 
-import threading
-import time
-
 import pytest
 from django.core.management import call_command
-from django.db import connection, transaction
 from django.test import Client
 
 from events import admission, selectors, services, wakeups
@@ -18,7 +14,7 @@ from events.models import AdmissionRequest, Enrollment, Event, WaitlistEntry
 from participants import services as participant_services
 from participants.models import User
 from tests.factories import AdminFactory, EventFactory, UserFactory
-from tests.helpers import client_for, form_as_posted, needs_service
+from tests.helpers import client_for, form_as_posted, needs_service, while_held
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -106,43 +102,6 @@ def test_saving_an_account_that_took_no_part_changes_nothing(everything_held):
 
 
 # --- The participant's own change at the same moment (PostgreSQL's concurrent transactions) ----
-
-
-def while_held(first, second):
-    """Runs first() in a transaction kept open until second(), started meanwhile, has waited for a
-    second on what first() locked; then both finish. Returns what either raised."""
-    done, release, errors = threading.Event(), threading.Event(), []
-
-    def hold():
-        try:
-            with transaction.atomic():
-                first()
-                done.set()
-                release.wait(10)
-        except Exception as exc:  # noqa: BLE001
-            errors.append(exc)
-            done.set()
-        finally:
-            connection.close()
-
-    def follow():
-        try:
-            second()
-        except Exception as exc:  # noqa: BLE001
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    assert done.wait(10)
-    follower = threading.Thread(target=follow)
-    follower.start()
-    time.sleep(1.0)  # the follower is now waiting for the event's row lock
-    release.set()
-    holder.join(20)
-    follower.join(20)
-    return errors
 
 
 def one_seat_two_waiting():

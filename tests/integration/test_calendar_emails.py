@@ -18,11 +18,12 @@ from config.outbox.models import OutboxMessage
 from events import reminders
 from events import services as event_services
 from events.models import Enrollment
-from notifications import services
+from notifications import calendar, services
 from notifications.emails import display_checkin_code, qr_png
 from notifications.models import Notification
+from notifications.services import event_context
 from tests.factories import EventFactory, UserFactory
-from tests.helpers import DEAD_BROKER, broker, client_for
+from tests.helpers import DEAD_BROKER, broker, client_for, needs_service, while_held
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -248,3 +249,33 @@ def test_a_late_confirmation_does_not_undo_the_cancellation_after_it(participant
         for n in Notification.objects.filter(user=participant)
     }
     assert stamps["enrollment_cancelled"] > stamps["enrollment_confirmed"]
+
+
+@pytest.mark.parametrize("night", [dt.date(2031, 3, 30), dt.date(2031, 10, 26)])
+def test_an_event_across_a_change_of_the_clock_ends_its_duration_later(settings, night):
+    """The end was the start's wall clock plus the duration: an hour short or long on the nights
+    the clocks change."""
+    settings.TIME_ZONE = "Europe/Berlin"
+    event = EventFactory(date=night, time=dt.time(0, 30), duration_minutes=180)  # through 02:00-03:00
+    (entry,) = Calendar.from_ical(calendar.render(calendar.PUBLISH, [(event.pk, event_context(event))])).walk(
+        "VEVENT"
+    )
+    start, end = entry.decoded("DTSTART"), entry.decoded("DTEND")
+    assert start == event.starts_at
+    assert end.astimezone(dt.UTC) - start.astimezone(dt.UTC) == dt.timedelta(minutes=180)
+    assert event.ends_at.astimezone(dt.UTC) - event.starts_at.astimezone(dt.UTC) == dt.timedelta(minutes=180)
+
+
+@needs_service("DATABASE_URL")
+def test_a_removal_while_the_event_moves_cancels_with_the_moved_sequence(participant):
+    """The removal read the event before the move committed: its cancellation carried the old
+    SEQUENCE, which calendar apps ignore as outdated, and the seat stayed in the calendar."""
+    event = EventFactory(location="Room 1")
+    event_services.enroll(event_id=event.pk, participant_id=participant.pk)
+    errors = while_held(
+        lambda: event_services.update_event(event_id=event.pk, location="Room 2"),
+        lambda: event_services.remove_participant(event_id=event.pk, participant_id=participant.pk),
+    )
+    assert not errors
+    sent = {m.kwargs["kind"]: m.kwargs["event"]["sequence"] for m in OutboxMessage.objects.order_by("id")}
+    assert sent["event_updated"] == sent["enrollment_cancelled"] == 1

@@ -80,6 +80,10 @@ def test_the_box_says_why_a_code_is_refused(browser):
     for nonsense in ("", "x" * 65, "ab\x00cd"):
         response, said = check_in_box(browser, event, nonsense)
         assert response.status_code == 302 and said[-1][0] == "error", nonsense
+    # What the API refuses as no code at all, the box refuses with the API's words, not "no
+    # enrollment has it".
+    response, said = check_in_box(browser, event, "ABCD!EFGH")
+    assert said[-1][0] == "error" and "Not a check-in code" in said[-1][1], said
     elsewhere.refresh_from_db()
     assert elsewhere.checked_in_at is None
 
