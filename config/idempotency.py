@@ -7,7 +7,9 @@ answer instead of doing the work again (the IETF draft "The Idempotency-Key HTTP
 - While the first request runs, a second one with the key answers 409 `request_in_progress`.
 - Keys belong to the account of the request's token, or to the address for anonymous sign-up.
 - Answers are kept in the cache (Redis in production: every web replica sees them). A server error
-  (5xx) is not kept, and neither is 429: retrying those should run again.
+  (5xx) is not kept, and neither is 429: retrying those should run again. While the cache keeps
+  nothing (Redis away), a request with a key answers 503 `service_unavailable`: it could not be
+  replayed, so it is not run.
 """
 
 from __future__ import annotations
@@ -78,8 +80,9 @@ class IdempotencyMiddleware:
         fingerprint = hashlib.sha256(request.path.encode() + b"\n" + body).hexdigest()
         slot = f"idempotency:{hashlib.sha256(f'{owner}|{key}'.encode()).hexdigest()}"
 
-        if not cache.add(slot, {"state": "running", "fingerprint": fingerprint}, IN_PROGRESS_SECONDS):
-            return _answer_from(cache.get(slot), fingerprint) or self.__call__(request)
+        taken = _take(slot, fingerprint)
+        if taken is not None:
+            return taken
         try:
             response = self.get_response(request)
         except BaseException:
@@ -97,6 +100,25 @@ class IdempotencyMiddleware:
         }
         cache.set(slot, kept, settings.IDEMPOTENCY_TTL_SECONDS)
         return response
+
+
+def _take(slot: str, fingerprint: str) -> HttpResponse | None:
+    """None once this request holds the key's slot; else the answer for a key already taken, or
+    503 when the cache keeps nothing (it is down: the cache swallows its errors, so nothing can be
+    told apart from a key taken a moment ago and gone). A slot that expired between the two calls
+    is taken on the second try; asking again for ever spun while the cache was away."""
+    for _ in range(2):
+        if cache.add(slot, {"state": "running", "fingerprint": fingerprint}, IN_PROGRESS_SECONDS):
+            return None
+        answer = _answer_from(cache.get(slot), fingerprint)
+        if answer is not None:
+            return answer
+    return problem_response(
+        503,
+        "service_unavailable",
+        "Requests with an Idempotency-Key cannot be kept right now; retry in a moment.",
+        headers={"Retry-After": "5"},
+    )
 
 
 def _route(request: HttpRequest) -> str | None:

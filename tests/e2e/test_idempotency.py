@@ -130,3 +130,20 @@ def test_without_a_valid_token_the_route_answers_401_whatever_the_key(anon, admi
     admin_api.post("/api/v1/events/", NEW_EVENT, format="json", HTTP_IDEMPOTENCY_KEY="taken")
     answer = anon.post("/api/v1/events/", {"other": 1}, format="json", HTTP_IDEMPOTENCY_KEY="taken")
     assert_problem(answer, 401, "not_authenticated")
+
+
+def test_a_keyed_request_while_the_cache_is_away_answers_503_at_once(admin_api, settings):
+    """The cache keeps nothing (it swallows its errors): the middleware took that for a key gone a
+    moment ago and asked again, for ever (a RecursionError, a 500; with slow connects, a hang)."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens there
+            "OPTIONS": {"IGNORE_EXCEPTIONS": True, "SOCKET_CONNECT_TIMEOUT": 0.2, "SOCKET_TIMEOUT": 0.2},
+        }
+    }
+    body = {"title": "Launch", "date": "2031-01-01", "time": "10:00", "location": "Hall", "capacity": 5}
+    answer = admin_api.post("/api/v1/events/", body, format="json", HTTP_IDEMPOTENCY_KEY="while-away")
+    assert_problem(answer, 503, "service_unavailable")
+    assert answer["Retry-After"] == "5"
+    assert not Event.objects.exists()  # nothing done that a retry would do again
