@@ -26,9 +26,14 @@ import time
 from typing import Any
 
 import orjson
+from django.db import IntegrityError, transaction
+from django.utils.translation import gettext_lazy as _
 from rest_framework_simplejwt.backends import TokenBackend
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.serializers import TokenRefreshSerializer
 from rest_framework_simplejwt.settings import api_settings
-from rest_framework_simplejwt.tokens import AccessToken
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 _SEGMENT = re.compile(rb"[A-Za-z0-9_-]*")
 # Claims PyJWT checks only when present; a token carrying one is left to PyJWT.
@@ -127,3 +132,26 @@ class PlatformAccessToken(AccessToken):
 
     def get_token_backend(self) -> TokenBackend:
         return token_backend
+
+
+class RotatedOnceRefreshToken(RefreshToken):
+    """A refresh token that is traded for a new pair once (rotation). simplejwt blacklists the old
+    one with a get-or-create, after checking that it is not blacklisted yet: trades of the same
+    token at the same moment all passed the check before any of them blacklisted it, and each got
+    a new pair, one token becoming many sessions. Here only the trade whose blacklisting creates the
+    row goes on (the row is unique per token); the others are refused as blacklisted."""
+
+    def blacklist(self) -> BlacklistedToken:
+        self.outstand()  # the token's row in the outstanding list, made if missing
+        outstanding = OutstandingToken.objects.get(jti=self.payload[api_settings.JTI_CLAIM])
+        try:
+            with transaction.atomic():
+                return BlacklistedToken.objects.create(token=outstanding)
+        except IntegrityError as exc:  # blacklisted already, by a trade that came first
+            raise TokenError(_("Token is blacklisted")) from exc
+
+
+class RotatingRefreshSerializer(TokenRefreshSerializer):
+    """simplejwt's refresh, with the token traded once (RotatedOnceRefreshToken)."""
+
+    token_class = RotatedOnceRefreshToken

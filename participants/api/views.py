@@ -26,6 +26,7 @@ from participants.api.serializers import (
 from participants.domain import normalize_email
 from participants.models import User
 from participants.permissions import IsAdmin, signed_in_user_id
+from participants.tokens import RotatingRefreshSerializer
 
 
 class AuthThrottleMixin:
@@ -87,9 +88,11 @@ def _refuse_unencodable(data: dict[str, Any], fields: Sequence[str]) -> None:
 
 
 class RefreshView(AuthThrottleMixin, TokenRefreshView):
-    """Trades a refresh token for a new pair; the old refresh token is blacklisted (rotation)."""
+    """Trades a refresh token for a new pair; the old refresh token is blacklisted (rotation), and
+    of the same token traded twice at once, one trade gets a pair (RotatingRefreshSerializer)."""
 
     authentication_classes = ()
+    serializer_class = RotatingRefreshSerializer
 
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         try:

@@ -262,3 +262,18 @@ def test_refreshing_the_token_of_an_inactive_account_is_refused(anon, participan
     answer = anon.post("/api/v1/auth/token/refresh/", {"refresh": token}, format="json")
     assert answer.status_code == 401
     assert answer["Content-Type"].startswith("application/problem+json")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refresh_token_sent_twice_at_once_is_traded_once(live_server):
+    """Rotation checked the blacklist before blacklisting: trades at the same moment all passed,
+    and one refresh token became as many sessions."""
+    import httpx
+
+    from tests.integration.test_concurrency import fire_together
+
+    user = UserFactory()
+    url = f"{live_server.url}/api/v1/auth/token/"
+    refresh = httpx.post(url, json={"email": user.email, "password": PASSWORD}).json()["refresh"]
+    answers = fire_together([("POST", f"{url}refresh/", None, {"refresh": refresh})] * 8)
+    assert sorted(answers) == [(200, None)] + [(401, "token_not_valid")] * 7

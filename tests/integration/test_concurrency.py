@@ -19,14 +19,16 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def fire_together(requests):
-    """Sends every (method, url, token) request at the same moment; returns (status, code) pairs."""
+    """Sends every (method, url, token[, JSON body]) request at the same moment (no token: no
+    Authorization header); returns (status, code) pairs."""
     barrier = threading.Barrier(len(requests))
 
     def send(request):
-        method, url, token = request
+        method, url, token, *body = request
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
         with httpx.Client(timeout=60) as http:
             barrier.wait()
-            response = http.request(method, url, headers={"Authorization": f"Bearer {token}"})
+            response = http.request(method, url, headers=headers, json=body[0] if body else None)
         code = response.json().get("code") if response.status_code >= 400 else None
         return response.status_code, code
 
