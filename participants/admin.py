@@ -37,18 +37,14 @@ class LockoutAdminAuthenticationForm(AdminAuthenticationForm):
         # (get_ident reads only META, which a Django request has: it honours NUM_PROXIES.)
         address = BaseThrottle().get_ident(self.request) if self.request is not None else ""  # type: ignore[arg-type]
         try:
-            throttling.check_not_locked(email, address)
+            throttling.claim_attempt(email, address)  # counted now; a success clears the count
         except Throttled as locked:
             minutes = max(1, round((getattr(locked, "wait", None) or 60) / 60))
             raise forms.ValidationError(
                 f"Too many failed sign-ins for this account. Try again in {minutes} minute(s).",
                 code="locked",
             ) from locked
-        try:
-            cleaned = super().clean()
-        except forms.ValidationError:
-            throttling.record_failure(email, address)
-            raise
+        cleaned = super().clean()
         throttling.clear_failures(email, address)
         return cleaned
 

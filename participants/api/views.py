@@ -6,7 +6,6 @@ from typing import Any
 from django.db.models import Q, QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status, viewsets
-from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -60,13 +59,8 @@ class TokenView(AuthThrottleMixin, TokenObtainPairView):
         if isinstance(request.data, dict):
             _refuse_unencodable(request.data, ("email", "password"))
         if email:
-            throttling.check_not_locked(email)
-        try:
-            response = super().post(request, *args, **kwargs)
-        except AuthenticationFailed:
-            if email:
-                throttling.record_failure(email)
-            raise
+            throttling.claim_attempt(email)  # counted now; a success clears the count
+        response = super().post(request, *args, **kwargs)
         if email:
             throttling.clear_failures(email)
         return response

@@ -277,3 +277,21 @@ def test_a_refresh_token_sent_twice_at_once_is_traded_once(live_server):
     refresh = httpx.post(url, json={"email": user.email, "password": PASSWORD}).json()["refresh"]
     answers = fire_together([("POST", f"{url}refresh/", None, {"refresh": refresh})] * 8)
     assert sorted(answers) == [(200, None)] + [(401, "token_not_valid")] * 7
+
+
+@pytest.mark.django_db(transaction=True)
+def test_guesses_sent_at_once_are_tried_no_more_than_the_lockout_allows(live_server, settings):
+    """The lockout checked before the password and counted after it: guesses sent at the same
+    moment were all tried, however many."""
+    from tests.integration.test_concurrency import fire_together
+
+    user = UserFactory()
+    guess = (
+        "POST",
+        f"{live_server.url}/api/v1/auth/token/",
+        None,
+        {"email": user.email, "password": "guess"},
+    )
+    answers = fire_together([guess] * 30)
+    assert answers.count((401, "not_authenticated")) == settings.LOGIN_FAILURE_LIMIT
+    assert answers.count((429, "throttled")) == 30 - settings.LOGIN_FAILURE_LIMIT
