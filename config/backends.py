@@ -18,7 +18,12 @@ def describe() -> str:
     else:
         database = f"PostgreSQL ({db.get('HOST') or 'local'}:{db.get('PORT') or 5432}/{db['NAME']})"
     cache = settings.CACHES["default"]["BACKEND"]
-    cache_text = "Redis" if "redis" in cache.lower() else "local memory (this process only)"
+    if "redis" in cache.lower():
+        cache_text = "Redis"
+    elif "filebased" in cache.lower():
+        cache_text = f"files under {settings.CACHES['default']['LOCATION']} (this machine's processes)"
+    else:
+        cache_text = "local memory (this process only)"
     if settings.CELERY_TASK_ALWAYS_EAGER:
         tasks = "in-process (no broker)"
     else:

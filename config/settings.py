@@ -192,6 +192,16 @@ if REDIS_URL:
         }
     }
     DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+elif env.str("CELERY_BROKER_URL", default=""):
+    # Several processes (make run's Procfile: the web server, the admission consumer, the workers)
+    # and no Redis: a cache they share, in files on this machine. Each one's own memory disagreed:
+    # the consumer's decisions never reached the seats the web server had cached.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+        }
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 

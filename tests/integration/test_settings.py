@@ -202,3 +202,16 @@ def test_quorum_queues_for_clustered_brokers(tmp_path):
     quorum = run(code, {"RABBITMQ_QUORUM_QUEUES": "true"}, tmp_path)
     for name in ("notifications", "reports", "admissions"):
         assert f"('{name}', 'topic', {{'x-queue-type': 'quorum'}})" in quorum.stdout, quorum.stderr
+
+
+def test_a_broker_without_redis_gives_its_processes_one_cache(tmp_path):
+    """The web server, the admission consumer and the workers (make run's Procfile) each kept a
+    cache in their own memory: the consumer's decisions never reached the web server's cached
+    seats. Without Redis they share one in files."""
+    env = {"CELERY_BROKER_URL": "amqp://guest:guest@127.0.0.1:1//"}
+    assert probe(env, tmp_path)["cache"].endswith("FileBasedCache")
+    write = "import django; django.setup(); from django.core.cache import cache; cache.set('seats', 7)"
+    read = "import django; django.setup(); from django.core.cache import cache; print(cache.get('seats'))"
+    assert run(write, env, tmp_path).returncode == 0
+    assert run(read, env, tmp_path).stdout.strip() == "7"  # another process sees it
+    assert "files under" in run(["-m", "config.backends"], env, tmp_path).stdout
