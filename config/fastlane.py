@@ -21,9 +21,10 @@ the middleware stack would have given it:
   (for a route whose `miss` uses it, around that second answer only);
 - an unexpected exception answers 500 and is logged, as the problem details middleware does, for a
   route that may have written; a read's goes back to Django, which serves it.
-What the lane leaves out changes nothing for these routes: sessions, messages and the session's
-user (the admin's), CSRF (API views are exempt), unserved methods (only served ones are routed),
-WhiteNoise (static files), and the request signals of a read, which uses no database connection.
+What the lane leaves out changes nothing for these routes: the admin's sessions, messages,
+session user and input checks, CSRF (API views are exempt), unserved methods (only served ones are
+routed), WhiteNoise (static files), and the request signals of a read, which uses no database
+connection.
 
 It stands in for exactly the stack of `REPLICATED_MIDDLEWARE`: with any other `MIDDLEWARE` the lane
 stays shut and Django serves everything, and a test fails until the lane is reviewed for the change.
@@ -76,6 +77,7 @@ REPLICATED_MIDDLEWARE = (
     "django.middleware.csrf.CsrfViewMiddleware",
     "config.middleware.AdminAuthenticationMiddleware",
     "config.middleware.AdminMessageMiddleware",
+    "config.middleware.AdminInputMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 )
 

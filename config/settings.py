@@ -103,6 +103,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "config.middleware.AdminAuthenticationMiddleware",
     "config.middleware.AdminMessageMiddleware",
+    # The admin's malformed filters, selections and NUL characters: 400, not 500.
+    "config.middleware.AdminInputMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 

@@ -263,8 +263,6 @@ class UserAdmin(AccountAdmin):
         return False
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet[Any], search_term: str) -> Any:
-        if "\x00" in search_term:  # no address or name holds one (and PostgreSQL refuses it)
-            return queryset.none(), False
         queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
         if request.path == reverse("admin:autocomplete") and request.GET.get("app_label") == "events":
             # Admins hold no seats and wait for none; deactivated accounts take none.
