@@ -4,19 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.db.models.signals import pre_delete, pre_save
-from django.dispatch import receiver
 
 from events import services
-from participants.proxies import Administrator, Participant
+from participants.proxies import ACCOUNT_SENDERS
 
 
-# Accounts are deleted and saved through their proxies too (participants.proxies: the admin's),
-# each its own sender.
-@receiver(pre_delete, sender=settings.AUTH_USER_MODEL, dispatch_uid="events-withdraw-deleted-account")
-@receiver(pre_delete, sender=Participant, dispatch_uid="events-withdraw-deleted-participant-proxy")
-@receiver(pre_delete, sender=Administrator, dispatch_uid="events-withdraw-deleted-administrator-proxy")
 def withdraw_deleted_account(sender: Any, instance: Any, **kwargs: Any) -> None:
     """An account about to be deleted gives back its seats (to the heads of the waiting lists)
     and its waiting-list places, in the deleting transaction, however it is deleted: the API, the
@@ -24,9 +17,6 @@ def withdraw_deleted_account(sender: Any, instance: Any, **kwargs: Any) -> None:
     services.withdraw_from_all_events(participant_id=instance.pk)
 
 
-@receiver(pre_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="events-withdraw-retired-participant")
-@receiver(pre_save, sender=Participant, dispatch_uid="events-withdraw-retired-participant-proxy")
-@receiver(pre_save, sender=Administrator, dispatch_uid="events-withdraw-retired-administrator-proxy")
 def withdraw_retired_participant(
     sender: Any, instance: Any, raw: bool = False, update_fields: Any = None, **kwargs: Any
 ) -> None:
@@ -47,3 +37,9 @@ def withdraw_retired_participant(
     )
     if stored == (True, False):  # it was an active participant's until this save
         services.withdraw_from_all_events(participant_id=instance.pk)
+
+
+# Accounts are deleted and saved through their proxies too (the admin's), each its own sender.
+for sender in ACCOUNT_SENDERS:
+    pre_delete.connect(withdraw_deleted_account, sender=sender, dispatch_uid="events-withdraw-deleted")
+    pre_save.connect(withdraw_retired_participant, sender=sender, dispatch_uid="events-withdraw-retired")

@@ -19,3 +19,8 @@ class Administrator(User):
         proxy = True
         verbose_name = "administrator"
         verbose_name_plural = "administrators"
+
+
+# Model signals name the class a row was saved or deleted through, so a receiver that must hear
+# of every account listens to each of these: the account model and every proxy of it.
+ACCOUNT_SENDERS: tuple[type[User], ...] = (User, Participant, Administrator)

@@ -6,6 +6,7 @@ go, and the counts stay exact also when the participant's own cancellation runs 
 from __future__ import annotations
 
 import pytest
+from django.apps import apps
 from django.core.management import call_command
 from django.test import Client
 
@@ -13,6 +14,7 @@ from events import admission, selectors, services, wakeups
 from events.models import AdmissionRequest, Enrollment, Event, WaitlistEntry
 from participants import services as participant_services
 from participants.models import User
+from participants.proxies import ACCOUNT_SENDERS
 from tests.factories import AdminFactory, EventFactory, UserFactory
 from tests.helpers import client_for, form_as_posted, needs_service, while_held
 
@@ -87,6 +89,29 @@ def test_deactivating_in_the_admin_gives_them_back(everything_held):
     response = browser.post(f"/admin/participants/participant/{leaving.pk}/change/", form)
     assert response.status_code == 302, response.content.decode()[:3000]
     assert not User.objects.get(pk=leaving.pk).is_active
+    assert_withdrawn(*everything_held)
+
+
+def test_every_proxy_of_the_account_model_is_listened_to():
+    """A proxy added later and not listed would delete or deactivate accounts unheard."""
+    proxies = {
+        model for model in apps.get_models() if model._meta.proxy and model._meta.concrete_model is User
+    }
+    assert set(ACCOUNT_SENDERS) == {User, *proxies}
+
+
+@pytest.mark.parametrize("sender", ACCOUNT_SENDERS, ids=lambda model: model.__name__)
+def test_an_account_deleted_through_any_of_its_models_gives_them_back(everything_held, sender):
+    # Its own rows would go by cascade anyway: what counts is the seat and place passed on.
+    sender._default_manager.get(pk=everything_held[0].pk).delete()
+    assert_withdrawn(*everything_held)
+
+
+@pytest.mark.parametrize("sender", ACCOUNT_SENDERS, ids=lambda model: model.__name__)
+def test_an_account_deactivated_through_any_of_its_models_gives_them_back(everything_held, sender):
+    leaving = sender._default_manager.get(pk=everything_held[0].pk)
+    leaving.is_active = False
+    leaving.save()
     assert_withdrawn(*everything_held)
 
 
