@@ -55,7 +55,9 @@ def event_context(event: Any) -> dict[str, Any]:
     return {
         "title": event.title,
         "date": event.date.isoformat(),
-        "time": event.time.strftime("%H:%M"),
+        # To the minute, as people read it, unless the event starts on a second (the API takes
+        # HH:MM:SS): the calendar entry starts when the event does.
+        "time": event.time.strftime("%H:%M:%S" if event.time.second else "%H:%M"),
         "duration_minutes": event.duration_minutes,
         "location": event.location,
         "sequence": event.calendar_sequence,

@@ -74,6 +74,19 @@ def test_the_confirmation_adds_the_event_and_shows_the_code_as_text_and_qr_code(
     assert f'src="cid:{cid}"' in html and display_checkin_code(code) in html
 
 
+def test_an_event_starting_on_a_second_keeps_it_in_the_email_and_the_calendar(participant_api):
+    event = EventFactory(time=dt.time(9, 30, 15))
+    assert participant_api.post(f"/api/v1/events/{event.pk}/enrollments/").status_code == 201
+    (email,) = mail.outbox
+    _, entry = vevent(email)
+    assert entry.decoded("DTSTART") == event.starts_at
+    assert entry.decoded("DTSTART").second == 15
+    assert "09:30:15" in email.body
+    file = participant_api.get(f"/api/v1/events/{event.pk}/calendar.ics").content
+    (published,) = Calendar.from_ical(file).walk("VEVENT")
+    assert published.decoded("DTSTART") == event.starts_at
+
+
 def test_the_confirmation_read_back_from_its_bytes_has_every_part(participant_api):
     """notifications.emails sets each multipart's boundary itself (Python's generator would make
     them): the bytes sent must still parse back to the same parts, each boundary its own."""
