@@ -102,6 +102,10 @@ def render(
     # The zones the entries name (none for UTC, written `…Z`), first, as RFC 5545 orders them.
     for tzid in sorted(calendar.get_missing_tzids(), reverse=True):
         calendar.subcomponents.insert(0, _vtimezone(tzid, min(starts).year, max(starts).year))
+    if not starts:
+        # RFC 5545 wants one component at least: an empty calendar (a feed with nothing in it
+        # yet) holds the zone its entries will be read in, which calendar apps take as it is.
+        calendar.add_component(_vtimezone(zone.key, stamp.year, stamp.year))
     return calendar.to_ical().decode("utf-8")
 
 

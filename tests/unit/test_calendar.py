@@ -117,6 +117,15 @@ def test_utc_platform_writes_utc_times_without_a_vtimezone(settings):
     assert "DTSTART:20310312T100000Z" in cal.to_ical().decode()
 
 
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin"])
+def test_an_empty_calendar_still_holds_the_one_component_rfc_5545_asks_for(settings, zone):
+    settings.TIME_ZONE = zone
+    cal = parse(calendar.render(calendar.PUBLISH, [], name="My events"))
+    assert [component.name for component in cal.subcomponents] == ["VTIMEZONE"]
+    assert cal.subcomponents[0]["TZID"] == zone
+    assert cal["X-WR-CALNAME"] == "My events"
+
+
 def test_snapshots_from_before_durations_and_sequences_get_the_defaults():
     old = {k: v for k, v in SNAPSHOT.items() if k not in ("duration_minutes", "sequence")}
     entry = only_event(parse(calendar.render(calendar.REQUEST, [(1, old)])))
