@@ -10,6 +10,8 @@ class Kind(StrEnum):
     ENROLLMENT_CANCELLED = "enrollment_cancelled"
     EVENT_CANCELLED = "event_cancelled"
     REPORT_READY = "report_ready"
+    REPORT_FAILED = "report_failed"  # its build failed: it will not come
+    REPORT_WITHDRAWN = "report_withdrawn"  # deleted before it was built, alone or with its event
     WAITLISTED = "waitlisted"  # on an event's waiting list, at a position
     WAITLIST_PROMOTED = "waitlist_promoted"  # a seat freed up: enrolled from the waiting list
     EVENT_UPDATED = "event_updated"  # the event moved (date, time, duration or location)

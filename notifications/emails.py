@@ -83,6 +83,20 @@ def _render(kind: Kind, context: Mapping[str, Any]) -> tuple[str, str]:
             f'Hello {name},\n\nthe participant report of "{title}" ({when}) is ready: '
             f"{count} participant{'s' if count != 1 else ''}{context.get('details', '')}.\n{attached}\n",
         )
+    if kind == Kind.REPORT_FAILED:
+        return (
+            f"Participant report failed: {title}",
+            f'Hello {name},\n\nthe participant report of "{title}" ({when}) could not be built. '
+            "The administrators see why on the Reports page of the admin; a new request builds it "
+            "again.\n",
+        )
+    if kind == Kind.REPORT_WITHDRAWN:
+        why = "the event was deleted" if context.get("event_deleted") else "the report request was deleted"
+        return (
+            f"Participant report withdrawn: {title}",
+            f'Hello {name},\n\nthe participant report of "{title}" ({when}) will not come: {why} '
+            "before the report was built.\n",
+        )
     if kind == Kind.WAITLISTED:
         position = context.get("position")
         at = f", position {position}" if position is not None else ""

@@ -84,18 +84,28 @@ def build(*, report_id: int) -> str | None:
         raise  # not the report's fault: it stays running, and the task builds it again later
     except Exception as exc:
         log.exception("report %s failed", report_id)
-        Report.objects.filter(pk=report_id, status=Status.RUNNING).update(
-            status=Status.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000], completed_at=timezone.now()
-        )
+        with transaction.atomic():
+            failed = Report.objects.filter(pk=report_id, status=Status.RUNNING).update(
+                status=Status.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000], completed_at=timezone.now()
+            )
+            report = Report.objects.select_related("event", "requested_by").filter(pk=report_id).first()
+            if failed and report is not None:
+                _tell(report, Kind.REPORT_FAILED, event_id=report.event_id)
         return Status.FAILED
 
 
-def _build(report_id: int) -> str:
-    report = Report.objects.select_related("event").get(pk=report_id)
+def _build(report_id: int) -> str | None:
+    # Deleted meanwhile (alone or with its event: reports.receivers told its addressees): nothing
+    # is left to build or store.
+    report = Report.objects.select_related("event").filter(pk=report_id).first()
+    if report is None:
+        return None
     with DocumentOutput() as output:
         participants, waiting = write_document(report.event, output, generated_at=timezone.now().isoformat())
         with transaction.atomic():
-            report = Report.objects.select_for_update().select_related("event").get(pk=report_id)
+            report = Report.objects.select_for_update().select_related("event").filter(pk=report_id).first()
+            if report is None:
+                return None
             if report.status != Status.RUNNING:
                 return report.status  # finished meanwhile by another delivery of this task
             report.document.save(report.filename, File(output.plain), save=False)
@@ -224,9 +234,53 @@ def _queue_emails(report: Report, *, waiting: int = 0) -> None:
     """The document to each recipient; a plain "ready" note to the requester if not among them.
     A document larger than REPORT_ATTACHMENT_MAX_BYTES is linked, not attached; every email says
     how many participants it lists and how big it is."""
-    event = notifications.event_context(report.event)
     attach = (report.document_bytes or report.document.size) <= settings.REPORT_ATTACHMENT_MAX_BYTES
-    details = email_details(report, waiting=waiting)
+    context = {
+        "event": notifications.event_context(report.event),
+        "participant_count": report.participant_count,
+        "report_id": report.pk,
+        "details": email_details(report, waiting=waiting),
+    }
+    for email, account, recipient in _addressees(report):
+        notifications.queue_email(
+            kind=Kind.REPORT_READY,
+            to_email=email,
+            user_id=account.pk if account else None,
+            event_id=report.event_id,
+            context={
+                **context,
+                "full_name": account.full_name if account else "",
+                "attached": recipient and attach,
+            },
+            attachment=report.document.name if recipient and attach else "",
+            attachment_name=report.filename if recipient and attach else "",
+        )
+
+
+def tell_withdrawn(report: Report, *, event_deleted: bool) -> None:
+    """A report deleted before it was built, by itself or with its event: whoever was to hear of it
+    is told it will not come, in the deleting transaction. Not linked to the event, which may be
+    going in the same transaction."""
+    if report.status in (Status.DONE, Status.FAILED):
+        return  # its addressees were told already: it is ready, or it failed
+    _tell(report, Kind.REPORT_WITHDRAWN, event_id=None, event_deleted=event_deleted)
+
+
+def _tell(report: Report, kind: Kind, *, event_id: int | None, **context: Any) -> None:
+    """Each addressee hears that the report will not come (`kind`), in the caller's transaction."""
+    event = notifications.event_context(report.event)
+    for email, account, _ in _addressees(report):
+        notifications.queue_email(
+            kind=kind,
+            to_email=email,
+            user_id=account.pk if account else None,
+            event_id=event_id,
+            context={**context, "event": event, "full_name": account.full_name if account else ""},
+        )
+
+
+def _addressees(report: Report) -> Iterator[tuple[str, Any, bool]]:
+    """(email, account or None, recipient?): each recipient, then the requester when not one."""
     accounts = {
         user.email: user
         for user in participant_selectors.accounts()
@@ -234,35 +288,7 @@ def _queue_emails(report: Report, *, waiting: int = 0) -> None:
         .only("email", "full_name")
     }
     for email in report.recipients:
-        user = accounts.get(email)
-        notifications.queue_email(
-            kind=Kind.REPORT_READY,
-            to_email=email,
-            user_id=user.pk if user else None,
-            event_id=report.event_id,
-            context={
-                "full_name": user.full_name if user else "",
-                "event": event,
-                "participant_count": report.participant_count,
-                "attached": attach,
-                "report_id": report.pk,
-                "details": details,
-            },
-            attachment=report.document.name if attach else "",
-            attachment_name=report.filename if attach else "",
-        )
+        yield email, accounts.get(email), True
     requester = report.requested_by
     if requester is not None and requester.email not in report.recipients:
-        notifications.queue_email(
-            kind=Kind.REPORT_READY,
-            to_email=requester.email,
-            user_id=requester.pk,
-            event_id=report.event_id,
-            context={
-                "full_name": requester.full_name,
-                "event": event,
-                "participant_count": report.participant_count,
-                "report_id": report.pk,
-                "details": details,
-            },
-        )
+        yield requester.email, requester, False

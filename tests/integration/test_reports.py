@@ -161,7 +161,10 @@ def test_a_failing_build_is_marked_failed(admin_api, event_with_two, monkeypatch
     report = admin_api.get(f"/api/v1/reports/{accepted['id']}/").json()
     assert report["status"] == "failed"
     assert "disk full" in report["error"]
-    assert mail.outbox == []
+    # Its recipient (the requester) is told it will not come; the error itself stays with admins.
+    (email,) = mail.outbox
+    assert email.subject == "Participant report failed: Town hall" and "disk full" not in email.body
+    assert Notification.objects.get(kind="report_failed").event_id == event.pk
 
 
 def test_a_build_that_meets_the_database_away_is_built_later(admin_api, event_with_two, monkeypatch):
@@ -378,3 +381,62 @@ def test_a_deleted_report_takes_its_documents_with_it(admin_api, admin, event_wi
     event_services.delete_event(event_id=event.pk)  # its reports go with it, and their documents
     assert not Report.objects.exists()
     assert not any(os.path.exists(path) for path in paths[1])
+
+
+# --- A report deleted before it was built -------------------------------------------------------
+
+
+def withdrawn_emails():
+    return {m.to[0]: m for m in mail.outbox if m.subject.startswith("Participant report withdrawn")}
+
+
+def test_recipients_of_a_report_deleted_with_its_event_are_told_it_will_not_come(admin_api, admin):
+    event = EventFactory(title="Town hall")
+    report = ReportFactory(
+        event=event, requested_by=admin, recipients=["staff@example.com", "hr@example.com"]
+    )
+    assert admin_api.delete(f"/api/v1/events/{event.pk}/").status_code == 204
+    told = withdrawn_emails()
+    assert set(told) == {"staff@example.com", "hr@example.com", admin.email}
+    assert all("Town hall" in m.body and "the event was deleted" in m.body for m in told.values())
+    notes = Notification.objects.filter(kind="report_withdrawn")
+    assert sorted(notes.values_list("to_email", flat=True)) == sorted(told)
+    assert not notes.filter(event__isnull=False).exists()
+    assert services.build(report_id=report.pk) is None  # its task, delivered after: nothing to do
+
+
+def test_recipients_of_a_report_request_deleted_in_the_admin_are_told(admin):
+    report = ReportFactory(requested_by=admin, recipients=["staff@example.com"], status="running")
+    browser = Client()
+    browser.force_login(admin)
+    assert browser.post(f"/admin/reports/report/{report.pk}/delete/", {"post": "yes"}).status_code == 302
+    told = withdrawn_emails()
+    assert set(told) == {"staff@example.com", admin.email}
+    assert "the report request was deleted" in told["staff@example.com"].body
+
+
+def test_a_built_report_deleted_with_its_event_tells_nobody_again(admin_api, admin, event_with_two):
+    event, _ = event_with_two
+    admin_api.post(f"/api/v1/events/{event.pk}/reports/", {"recipients": ["staff@example.com"]})
+    assert Report.objects.get().status == "done"
+    mail.outbox.clear()
+    event_services.delete_event(event_id=event.pk)
+    assert withdrawn_emails() == {}
+
+
+def test_a_report_deleted_while_it_is_built_is_dropped_quietly(admin, event_with_two, monkeypatch, caplog):
+    event, _ = event_with_two
+    report = ReportFactory(event=event, requested_by=admin, recipients=[admin.email])
+    written = services.write_document
+
+    def deleted_meanwhile(*args, **kwargs):
+        counts = written(*args, **kwargs)
+        event_services.delete_event(event_id=event.pk)
+        return counts
+
+    monkeypatch.setattr(services, "write_document", deleted_meanwhile)
+    assert services.build(report_id=report.pk) is None
+    assert not Report.objects.exists()
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    assert set(withdrawn_emails()) == {admin.email}  # told once, when it was deleted
+    assert not [m for m in mail.outbox if m.subject.startswith("Participant report ready")]
