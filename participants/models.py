@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
-from django.db import models
+from django.db import models, transaction
 from django.db.models.functions import Lower
 
 from config.validators import single_line
@@ -71,8 +71,13 @@ class User(AbstractBaseUser, PermissionsMixin):
                 kwargs["update_fields"] = {*kwargs["update_fields"], "is_superuser"}
         # set_password() keeps the new raw password until the save (Django's own bookkeeping).
         password_changed = self.pk is not None and getattr(self, "_password", None) is not None
-        super().save(*args, **kwargs)
-        if password_changed:
+        if not password_changed:
+            super().save(*args, **kwargs)
+            return
+        # One transaction, so the row stays locked until the tokens are revoked: a refresh token
+        # traded meanwhile waits for it (participants.tokens.RotatedOnceRefreshToken).
+        with transaction.atomic():
+            super().save(*args, **kwargs)
             revoke_refresh_tokens(self.pk)
 
     @property

@@ -35,6 +35,8 @@ from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
+from participants.models import User
+
 _SEGMENT = re.compile(rb"[A-Za-z0-9_-]*")
 # Claims PyJWT checks only when present; a token carrying one is left to PyJWT.
 _CLAIMS_LEFT_TO_PYJWT = ("nbf", "aud", "iss", "sub")
@@ -139,9 +141,18 @@ class RotatedOnceRefreshToken(RefreshToken):
     one with a get-or-create, after checking that it is not blacklisted yet: trades of the same
     token at the same moment all passed the check before any of them blacklisted it, and each got
     a new pair, one token becoming many sessions. Here only the trade whose blacklisting creates the
-    row goes on (the row is unique per token); the others are refused as blacklisted."""
+    row goes on (the row is unique per token); the others are refused as blacklisted.
+
+    The trade also holds the account's row until it commits (RotatingRefreshSerializer's
+    transaction), as a password change does until it has revoked the account's tokens
+    (`User.save`): a change saved during a trade waits for it, and then revokes the new token too,
+    where it used to find only the old one and let the new session go on with the old password;
+    a trade during a change waits for it, and finds its token revoked."""
 
     def blacklist(self) -> BlacklistedToken:
+        user_id = self.payload.get(api_settings.USER_ID_CLAIM)
+        if user_id is not None:
+            User.objects.select_for_update().filter(pk=user_id).exists()
         self.outstand()  # the token's row in the outstanding list, made if missing
         outstanding = OutstandingToken.objects.get(jti=self.payload[api_settings.JTI_CLAIM])
         try:
@@ -152,6 +163,11 @@ class RotatedOnceRefreshToken(RefreshToken):
 
 
 class RotatingRefreshSerializer(TokenRefreshSerializer):
-    """simplejwt's refresh, with the token traded once (RotatedOnceRefreshToken)."""
+    """simplejwt's refresh, with the token traded once (RotatedOnceRefreshToken), in one
+    transaction: the old token blacklisted and the new one listed as outstanding together."""
 
     token_class = RotatedOnceRefreshToken
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
+        with transaction.atomic():
+            return super().validate(attrs)

@@ -6,12 +6,15 @@ import json
 import pytest
 from django.db import connection
 from rest_framework.test import APIClient
+from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from events.models import Enrollment, Event
+from participants import services as participant_services
 from participants.models import User
+from participants.tokens import RotatingRefreshSerializer
 from tests.factories import PASSWORD, EventFactory, UserFactory
-from tests.helpers import assert_problem
+from tests.helpers import assert_problem, needs_service, while_held
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -78,6 +81,37 @@ def test_a_password_change_revokes_outstanding_refresh_tokens(how, admin_api, an
     account.phone = "123"
     account.save()
     assert anon.post("/api/v1/auth/token/refresh/", {"refresh": fresh}, format="json").status_code == 200
+
+
+@needs_service("DATABASE_URL")
+def test_a_password_changed_while_a_refresh_token_is_traded_revokes_the_new_one_too(anon):
+    """The change used to revoke the tokens it found, and the new token of a trade still under way
+    was not among them: a session minted with the old password went on after the change."""
+    user = UserFactory()
+    signed_in = anon.post("/api/v1/auth/token/", {"email": user.email, "password": PASSWORD}, format="json")
+    traded = {}
+
+    def trade():
+        serializer = RotatingRefreshSerializer(data={"refresh": signed_in.json()["refresh"]})
+        serializer.is_valid(raise_exception=True)
+        traded.update(serializer.validated_data)
+
+    def change_password():
+        participant_services.update_account(user_id=user.pk, password="An0ther-Passw0rd!")
+
+    assert while_held(trade, change_password) == []
+    assert_problem(
+        anon.post("/api/v1/auth/token/refresh/", {"refresh": traded["refresh"]}, format="json"),
+        401,
+        "token_not_valid",
+    )
+    # The other way round: a trade during a change finds its token revoked when the change commits.
+    signed_in = anon.post(
+        "/api/v1/auth/token/", {"email": user.email, "password": "An0ther-Passw0rd!"}, format="json"
+    )
+    traded.clear()
+    (refused,) = while_held(change_password, trade)
+    assert isinstance(refused, TokenError) and traded == {}
 
 
 @pytest.mark.parametrize("named", ["other", "missing", "garbage"])
