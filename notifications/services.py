@@ -162,7 +162,8 @@ def notify_participant_statement(
     r = event_relation
     snapshot = (
         f"jsonb_build_object('title', {r}.title, 'date', to_char({r}.date, 'YYYY-MM-DD'),"
-        f" 'time', to_char({r}.time, 'HH24:MI'), 'duration_minutes', {r}.duration_minutes,"
+        f" 'time', to_char({r}.time, CASE WHEN date_part('second', {r}.time) >= 1"
+        f" THEN 'HH24:MI:SS' ELSE 'HH24:MI' END), 'duration_minutes', {r}.duration_minutes,"
         f" 'location', {r}.location, 'sequence', {r}.calendar_sequence)"
     )
     return outbox.insert_statement(

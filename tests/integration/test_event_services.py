@@ -82,13 +82,17 @@ def test_an_event_in_the_repeated_hour_closes_at_its_real_start(settings, now, c
         assert seats(event) == (1, 1)
 
 
-def test_the_confirmation_message_carries_the_event_as_notifications_snapshot_it():
+@pytest.mark.parametrize(
+    ("starts", "shown"),
+    [(dt.time(9, 5), "09:05"), (dt.time(9, 5, 7), "09:05:07"), (dt.time(9, 5, 0, 500000), "09:05")],
+)
+def test_the_confirmation_message_carries_the_event_as_notifications_snapshot_it(starts, shown):
     """On PostgreSQL the enrollment writes its outbox message in the seat's own statement, the
     event's snapshot formatted by the database: it must be the message notify_participant writes."""
     event = EventFactory(
         title='Quarterly "all hands" – Zürich',
         date=dt.date(2031, 1, 5),
-        time=dt.time(9, 5),
+        time=starts,
         location="Hall 'B'",
     )
     user = UserFactory()
@@ -100,7 +104,7 @@ def test_the_confirmation_message_carries_the_event_as_notifications_snapshot_it
     made_at = dt.datetime.fromisoformat(message.kwargs["at"])  # when the change was made
     assert abs(made_at - enrollment.created_at) < dt.timedelta(seconds=1)
     assert message.kwargs["event"] == notifications.event_context(event)
-    assert message.kwargs["event"]["time"] == "09:05"
+    assert message.kwargs["event"]["time"] == shown
     assert message.kwargs["kind"] == "enrollment_confirmed"
     assert (message.kwargs["event_id"], message.kwargs["participants"]) == (event.pk, [[user.pk, None]])
     assert message.kwargs["checkin_codes"] == {str(user.pk): enrollment.checkin_code}
