@@ -14,8 +14,9 @@ finding and deleting keys:
 Both tokens are random, never counters: a counter lost to eviction would restart and resurrect old
 answers. Each is read before the database, so an answer built from data older than a concurrent
 write is stored under the older token, which no reader takes for current. Cache errors never fail a
-request: with Redis down, reads go to the database (django-redis IGNORE_EXCEPTIONS) and TTL bounds
-what a lost invalidation could leave behind.
+request: with Redis down, reads go to the database (django-redis IGNORE_EXCEPTIONS), and a token
+replacement Redis did not take is tried again every second until it lands (`_OwedReplacements`;
+the TTL bounds what a process that dies meanwhile leaves behind).
 """
 
 from __future__ import annotations
@@ -73,14 +74,63 @@ def seats_changed() -> None:
 
 
 def _replace(key: str) -> None:
-    _set(key, _new_token(), timeout=None)
+    if not _set(key, _new_token(), timeout=None):
+        _owed.add(key)
 
 
-def _set(key: str, value: Any, timeout: int | None) -> None:
-    """On Redis one SET through the fast connection; on any failure there, through django-redis."""
+def _set(key: str, value: Any, timeout: int | None) -> bool:
+    """On Redis one SET through the fast connection; on any failure there, through django-redis.
+    False when Redis did not take it (django-redis ignores its errors: it answers None)."""
     fast = _fast_connection()
-    if fast is None or not fast.set(key, value, timeout):
-        cache.set(key, value, timeout=timeout)
+    if fast is not None and fast.set(key, value, timeout):
+        return True
+    backend: Any = cache  # django-redis's set answers True, or None for an error it ignored
+    stored = backend.set(key, value, timeout=timeout)
+    return fast is None or stored is True  # (other backends answer None, and raise on failure)
+
+
+class _OwedReplacements:
+    """Tokens whose replacement Redis did not take (an invalidation lost in a blip): replaced again
+    every RETRY_SECONDS, from a timer thread, until Redis takes them or TTL_SECONDS have passed, by
+    when every answer stored under the old token has expired anyway. A lost invalidation then
+    leaves stale answers for as long as Redis is away, not for the TTL after it is back."""
+
+    RETRY_SECONDS = 1.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._until: dict[str, float] = {}
+        self._timer: threading.Timer | None = None
+
+    def add(self, key: str) -> None:
+        with self._lock:
+            self._until.setdefault(key, time.monotonic() + TTL_SECONDS)
+            self._arm()
+
+    def _arm(self) -> None:  # (under the lock)
+        if self._timer is None and self._until:
+            self._timer = threading.Timer(self.RETRY_SECONDS, self._retry)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _retry(self) -> None:
+        with self._lock:
+            self._timer = None
+            owed = dict(self._until)
+        for key, until in owed.items():
+            if _set(key, _new_token(), timeout=None) or time.monotonic() >= until:
+                with self._lock:
+                    if self._until.get(key) == until:
+                        del self._until[key]
+        with self._lock:
+            self._arm()
+
+    def __contains__(self, key: str) -> bool:
+        with self._lock:
+            return key in self._until
+
+
+_owed = _OwedReplacements()
 
 
 def _get_many(*keys: str, fall_back: bool = True) -> list[Any] | None:

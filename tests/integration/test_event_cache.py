@@ -1,5 +1,8 @@
 """The event list and detail come from the cache, and never show seats older than the last write."""
 
+import threading
+import time
+
 import pytest
 from django.core.cache import cache
 from django.test import RequestFactory
@@ -595,3 +598,35 @@ def test_only_django_redis_s_default_serializer_without_a_compressor_stores_plai
     for other in ("serializers.json.JSONSerializer", "serializers.msgpack.MSGPackSerializer"):
         assert not event_cache._stores_plain_pickles({"SERIALIZER": f"django_redis.{other}"})
     assert not event_cache._stores_plain_pickles({"COMPRESSOR": "django_redis.compressors.lz4.Lz4Compressor"})
+
+
+@needs_service("REDIS_URL")
+def test_an_invalidation_redis_did_not_take_lands_once_redis_is_back(participant_api, admin_api, monkeypatch):
+    """It was lost: the old answers stayed current for the whole TTL after Redis came back."""
+    from django_redis.cache import RedisCache
+
+    event = EventFactory(title="Before")
+    assert participant_api.get(f"/api/v1/events/{event.pk}/").json()["title"] == "Before"  # stored
+    monkeypatch.setattr(event_cache._OwedReplacements, "RETRY_SECONDS", 0.1)
+    redis_away = threading.Event()
+    redis_away.set()
+    stores = {event_cache._FastConnection: event_cache._FastConnection.set, RedisCache: RedisCache.set}
+    for store, set_ in stores.items():  # every thread's connections, the retrying timer's too
+
+        def set_unless_away(self, *args, _set=set_, **kwargs):
+            # What each answers when Redis is away: False, and django-redis's ignored error, None.
+            if redis_away.is_set():
+                return False if isinstance(self, event_cache._FastConnection) else None
+            return _set(self, *args, **kwargs)
+
+        monkeypatch.setattr(store, "set", set_unless_away)
+    assert (
+        admin_api.patch(f"/api/v1/events/{event.pk}/", {"title": "After"}, format="json").status_code == 200
+    )
+    assert participant_api.get(f"/api/v1/events/{event.pk}/").json()["title"] == "Before"  # lost, for now
+    redis_away.clear()
+    deadline = time.monotonic() + 5
+    while participant_api.get(f"/api/v1/events/{event.pk}/").json()["title"] != "After":
+        assert time.monotonic() < deadline, "the invalidation never landed"
+        time.sleep(0.05)
+    assert event_cache.GENERATION_KEY not in event_cache._owed
