@@ -172,10 +172,6 @@ if not DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     if DB_PREPARED_STATEMENTS:
         DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-# Form fields one POST may carry. An event's admin page posts two for each enrolled or waiting
-# person (its lists are inline formsets): Django's 1,000 refused to save an event of about 500.
-# This bound covers an event of 12,000; JSON bodies are limited by DATA_UPLOAD_MAX_MEMORY_SIZE alone.
-DATA_UPLOAD_MAX_NUMBER_FIELDS = 25_000
 
 # --- Cache ----------------------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")

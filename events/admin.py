@@ -20,6 +20,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from config.admin_rows import ROWS_TEMPLATE, PagedRowsInline
 from config.errors import DomainError
 from events import dashboard, domain, services
 from events.models import Enrollment, Event, WaitlistEntry
@@ -44,11 +45,6 @@ class EventAdminForm(forms.ModelForm):
         return capacity
 
 
-# Inline rows without the object's own label (an enrollment's str() is "2 @ 1"): the columns say
-# who and when (config/templates/admin/edit_inline/tabular_rows.html).
-ROWS_TEMPLATE = "admin/edit_inline/tabular_rows.html"
-
-
 def person_link(participant: User) -> str:
     """ "Ann Lee <ann@example.com>", linking to the participant's page."""
     return format_html(
@@ -58,12 +54,12 @@ def person_link(participant: User) -> str:
     )
 
 
-class EnrollmentInline(admin.TabularInline):
+class EnrollmentInline(PagedRowsInline):
     """Who holds a seat, and who has come (checked in at the door). Removing a row frees the seat
     (through the service)."""
 
     model = Enrollment
-    template = ROWS_TEMPLATE
+    page_parameter = "enrolled"
     fields = ["person", "enrolled_at", "reminded", "checked_in"]
     readonly_fields = ["person", "enrolled_at", "reminded", "checked_in"]
     extra = 0
@@ -198,11 +194,11 @@ class NewEnrollmentInline(admin.TabularInline):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
-class WaitlistInline(admin.TabularInline):
+class WaitlistInline(PagedRowsInline):
     """The waiting list in order. Removing a row takes the person off it (through the service)."""
 
     model = WaitlistEntry
-    template = ROWS_TEMPLATE
+    page_parameter = "waiting"
     fields = ["position", "person", "joined_at"]
     readonly_fields = ["position", "person", "joined_at"]
     extra = 0
@@ -211,7 +207,8 @@ class WaitlistInline(admin.TabularInline):
     verbose_name_plural = "Waiting list"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[WaitlistEntry]:
-        # The window runs after the event filter the formset adds: positions 1..n of this event.
+        # The window runs after the event filter the formset adds, and before a page's slice:
+        # positions 1..n of this event.
         return (
             super()
             .get_queryset(request)

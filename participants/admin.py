@@ -16,6 +16,7 @@ from django.utils.html import format_html
 from rest_framework.exceptions import Throttled
 from rest_framework.throttling import BaseThrottle
 
+from config.admin_rows import PagedRowsInline
 from events.models import Enrollment, WaitlistEntry
 from notifications.models import Notification
 from participants import services
@@ -52,19 +53,14 @@ class LockoutAdminAuthenticationForm(AdminAuthenticationForm):
 admin.site.login_form = LockoutAdminAuthenticationForm
 
 
-# Inline rows without the object's own label (an enrollment's str() is "2 @ 1").
-ROWS_TEMPLATE = "admin/edit_inline/tabular_rows.html"
-
-
 def event_link(event: Any) -> str:
     return format_html('<a href="{}">{}</a>', reverse("admin:events_event_change", args=[event.pk]), event)
 
 
-class ReadOnlyInline(admin.TabularInline):
-    """A list on the participant's page: nothing is added, changed or removed from here (seats and
-    places change on the event's page, through the services)."""
+class ReadOnlyInline(PagedRowsInline):
+    """A list on the participant's page, a page at a time: nothing is added, changed or removed
+    from here (seats and places change on the event's page, through the services)."""
 
-    template = ROWS_TEMPLATE
     extra = 0
     can_delete = False
 
@@ -80,6 +76,7 @@ class ReadOnlyInline(admin.TabularInline):
 
 class ParticipantEnrollmentInline(ReadOnlyInline):
     model = Enrollment
+    page_parameter = "enrollments"
     fields = readonly_fields = ("event_link", "starts", "enrolled_at")
     verbose_name = "enrollment"
     verbose_name_plural = "Enrollments"
@@ -104,6 +101,7 @@ class ParticipantEnrollmentInline(ReadOnlyInline):
 
 class ParticipantWaitlistInline(ReadOnlyInline):
     model = WaitlistEntry
+    page_parameter = "waiting"
     fields = readonly_fields = ("event_link", "position", "joined_at")
     verbose_name = "place on a waiting list"
     verbose_name_plural = "Waiting lists"
@@ -137,6 +135,7 @@ class ParticipantWaitlistInline(ReadOnlyInline):
 class ParticipantNotificationInline(ReadOnlyInline):
     model = Notification
     fk_name = "user"
+    page_parameter = "notifications"
     fields = readonly_fields = ("created_at", "kind", "subject", "status", "sent_at")
     verbose_name = "notification"
     verbose_name_plural = "Notifications (newest first)"

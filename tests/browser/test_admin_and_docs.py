@@ -139,6 +139,32 @@ def test_the_event_page_shows_the_waiting_list_in_order(page, sign_in, docs_scre
     assert "Sold-out talk" in place and re.search(r"\b1\b", place)
 
 
+def test_a_big_events_lists_page_and_a_seat_is_freed_from_a_later_page(page, sign_in):
+    admin = AdminFactory()
+    event = EventFactory(title="All hands", capacity=130)
+    crowd = [UserFactory(full_name=f"Person {i:03d}", password=None) for i in range(131)]
+    for person in crowd[:130]:
+        services.enroll(event_id=event.pk, participant_id=person.pk)
+    services.join_waitlist(event_id=event.pk, participant_id=crowd[130].pk)
+
+    sign_in(page, admin.email, PASSWORD)
+    page.goto(f"/admin/events/event/{event.pk}/change/")
+    seated = page.locator("#enrollments-group")
+    assert seated.locator("tbody tr.has_original").count() == 100
+    assert re.sub(r"\s+", " ", seated.locator(".paginator").inner_text()).strip() == "1–100 of 130 · next ›"
+    with page.expect_navigation():
+        seated.get_by_role("link", name="next ›").click()
+    assert page.url.endswith(f"/admin/events/event/{event.pk}/change/?enrolled=2#enrollments-group")
+    rows = seated.locator("tbody tr.has_original")
+    assert rows.count() == 30 and "Person 100" in rows.first.inner_text()
+    rows.first.locator("td.delete input").check()
+    with page.expect_navigation():
+        page.click("input[name=_continue]")
+    assert "was changed successfully" in page.locator(".messagelist").inner_text()
+    seated_now = set(Enrollment.objects.filter(event=event).values_list("participant_id", flat=True))
+    assert crowd[100].pk not in seated_now and crowd[130].pk in seated_now  # the first waiting took it
+
+
 def test_a_participant_cannot_sign_in_to_the_admin(page, sign_in):
     participant = UserFactory()
     sign_in(page, participant.email, PASSWORD)
