@@ -138,9 +138,14 @@ def traffic() -> Traffic:
 
 
 @pytest.fixture
-def page(request, chromium, live_url, transactional_db, traffic, monkeypatch) -> Iterator[Any]:
+def page(request, chromium, live_url, django_db_reset_sequences, traffic, monkeypatch) -> Iterator[Any]:
     """A fresh browser context (no cookies) on the live server. On failure: a screenshot and the
-    HTML under FAILURES. Every test also checks that nothing was asked of another machine."""
+    HTML under FAILURES. Every test also checks that nothing was asked of another machine.
+
+    The database is emptied after each test with its sequences reset: the content types Django
+    makes again then get the ids they had, which the live server keeps cached from test to test
+    (with new ids, the admin's history entry of a later test's save named a content type that no
+    longer existed, and the save failed on its foreign key)."""
     from config import realtime
 
     # Live updates sent by this process's services (the tests' own set-up) would need an event
