@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from django.contrib import messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.views.main import ERROR_FLAG, IGNORED_PARAMS, PAGE_VAR
 from django.contrib.auth.middleware import AuthenticationMiddleware
@@ -152,18 +153,31 @@ class AdminInputMiddleware:
       address or text here holds one.
     - A selected object's id that no object of the list's model can have (`_selected_action`,
       posted by the list's actions): 400, where the action would have failed building its query.
-    - A list's filter that fails only once its query runs (a `__year` outside the calendar's, for
-      one: Django checks each lookup as it builds the query, but a year's bounds are computed when
-      the query is compiled): Django's own answer to a lookup it refuses, the list without its
-      filters and flagged invalid. Only a GET of a list with filters, only once (`ERROR_FLAG`), and
-      logged: the same error on the plain list is a fault, and stays a 500.
+    - A list's filter that Django's changelist lets fail as it makes or runs the query (a `__year`
+      outside the calendar's, for one: the date hierarchy catches part of what reading the year
+      raises, and a year's bounds are computed when the query is compiled): Django's own answer
+      to a lookup it refuses, the list without its filters. Only a GET of a list with filters,
+      only for an error raised by the changelist or under the SQL compiler, only once
+      (`ERROR_FLAG`), and logged: an error of the admin's own code, or on the plain list, is a
+      fault, and stays a 500. Either way, Django's redirect or this one, the list then says which
+      filters were dropped.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        return self.get_response(request)
+        response = self.get_response(request)
+        redirected = response.status_code == 302 and response.get("Location") == _invalid_list(request)
+        if redirected and _is_filtered_list(request):  # (Django's own answer to one says nothing)
+            dropped = ", ".join(sorted(name for name in request.GET if name not in _LIST_PARAMETERS))
+            messages.warning(
+                request,
+                f"The list could not be filtered by {dropped}: a value is malformed or out of range. "
+                "It is shown without its filters.",
+                fail_silently=True,
+            )
+        return response
 
     def process_view(
         self, request: HttpRequest, view: Callable[..., Any], args: Any, kwargs: Any
@@ -183,12 +197,21 @@ class AdminInputMiddleware:
         return None
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        if not isinstance(exception, (ValueError, OverflowError, DataError)) or not _is_filtered_list(
-            request
-        ):
+        if not isinstance(exception, (ValueError, OverflowError, DataError)):
+            return None
+        if not _is_filtered_list(request) or not _raised_by_the_lists_query(exception):
             return None
         admin_log.warning("A list's filters failed in their query: %s", exception, exc_info=exception)
-        return HttpResponseRedirect(f"{request.path}?{ERROR_FLAG}=1")
+        return HttpResponseRedirect(_invalid_list(request))
+
+
+def _invalid_list(request: HttpRequest) -> str:
+    """Where Django's changelist sends a request whose filters it refuses: the list, flagged."""
+    return f"{request.path}?{ERROR_FLAG}=1"
+
+
+# A changelist's parameters that are not filters: its search, ordering, page and display options.
+_LIST_PARAMETERS = frozenset((*IGNORED_PARAMS, PAGE_VAR, ERROR_FLAG))
 
 
 def _holds_nul(parameters: QueryDict) -> bool:
@@ -206,7 +229,21 @@ def _is_filtered_list(request: HttpRequest) -> bool:
         and getattr(match.func, "model_admin", None) is not None
         and (match.url_name or "").endswith("_changelist")
         and ERROR_FLAG not in request.GET
-        and any(name not in (*IGNORED_PARAMS, PAGE_VAR) for name in request.GET)
+        and any(name not in _LIST_PARAMETERS for name in request.GET)
+    )
+
+
+def _raised_by_the_lists_query(exception: Exception) -> bool:
+    """Whether the exception came from making or running the list's query from its parameters:
+    raised by Django's changelist itself (its date hierarchy reads the year with int() and
+    datetime(), and catches only part of what they raise), or anywhere under Django's SQL compiler
+    (a lookup's bounds, the database refusing a value). Not from the admin's own code calling them."""
+    frame, modules = exception.__traceback__, []
+    while frame is not None:
+        modules.append(frame.tb_frame.f_globals.get("__name__"))
+        frame = frame.tb_next
+    return bool(modules) and (
+        modules[-1] == "django.contrib.admin.views.main" or "django.db.models.sql.compiler" in modules
     )
 
 
