@@ -7,6 +7,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, QueryDict
 
@@ -20,20 +21,44 @@ class PagedRowsFormSet(forms.BaseInlineFormSet):
     """An inline's existing rows, one page at a time: an event of 5,000 seats and 4,500 waiting
     made a page of 11 MB that took 10 s to build, and as much to post back (paged: 273 kB, 0.4 s).
     The page comes from the request's query (`page_parameter`, set per request by
-    `PagedRowsInline`), in the page's links and in the form's own URL, which it posts to: a save
-    reads the page it showed. A page number that is not one gives the first page, one past the end
-    the last (Django's paginator)."""
+    `PagedRowsInline`); a page number that is not one gives the first page, one past the end the
+    last (Django's paginator). A save acts on the rows the form showed, by their ids, wherever
+    they are now: the page counted again may hold others (someone before them left meanwhile)."""
 
     page_size = 100
     page_parameter = "page"
     query = QueryDict()
 
     def get_queryset(self) -> Any:
-        if not hasattr(self, "_page"):
-            self._page = Paginator(super().get_queryset(), self.page_size).get_page(
-                self.query.get(self.page_parameter)
+        if not hasattr(self, "_rows"):
+            rows = super().get_queryset()
+            self._page = Paginator(rows, self.page_size).get_page(self.query.get(self.page_parameter))
+            # (The same queryset object each time: evaluated once.)
+            self._rows = rows.filter(pk__in=self._posted_ids()) if self.is_bound else self._page.object_list
+        return self._rows
+
+    def clean(self) -> None:
+        super().clean()
+        primary_key = self.model._meta.pk.name
+        if any(primary_key in form.errors for form in self.initial_forms):
+            # Django's error sits on the row's hidden id, and the page would show none.
+            raise ValidationError(
+                "Some of these rows changed or left the list while this page was open: reload the "
+                "page and make the change again."
             )
-        return self._page.object_list  # the same sliced queryset each time: evaluated once
+
+    def _posted_ids(self) -> list[Any]:
+        """The ids of the rows the posted form showed (only ids of this inline's own rows can
+        match: the rows are its object's)."""
+        primary_key, ids = self.model._meta.pk, []
+        for index in range(self.initial_form_count()):
+            try:
+                ids.append(
+                    primary_key.to_python(self.data.get(f"{self.add_prefix(index)}-{primary_key.name}"))
+                )
+            except ValidationError:
+                continue  # a tampered id: its form says so
+        return [row_id for row_id in ids if row_id is not None]
 
     @property
     def pager(self) -> dict[str, Any] | None:

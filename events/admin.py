@@ -13,8 +13,8 @@ from django.contrib.admin import helpers
 from django.contrib.admin.utils import display_for_value
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.validators import RegexValidator
-from django.db.models import Count, F, OuterRef, QuerySet, Subquery, Window
-from django.db.models.functions import Coalesce, NullIf, RowNumber
+from django.db.models import Count, F, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce, NullIf
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
@@ -207,13 +207,20 @@ class WaitlistInline(PagedRowsInline):
     verbose_name_plural = "Waiting list"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[WaitlistEntry]:
-        # The window runs after the event filter the formset adds, and before a page's slice:
-        # positions 1..n of this event.
+        # Each entry's position is counted among all its event's entries (those up to its id), not
+        # numbered within the rows fetched: a page, or the rows a save names, shows 101, 102, …
+        ahead = (
+            WaitlistEntry.objects.filter(event_id=OuterRef("event_id"), id__lte=OuterRef("id"))
+            .order_by()
+            .values("event_id")
+            .annotate(n=Count("id"))
+            .values("n")
+        )
         return (
             super()
             .get_queryset(request)
             .select_related("participant")
-            .annotate(place=Window(RowNumber(), order_by=F("id").asc()))
+            .annotate(place=Subquery(ahead))
             .order_by("id")
         )
 

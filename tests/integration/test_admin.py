@@ -812,6 +812,37 @@ def test_removing_someone_on_a_later_page_frees_that_seat_for_the_first_waiting(
     assert (event.enrolled_count, event.waitlist_count) == (150, 2)
 
 
+def test_a_save_acts_on_the_rows_the_form_showed_though_the_list_moved_meanwhile(browser):
+    """Its page counted again held other rows (the head of the waiting list had been promoted),
+    and the removal ticked on the form was skipped without a word."""
+    event, seated, waiting = crowded_event(enrolled=3, waiting=120)
+    url = f"/admin/events/event/{event.pk}/change/?waiting=2"
+    form = form_as_posted(browser.get(url).content.decode())
+    place_101 = WaitlistEntry.objects.get(event=event, participant=waiting[100])
+    assert form["waitlist-0-id"] == str(place_101.pk)  # this page's first
+    form["waitlist-0-DELETE"] = "on"
+    services.leave_waitlist(event_id=event.pk, participant_id=waiting[0].pk)  # 101 is now 100
+    response = browser.post(url, form)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    still_waiting = set(WaitlistEntry.objects.filter(event=event).values_list("participant_id", flat=True))
+    assert waiting[100].pk not in still_waiting and len(still_waiting) == 118
+
+
+def test_a_save_naming_a_row_gone_meanwhile_says_to_reload(browser):
+    """Django's own answer was "Please correct the error below" over a list without an error: the
+    gone row's error sits on its hidden id."""
+    event, seated, _ = crowded_event(enrolled=3, waiting=2)
+    url = f"/admin/events/event/{event.pk}/change/"
+    form = form_as_posted(browser.get(url).content.decode())
+    form["title"] = "Renamed"
+    services.cancel_enrollment(event_id=event.pk, participant_id=seated[0].pk)  # its row is gone
+    response = browser.post(url, form)
+    assert response.status_code == 200
+    assert "changed or left the list while this page was open" in response.content.decode()
+    event.refresh_from_db()
+    assert event.title != "Renamed"  # nothing half-saved
+
+
 def test_a_participants_long_lists_are_paged_too(browser):
     person = UserFactory()
     NotificationFactory.create_batch(120, user=person)
