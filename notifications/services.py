@@ -265,7 +265,7 @@ def _build(todo: Mapping[str, tuple[Mapping[str, Any], int, int | None]]) -> lis
         # them written before that, delivered after, would hand it a ticket that no longer holds.
         .filter(pk__in={participant_id for _, participant_id, _ in todo.values()}, is_active=True)
     }
-    alive = _existing_events({item["event_id"] for item, _, _ in todo.values() if item["event_id"]})
+    alive = existing_events({item["event_id"] for item, _, _ in todo.values() if item["event_id"]})
     now = timezone.now()
     rows = []
     for key, (item, participant_id, position) in todo.items():
@@ -329,10 +329,11 @@ def _changed_at(item: Mapping[str, Any]) -> dt.datetime | None:
     return dt.datetime.fromisoformat(item["at"]) if item.get("at") else None
 
 
-def _existing_events(event_ids: set[int]) -> set[int]:
+def existing_events(event_ids: set[int]) -> set[int]:
     """Those of the events that exist, kept from being deleted until this transaction ends (on
-    PostgreSQL: FOR KEY SHARE, which enrollments' updates of the row do not wait for), so that the
-    notification can refer to them; a deleted event's notifications refer to none."""
+    PostgreSQL: FOR KEY SHARE, which enrollments' updates of the row do not wait for), so that
+    notifications can refer to them; a deleted event's notifications refer to none. An event being
+    deleted is waited for, and then found gone."""
     if not event_ids:
         return set()
     event_model = apps.get_model("events", "Event")

@@ -85,13 +85,29 @@ def build(*, report_id: int) -> str | None:
     except Exception as exc:
         log.exception("report %s failed", report_id)
         with transaction.atomic():
-            failed = Report.objects.filter(pk=report_id, status=Status.RUNNING).update(
-                status=Status.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000], completed_at=timezone.now()
-            )
-            report = Report.objects.select_related("event", "requested_by").filter(pk=report_id).first()
-            if failed and report is not None:
+            report = _locked(report_id)
+            if report is not None and report.status == Status.RUNNING:
+                report.status, report.completed_at = Status.FAILED, timezone.now()
+                report.error = f"{type(exc).__name__}: {exc}"[:2000]
+                report.save(update_fields=["status", "error", "completed_at"])
                 _tell(report, Kind.REPORT_FAILED, event_id=report.event_id)
         return Status.FAILED
+
+
+def _locked(report_id: int) -> Report | None:
+    """The report, locked until the transaction ends, with its event kept from being deleted
+    meanwhile (the notifications written next refer to it); None when either is gone. The event is
+    held first because its deletion takes it first (events.services.delete_event, then its reports
+    by cascade): the other order could deadlock with a deletion."""
+    event_id = Report.objects.filter(pk=report_id).values_list("event_id", flat=True).first()
+    if event_id is None or not notifications.existing_events({event_id}):
+        return None
+    return (
+        Report.objects.select_for_update(of=("self",))
+        .select_related("event", "requested_by")
+        .filter(pk=report_id)
+        .first()
+    )
 
 
 def _build(report_id: int) -> str | None:
@@ -103,7 +119,7 @@ def _build(report_id: int) -> str | None:
     with DocumentOutput() as output:
         participants, waiting = write_document(report.event, output, generated_at=timezone.now().isoformat())
         with transaction.atomic():
-            report = Report.objects.select_for_update().select_related("event").filter(pk=report_id).first()
+            report = _locked(report_id)
             if report is None:
                 return None
             if report.status != Status.RUNNING:
@@ -259,11 +275,14 @@ def _queue_emails(report: Report, *, waiting: int = 0) -> None:
 
 def tell_withdrawn(report: Report, *, event_deleted: bool) -> None:
     """A report deleted before it was built, by itself or with its event: whoever was to hear of it
-    is told it will not come, in the deleting transaction. Not linked to the event, which may be
-    going in the same transaction."""
-    if report.status in (Status.DONE, Status.FAILED):
+    is told it will not come, in the deleting transaction. Its status is read again under its lock
+    (a build finishing meanwhile has told them already); the notifications refer to the event
+    unless it is going in the same transaction."""
+    status = Report.objects.select_for_update().filter(pk=report.pk).values_list("status", flat=True).first()
+    if status in (None, Status.DONE, Status.FAILED):
         return  # its addressees were told already: it is ready, or it failed
-    _tell(report, Kind.REPORT_WITHDRAWN, event_id=None, event_deleted=event_deleted)
+    event_id = None if event_deleted else report.event_id
+    _tell(report, Kind.REPORT_WITHDRAWN, event_id=event_id, event_deleted=event_deleted)
 
 
 def _tell(report: Report, kind: Kind, *, event_id: int | None, **context: Any) -> None:

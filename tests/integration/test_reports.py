@@ -15,7 +15,7 @@ from reports.domain import ReportNotFound, human_size
 from reports.models import Report
 from reports.output import DocumentOutput
 from tests.factories import AdminFactory, EventFactory, ReportFactory, UserFactory
-from tests.helpers import assert_problem
+from tests.helpers import assert_problem, needs_service, while_held
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -413,6 +413,8 @@ def test_recipients_of_a_report_request_deleted_in_the_admin_are_told(admin):
     told = withdrawn_emails()
     assert set(told) == {"staff@example.com", admin.email}
     assert "the report request was deleted" in told["staff@example.com"].body
+    notes = Notification.objects.filter(kind="report_withdrawn")
+    assert set(notes.values_list("event_id", flat=True)) == {report.event_id}  # the event is still there
 
 
 def test_a_built_report_deleted_with_its_event_tells_nobody_again(admin_api, admin, event_with_two):
@@ -440,3 +442,24 @@ def test_a_report_deleted_while_it_is_built_is_dropped_quietly(admin, event_with
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
     assert set(withdrawn_emails()) == {admin.email}  # told once, when it was deleted
     assert not [m for m in mail.outbox if m.subject.startswith("Participant report ready")]
+
+
+@needs_service("DATABASE_URL")
+def test_a_build_failing_while_its_event_is_deleted_takes_turns_with_the_deletion(admin, monkeypatch):
+    """The failure locked the report, then needed the event (its notifications refer to it); the
+    deletion locked the event, then needed the report: PostgreSQL aborted one as a deadlock."""
+    event = EventFactory(title="Town hall")
+    report = ReportFactory(event=event, requested_by=admin, recipients=[admin.email])
+
+    def broken(self, data):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(DocumentOutput, "write", broken)
+    errors = while_held(
+        lambda: services.build(report_id=report.pk),  # its transaction kept open, then the deletion
+        lambda: event_services.delete_event(event_id=event.pk),
+    )
+    assert errors == []
+    assert not Report.objects.exists()
+    kinds = set(Notification.objects.values_list("kind", flat=True))
+    assert kinds == {"report_failed"}  # failed first: nobody is told twice
