@@ -152,7 +152,8 @@ class RotatedOnceRefreshToken(RefreshToken):
     def blacklist(self) -> BlacklistedToken:
         user_id = self.payload.get(api_settings.USER_ID_CLAIM)
         if user_id is not None:
-            User.objects.select_for_update().filter(pk=user_id).exists()
+            # (NO KEY: rows referring to the account, a sign-in's outstanding token say, need not wait.)
+            User.objects.select_for_update(no_key=True).filter(pk=user_id).exists()
         self.outstand()  # the token's row in the outstanding list, made if missing
         outstanding = OutstandingToken.objects.get(jti=self.payload[api_settings.JTI_CLAIM])
         try:
