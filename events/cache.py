@@ -15,13 +15,15 @@ Both tokens are random, never counters: a counter lost to eviction would restart
 answers. Each is read before the database, so an answer built from data older than a concurrent
 write is stored under the older token, which no reader takes for current. Cache errors never fail a
 request: with Redis down, reads go to the database (django-redis IGNORE_EXCEPTIONS), and a token
-replacement Redis did not take is tried again every second until it lands (`_OwedReplacements`;
-the TTL bounds what a process that dies meanwhile leaves behind).
+replacement Redis did not take is tried again every second until it lands, or the TTL has passed
+(`_OwedReplacements`; the TTL also bounds what a process that dies meanwhile leaves behind).
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
+import os
 import pickle
 import threading
 import time
@@ -91,43 +93,49 @@ def _set(key: str, value: Any, timeout: int | None) -> bool:
 
 class _OwedReplacements:
     """Tokens whose replacement Redis did not take (an invalidation lost in a blip): replaced again
-    every RETRY_SECONDS, from a timer thread, until Redis takes them or TTL_SECONDS have passed, by
-    when every answer stored under the old token has expired anyway. A lost invalidation then
-    leaves stale answers for as long as Redis is away, not for the TTL after it is back."""
+    every RETRY_SECONDS by one thread of this process (keeping its connection from try to try),
+    until Redis takes them or TTL_SECONDS after the last failure, by when every answer stored under
+    the old token has expired anyway. A lost invalidation then leaves stale answers for as long as
+    Redis is away, not for the TTL after it is back."""
 
     RETRY_SECONDS = 1.0
 
     def __init__(self) -> None:
+        self._forget()
+        # A process forked from this one has none of its threads: it starts with nothing owed.
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
         self._lock = threading.Lock()
-        self._until: dict[str, float] = {}
-        self._timer: threading.Timer | None = None
+        self._owed: dict[str, tuple[int, float]] = {}  # key: (which failure, give up at)
+        self._failures = itertools.count()
+        self._thread: threading.Thread | None = None
 
     def add(self, key: str) -> None:
         with self._lock:
-            self._until.setdefault(key, time.monotonic() + TTL_SECONDS)
-            self._arm()
-
-    def _arm(self) -> None:  # (under the lock)
-        if self._timer is None and self._until:
-            self._timer = threading.Timer(self.RETRY_SECONDS, self._retry)
-            self._timer.daemon = True
-            self._timer.start()
+            self._owed[key] = (next(self._failures), time.monotonic() + TTL_SECONDS)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._retry, name="events-cache-owed", daemon=True)
+                self._thread.start()
 
     def _retry(self) -> None:
-        with self._lock:
-            self._timer = None
-            owed = dict(self._until)
-        for key, until in owed.items():
-            if _set(key, _new_token(), timeout=None) or time.monotonic() >= until:
-                with self._lock:
-                    if self._until.get(key) == until:
-                        del self._until[key]
-        with self._lock:
-            self._arm()
+        while True:
+            time.sleep(self.RETRY_SECONDS)
+            with self._lock:
+                owed = dict(self._owed)
+            for key, (failure, until) in owed.items():
+                if _set(key, _new_token(), timeout=None) or time.monotonic() >= until:
+                    with self._lock:
+                        if self._owed.get(key, (None,))[0] == failure:  # (not failed again meanwhile)
+                            del self._owed[key]
+            with self._lock:
+                if not self._owed:
+                    self._thread = None
+                    return
 
     def __contains__(self, key: str) -> bool:
         with self._lock:
-            return key in self._until
+            return key in self._owed
 
 
 _owed = _OwedReplacements()

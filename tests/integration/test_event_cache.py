@@ -1,5 +1,6 @@
 """The event list and detail come from the cache, and never show seats older than the last write."""
 
+import os
 import threading
 import time
 
@@ -630,3 +631,17 @@ def test_an_invalidation_redis_did_not_take_lands_once_redis_is_back(participant
         assert time.monotonic() < deadline, "the invalidation never landed"
         time.sleep(0.05)
     assert event_cache.GENERATION_KEY not in event_cache._owed
+
+
+def test_a_forked_process_owes_nothing_of_its_parents(monkeypatch):
+    """Its parent's retrying thread is not in it: it would have counted on one that never runs."""
+    monkeypatch.setattr(event_cache._OwedReplacements, "RETRY_SECONDS", 60.0)  # asleep through the test
+    owed = event_cache._OwedReplacements()
+    owed.add("events:a-lost-token")
+    child = os.fork()
+    if child == 0:  # pragma: no cover (the child's verdict is its exit code)
+        os._exit(0 if "events:a-lost-token" not in owed and owed._thread is None else 1)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert "events:a-lost-token" in owed
+    owed._owed.clear()  # its thread wakes to nothing owed, and ends
