@@ -5,7 +5,7 @@ import csv
 import datetime as dt
 import json
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -23,7 +23,7 @@ from django.utils.html import format_html
 from config.admin_rows import ROWS_TEMPLATE, PagedRowsInline
 from config.errors import DomainError
 from events import dashboard, domain, services
-from events.models import Enrollment, Event, WaitlistEntry
+from events.models import Enrollment, Event, WaitlistEntry, WaitlistEntryQuerySet
 from participants import selectors as participant_selectors
 from participants.models import User
 
@@ -207,20 +207,12 @@ class WaitlistInline(PagedRowsInline):
     verbose_name_plural = "Waiting list"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[WaitlistEntry]:
-        # Each entry's position is counted among all its event's entries (those up to its id), not
-        # numbered within the rows fetched: a page, or the rows a save names, shows 101, 102, …
-        ahead = (
-            WaitlistEntry.objects.filter(event_id=OuterRef("event_id"), id__lte=OuterRef("id"))
-            .order_by()
-            .values("event_id")
-            .annotate(n=Count("id"))
-            .values("n")
-        )
+        # Positions counted among all the event's entries: a page, or the rows a save names, shows
+        # its own (101, 102, …).
         return (
-            super()
-            .get_queryset(request)
+            cast(WaitlistEntryQuerySet, super().get_queryset(request))
+            .with_positions()
             .select_related("participant")
-            .annotate(place=Subquery(ahead))
             .order_by("id")
         )
 

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import Count, F, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from config.validators import multi_line, single_line
@@ -121,6 +121,21 @@ class Enrollment(models.Model):
         return f"{self.participant_id} @ {self.event_id}"
 
 
+class WaitlistEntryQuerySet(models.QuerySet["WaitlistEntry"]):
+    def with_positions(self) -> WaitlistEntryQuerySet:
+        """Each entry with `place`, its position on its event's list: the entries of that event up
+        to it, counted among all of them (not numbered within the rows fetched: a page of a list
+        shows 101, 102, …)."""
+        ahead = (
+            WaitlistEntry.objects.filter(event_id=OuterRef("event_id"), id__lte=OuterRef("id"))
+            .order_by()
+            .values("event_id")
+            .annotate(n=Count("id"))
+            .values("n")
+        )
+        return self.annotate(place=Subquery(ahead))
+
+
 class WaitlistEntry(models.Model):
     """A participant waiting for a seat. The order of the list is the order of the ids (arrival);
     positions (1..n) are counted, not stored, so leaving never renumbers anything."""
@@ -130,6 +145,8 @@ class WaitlistEntry(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="waitlist_entries"
     )
     joined_at = models.DateTimeField(default=timezone.now)
+
+    objects = WaitlistEntryQuerySet.as_manager()
 
     class Meta:
         ordering = ["id"]

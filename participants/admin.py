@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -8,8 +8,7 @@ from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.admin.utils import display_for_value
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, OuterRef, QuerySet, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
@@ -17,7 +16,7 @@ from rest_framework.exceptions import Throttled
 from rest_framework.throttling import BaseThrottle
 
 from config.admin_rows import PagedRowsInline
-from events.models import Enrollment, WaitlistEntry
+from events.models import Enrollment, WaitlistEntry, WaitlistEntryQuerySet
 from notifications.models import Notification
 from participants import services
 from participants.api import throttling
@@ -107,19 +106,10 @@ class ParticipantWaitlistInline(ReadOnlyInline):
     verbose_name_plural = "Waiting lists"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[WaitlistEntry]:
-        # Position on each event's list: the entries of that event up to this one (arrival order).
-        ahead = (
-            WaitlistEntry.objects.filter(event_id=OuterRef("event_id"), id__lte=OuterRef("id"))
-            .order_by()
-            .values("event_id")
-            .annotate(n=Count("id"))
-            .values("n")
-        )
         return (
-            super()
-            .get_queryset(request)
+            cast(WaitlistEntryQuerySet, super().get_queryset(request))
+            .with_positions()
             .select_related("event")
-            .annotate(place=Coalesce(Subquery(ahead), 0))
             .order_by("event__date", "event__time", "id")
         )
 
