@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext_lazy as _
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.backends import TokenBackend
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.serializers import TokenRefreshSerializer
@@ -147,13 +148,19 @@ class RotatedOnceRefreshToken(RefreshToken):
     transaction), as a password change does until it has revoked the account's tokens
     (`User.save`): a change saved during a trade waits for it, and then revokes the new token too,
     where it used to find only the old one and let the new session go on with the old password;
-    a trade during a change waits for it, and finds its token revoked."""
+    a trade during a change waits for it, and finds its token revoked. The account is checked
+    again under that lock: one deactivated (or deleted) while the trade waited gets no new pair
+    (simplejwt checked it before, unlocked)."""
 
     def blacklist(self) -> BlacklistedToken:
         user_id = self.payload.get(api_settings.USER_ID_CLAIM)
         if user_id is not None:
             # (NO KEY: rows referring to the account, a sign-in's outstanding token say, need not wait.)
-            User.objects.select_for_update(no_key=True).filter(pk=user_id).exists()
+            active = User.objects.select_for_update(no_key=True).filter(pk=user_id, is_active=True).exists()
+            if not active:
+                raise AuthenticationFailed(
+                    str(_("No active account found for the given token.")), "no_active_account"
+                )
         self.outstand()  # the token's row in the outstanding list, made if missing
         outstanding = OutstandingToken.objects.get(jti=self.payload[api_settings.JTI_CLAIM])
         try:

@@ -5,6 +5,7 @@ import json
 
 import pytest
 from django.db import connection
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import RefreshToken
@@ -112,6 +113,23 @@ def test_a_password_changed_while_a_refresh_token_is_traded_revokes_the_new_one_
     traded.clear()
     (refused,) = while_held(change_password, trade)
     assert isinstance(refused, TokenError) and traded == {}
+
+
+@needs_service("DATABASE_URL")
+def test_an_account_deactivated_while_its_refresh_token_waits_gets_no_new_pair(anon):
+    """simplejwt checked the account before the trade took its lock: a deactivation committed in
+    between let the trade mint a new pair for an account that could no longer sign in."""
+    user = UserFactory()
+    signed_in = anon.post("/api/v1/auth/token/", {"email": user.email, "password": PASSWORD}, format="json")
+    serializer = RotatingRefreshSerializer(data={"refresh": signed_in.json()["refresh"]})
+
+    def deactivate():
+        account = User.objects.select_for_update().get(pk=user.pk)
+        account.is_active = False
+        account.save()
+
+    (refused,) = while_held(deactivate, lambda: serializer.is_valid(raise_exception=True))
+    assert isinstance(refused, AuthenticationFailed) and refused.get_codes() == "no_active_account"
 
 
 @pytest.mark.parametrize("named", ["other", "missing", "garbage"])
