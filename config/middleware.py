@@ -11,12 +11,11 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
-from django.contrib.admin.views.main import ERROR_FLAG, IGNORED_PARAMS, PAGE_VAR
+from django.contrib.admin.views.main import ERROR_FLAG
 from django.contrib.auth.middleware import AuthenticationMiddleware
 from django.contrib.messages.middleware import MessageMiddleware
 from django.contrib.sessions.middleware import SessionMiddleware
 from django.core.exceptions import BadRequest, PermissionDenied, SuspiciousOperation, ValidationError
-from django.db import DataError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect, QueryDict
 from django.middleware.common import CommonMiddleware as DjangoCommonMiddleware
 from django.utils.functional import empty
@@ -32,7 +31,6 @@ dbconnections.install()
 
 request_log = logging.getLogger("http.request")
 error_log = logging.getLogger("http.error")
-admin_log = logging.getLogger("admin")
 
 REQUEST_ID_HEADER = "X-Request-ID"
 REQUEST_ID_META = "HTTP_X_REQUEST_ID"
@@ -153,14 +151,14 @@ class AdminInputMiddleware:
       address or text here holds one.
     - A selected object's id that no object of the list's model can have (`_selected_action`,
       posted by the list's actions): 400, where the action would have failed building its query.
-    - A list's filter that Django's changelist lets fail as it makes or runs the query (a `__year`
-      outside the calendar's, for one: the date hierarchy catches part of what reading the year
-      raises, and a year's bounds are computed when the query is compiled): Django's own answer
-      to a lookup it refuses, the list without its filters. Only a GET of a list with filters,
-      only for an error raised by the changelist or under the SQL compiler, only once
-      (`ERROR_FLAG`), and logged: an error of the admin's own code, or on the plain list, is a
-      fault, and stays a 500. Either way, Django's redirect or this one, the list then says which
-      filters were dropped.
+    - A list filtered by a part of a date that no date has (`date__year=9999`, a month of twenty
+      digits): Django's own answer to a filter it refuses, the list without its filters (`?e=1`).
+      Django checks each lookup as it builds the query, but a year's bounds are computed only when
+      the query is compiled (year + 1), and its date hierarchy catches only part of what reading
+      one raises: both were 500s.
+    Whenever a list with parameters is sent to `?e=1`, by Django or by this, it says so: Django's
+    own redirect shows the plain list without a word, and an admin could take it for the filtered
+    one.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
@@ -169,12 +167,12 @@ class AdminInputMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         redirected = response.status_code == 302 and response.get("Location") == _invalid_list(request)
-        if redirected and _is_filtered_list(request):  # (Django's own answer to one says nothing)
-            dropped = ", ".join(sorted(name for name in request.GET if name not in _LIST_PARAMETERS))
+        if redirected and _is_list_with_parameters(request):
+            named = ", ".join(sorted(name for name in request.GET if name != ERROR_FLAG))
             messages.warning(
                 request,
-                f"The list could not be filtered by {dropped}: a value is malformed or out of range. "
-                "It is shown without its filters.",
+                f"The list could not be shown with {named}: a value is malformed or out of range, or "
+                "the page no longer exists. It is shown whole instead.",
                 fail_silently=True,
             )
         return response
@@ -194,24 +192,16 @@ class AdminInputMiddleware:
                     primary_key.clean(value, None)  # its type, and its range on this database
                 except ValidationError:
                     raise BadRequest("A selected object's id is not an id of the list's model.") from None
+        if _is_list_with_parameters(request) and not all(
+            _is_possible_date_part(name, value) for name, values in request.GET.lists() for value in values
+        ):
+            return HttpResponseRedirect(_invalid_list(request))
         return None
-
-    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        if not isinstance(exception, (ValueError, OverflowError, DataError)):
-            return None
-        if not _is_filtered_list(request) or not _raised_by_the_lists_query(exception):
-            return None
-        admin_log.warning("A list's filters failed in their query: %s", exception, exc_info=exception)
-        return HttpResponseRedirect(_invalid_list(request))
 
 
 def _invalid_list(request: HttpRequest) -> str:
     """Where Django's changelist sends a request whose filters it refuses: the list, flagged."""
     return f"{request.path}?{ERROR_FLAG}=1"
-
-
-# A changelist's parameters that are not filters: its search, ordering, page and display options.
-_LIST_PARAMETERS = frozenset((*IGNORED_PARAMS, PAGE_VAR, ERROR_FLAG))
 
 
 def _holds_nul(parameters: QueryDict) -> bool:
@@ -220,31 +210,41 @@ def _holds_nul(parameters: QueryDict) -> bool:
     )
 
 
-def _is_filtered_list(request: HttpRequest) -> bool:
+def _is_list_with_parameters(request: HttpRequest) -> bool:
+    """A GET of a model's list in the admin, with parameters, not already sent to `?e=1`."""
     match = request.resolver_match
     return (
         request.method in ("GET", "HEAD")
+        and bool(request.GET)
+        and ERROR_FLAG not in request.GET
         and match is not None
         and _is_admin_path(request)
         and getattr(match.func, "model_admin", None) is not None
         and (match.url_name or "").endswith("_changelist")
-        and ERROR_FLAG not in request.GET
-        and any(name not in _LIST_PARAMETERS for name in request.GET)
     )
 
 
-def _raised_by_the_lists_query(exception: Exception) -> bool:
-    """Whether the exception came from making or running the list's query from its parameters:
-    raised by Django's changelist itself (its date hierarchy reads the year with int() and
-    datetime(), and catches only part of what they raise), or anywhere under Django's SQL compiler
-    (a lookup's bounds, the database refusing a value). Not from the admin's own code calling them."""
-    frame, modules = exception.__traceback__, []
-    while frame is not None:
-        modules.append(frame.tb_frame.f_globals.get("__name__"))
-        frame = frame.tb_next
-    return bool(modules) and (
-        modules[-1] == "django.contrib.admin.views.main" or "django.db.models.sql.compiler" in modules
-    )
+# The years a year filter may name: a year's bounds run to the next one, and dates end in 9999.
+_FILTERABLE_YEARS = range(1, 9999)
+# Any other part of a date or time named in a filter (month, day, week, hour, …): Django answers one
+# out of its range with no rows, or refuses it itself, as long as it is a small integer.
+_FILTERABLE_PARTS = range(-(10**6), 10**6)
+_DATE_PARTS = ("month", "day", "week", "week_day", "iso_week_day", "quarter", "hour", "minute", "second")
+
+
+def _is_possible_date_part(name: str, value: str) -> bool:
+    """False for a filter on a part of a date with a value that part cannot have."""
+    part = name.rpartition("__")[2]
+    if part in ("year", "iso_year"):
+        allowed = _FILTERABLE_YEARS
+    elif part in _DATE_PARTS:
+        allowed = _FILTERABLE_PARTS
+    else:
+        return True
+    try:
+        return int(value) in allowed
+    except ValueError:
+        return True  # not a number: Django refuses it itself, as it builds the query
 
 
 class CommonMiddleware(DjangoCommonMiddleware):
