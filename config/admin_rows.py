@@ -51,7 +51,8 @@ class PagedRowsFormSet(forms.BaseInlineFormSet):
         """The ids of the rows the posted form showed (only ids of this inline's own rows can
         match: the rows are its object's)."""
         primary_key, ids = self.model._meta.pk, []
-        for index in range(self.initial_form_count()):
+        # (As many as the formset makes forms: Django bounds the total, not INITIAL_FORMS.)
+        for index in range(min(self.initial_form_count(), self.total_form_count())):
             try:
                 ids.append(
                     primary_key.to_python(self.data.get(f"{self.add_prefix(index)}-{primary_key.name}"))

@@ -119,19 +119,24 @@ class _OwedReplacements:
                 self._thread.start()
 
     def _retry(self) -> None:
-        while True:
-            time.sleep(self.RETRY_SECONDS)
-            with self._lock:
-                owed = dict(self._owed)
-            for key, (failure, until) in owed.items():
-                if _set(key, _new_token(), timeout=None) or time.monotonic() >= until:
-                    with self._lock:
-                        if self._owed.get(key, (None,))[0] == failure:  # (not failed again meanwhile)
-                            del self._owed[key]
-            with self._lock:
-                if not self._owed:
-                    self._thread = None
-                    return
+        try:
+            while True:
+                time.sleep(self.RETRY_SECONDS)
+                with self._lock:
+                    owed = dict(self._owed)
+                for key, (failure, until) in owed.items():
+                    if _set(key, _new_token(), timeout=None) or time.monotonic() >= until:
+                        with self._lock:
+                            if self._owed.get(key, (None,))[0] == failure:  # (not failed again since)
+                                del self._owed[key]
+                with self._lock:
+                    if not self._owed:
+                        self._thread = None
+                        return
+        except BaseException:
+            with self._lock:  # the next failure starts a thread again
+                self._thread = None
+            raise
 
     def __contains__(self, key: str) -> bool:
         with self._lock:

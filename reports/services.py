@@ -278,10 +278,12 @@ def tell_withdrawn(report: Report, *, event_deleted: bool) -> None:
     is told it will not come, in the deleting transaction. Its status is read again under its lock
     (a build finishing meanwhile has told them already); the notifications refer to the event
     unless it is going in the same transaction."""
+    # Deleted alone, the report's notifications refer to its event, held first as everywhere else
+    # (see _locked); deleted with it, they refer to none, and the deletion holds it already.
+    event_id = None if event_deleted else next(iter(notifications.existing_events({report.event_id})), None)
     status = Report.objects.select_for_update().filter(pk=report.pk).values_list("status", flat=True).first()
     if status in (None, Status.DONE, Status.FAILED):
         return  # its addressees were told already: it is ready, or it failed
-    event_id = None if event_deleted else report.event_id
     _tell(report, Kind.REPORT_WITHDRAWN, event_id=event_id, event_deleted=event_deleted)
 
 

@@ -3,11 +3,15 @@
 import gzip
 import json
 import os
+import threading
+import time
 
 import pytest
 from django.core import mail
+from django.db import connection
 from django.test import Client
 
+from config.outbox import services as outbox_services
 from events import services as event_services
 from notifications.models import Notification
 from reports import database, output, services
@@ -15,7 +19,7 @@ from reports.domain import ReportNotFound, human_size
 from reports.models import Report
 from reports.output import DocumentOutput
 from tests.factories import AdminFactory, EventFactory, ReportFactory, UserFactory
-from tests.helpers import assert_problem, needs_service, while_held
+from tests.helpers import assert_problem, needs_service
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -444,6 +448,45 @@ def test_a_report_deleted_while_it_is_built_is_dropped_quietly(admin, event_with
     assert not [m for m in mail.outbox if m.subject.startswith("Participant report ready")]
 
 
+def while_telling(first, second, monkeypatch) -> list[Exception]:
+    """Runs first() in a thread until it has queued its report notifications (its transaction then
+    held open), second() in another meanwhile, and lets both finish; returns what they raised. Each
+    runs in its own top-level transaction, as the worker and a web process do. The e-mails are not
+    sent after the commits (the notifications worker's job): only the two transactions are tested."""
+    inside, release, errors = threading.Event(), threading.Event(), []
+    tell = services._tell
+
+    def tell_then_wait(*args, **kwargs):
+        tell(*args, **kwargs)
+        inside.set()
+        release.wait(10)
+
+    monkeypatch.setattr(services, "_tell", tell_then_wait)
+    monkeypatch.setattr(outbox_services, "publish_after_commit", lambda message_id: None)
+
+    def run(work):
+        try:
+            work()
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    holder, follower = (
+        threading.Thread(target=run, args=(first,)),
+        threading.Thread(target=run, args=(second,)),
+    )
+    holder.start()
+    assert inside.wait(10)
+    follower.start()
+    time.sleep(1.0)
+    assert follower.is_alive()  # it waits for the first's transaction
+    release.set()
+    holder.join(20)
+    follower.join(20)
+    return errors
+
+
 @needs_service("DATABASE_URL")
 def test_a_build_failing_while_its_event_is_deleted_takes_turns_with_the_deletion(admin, monkeypatch):
     """The failure locked the report, then needed the event (its notifications refer to it); the
@@ -455,11 +498,26 @@ def test_a_build_failing_while_its_event_is_deleted_takes_turns_with_the_deletio
         raise OSError("disk full")
 
     monkeypatch.setattr(DocumentOutput, "write", broken)
-    errors = while_held(
-        lambda: services.build(report_id=report.pk),  # its transaction kept open, then the deletion
+    errors = while_telling(
+        lambda: services.build(report_id=report.pk),
         lambda: event_services.delete_event(event_id=event.pk),
+        monkeypatch,
     )
     assert errors == []
     assert not Report.objects.exists()
-    kinds = set(Notification.objects.values_list("kind", flat=True))
-    assert kinds == {"report_failed"}  # failed first: nobody is told twice
+    assert set(Notification.objects.values_list("kind", flat=True)) == {"report_failed"}  # told once
+
+
+@needs_service("DATABASE_URL")
+def test_a_report_deleted_alone_while_its_event_is_deleted_takes_turns_with_it(admin, monkeypatch):
+    """Deleted alone, the report's notifications refer to its event: the same lock order."""
+    event = EventFactory(title="Town hall")
+    report = ReportFactory(event=event, requested_by=admin, recipients=[admin.email])
+    errors = while_telling(
+        lambda: Report.objects.get(pk=report.pk).delete(),
+        lambda: event_services.delete_event(event_id=event.pk),
+        monkeypatch,
+    )
+    assert errors == []
+    assert not Report.objects.exists()
+    assert list(Notification.objects.values_list("kind", flat=True)) == ["report_withdrawn"]  # told once
