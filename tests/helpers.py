@@ -220,38 +220,57 @@ def form_as_posted(page: str) -> dict[str, str]:
     return form
 
 
-def while_held(first, second):
-    """Runs first() in a transaction kept open until second(), started meanwhile, has waited for a
-    second on what first() locked; then both finish. Returns what either raised."""
-    done, release, errors = threading.Event(), threading.Event(), []
+class Pause:
+    """The point where the first work of `while_paused` stops, whatever it holds still held, until
+    the second has waited on it: call it there."""
 
-    def hold():
+    def __init__(self) -> None:
+        self.reached, self.released = threading.Event(), threading.Event()
+
+    def __call__(self) -> None:
+        self.reached.set()
+        self.released.wait(10)
+
+
+def while_paused(first, second, pause: Pause, *, second_must_wait: bool = False) -> list[Exception]:
+    """Runs first() in a thread until it calls `pause`, then second() in another, which waits on
+    what first() holds; a second later lets both finish. Each thread has its own connection, so its
+    own transactions. Returns what either raised. `second_must_wait`: assert that second() was
+    still waiting when released."""
+    errors: list[Exception] = []
+
+    def run(work, *, is_first: bool) -> None:
         try:
-            with transaction.atomic():
-                first()
-                done.set()
-                release.wait(10)
+            work()
         except Exception as exc:  # noqa: BLE001
             errors.append(exc)
-            done.set()
         finally:
+            if is_first:
+                pause.reached.set()  # (failed before its pause: the second goes on regardless)
             connection.close()
 
-    def follow():
-        try:
-            second()
-        except Exception as exc:  # noqa: BLE001
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    holder = threading.Thread(target=hold)
+    holder = threading.Thread(target=run, args=(first,), kwargs={"is_first": True})
     holder.start()
-    assert done.wait(10)
-    follower = threading.Thread(target=follow)
+    assert pause.reached.wait(10)
+    follower = threading.Thread(target=run, args=(second,), kwargs={"is_first": False})
     follower.start()
-    time.sleep(1.0)  # the follower is now waiting for the event's row lock
-    release.set()
+    time.sleep(1.0)  # the follower is now waiting for what the first holds
+    if second_must_wait:
+        assert follower.is_alive()
+    pause.released.set()
     holder.join(20)
     follower.join(20)
     return errors
+
+
+def while_held(first, second):
+    """Runs first() in a transaction kept open until second(), started meanwhile, has waited for a
+    second on what first() locked; then both finish. Returns what either raised."""
+    pause = Pause()
+
+    def first_in_a_transaction() -> None:
+        with transaction.atomic():
+            first()
+            pause()
+
+    return while_paused(first_in_a_transaction, second, pause)

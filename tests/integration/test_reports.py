@@ -3,12 +3,9 @@
 import gzip
 import json
 import os
-import threading
-import time
 
 import pytest
 from django.core import mail
-from django.db import connection
 from django.test import Client
 
 from config.outbox import services as outbox_services
@@ -19,7 +16,7 @@ from reports.domain import ReportNotFound, human_size
 from reports.models import Report
 from reports.output import DocumentOutput
 from tests.factories import AdminFactory, EventFactory, ReportFactory, UserFactory
-from tests.helpers import assert_problem, needs_service
+from tests.helpers import Pause, assert_problem, needs_service, while_paused
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -453,38 +450,15 @@ def while_telling(first, second, monkeypatch) -> list[Exception]:
     held open), second() in another meanwhile, and lets both finish; returns what they raised. Each
     runs in its own top-level transaction, as the worker and a web process do. The e-mails are not
     sent after the commits (the notifications worker's job): only the two transactions are tested."""
-    inside, release, errors = threading.Event(), threading.Event(), []
-    tell = services._tell
+    pause, tell = Pause(), services._tell
 
-    def tell_then_wait(*args, **kwargs):
+    def tell_then_pause(*args, **kwargs):
         tell(*args, **kwargs)
-        inside.set()
-        release.wait(10)
+        pause()
 
-    monkeypatch.setattr(services, "_tell", tell_then_wait)
+    monkeypatch.setattr(services, "_tell", tell_then_pause)
     monkeypatch.setattr(outbox_services, "publish_after_commit", lambda message_id: None)
-
-    def run(work):
-        try:
-            work()
-        except Exception as exc:  # noqa: BLE001
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    holder, follower = (
-        threading.Thread(target=run, args=(first,)),
-        threading.Thread(target=run, args=(second,)),
-    )
-    holder.start()
-    assert inside.wait(10)
-    follower.start()
-    time.sleep(1.0)
-    assert follower.is_alive()  # it waits for the first's transaction
-    release.set()
-    holder.join(20)
-    follower.join(20)
-    return errors
+    return while_paused(first, second, pause, second_must_wait=True)
 
 
 @needs_service("DATABASE_URL")
