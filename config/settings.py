@@ -103,7 +103,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "config.middleware.AdminAuthenticationMiddleware",
     "config.middleware.AdminMessageMiddleware",
-    # The admin's malformed filters, selections and NUL characters: 400, not 500.
+    # The admin's malformed input: a NUL or an impossible selection 400, an impossible date filter
+    # the list without its filters, never a 500.
     "config.middleware.AdminInputMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
