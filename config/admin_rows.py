@@ -35,13 +35,22 @@ class PagedRowsFormSet(forms.BaseInlineFormSet):
             self._page = Paginator(rows, self.page_size).get_page(self.query.get(self.page_parameter))
             # (The same queryset object each time: evaluated once.)
             self._rows = rows.filter(pk__in=self._posted_ids()) if self.is_bound else self._page.object_list
+        if self.is_bound and "forms" in self.__dict__:
+            # The forms are built, and Django's admin is asking which row each one shows: it pairs
+            # them by position (InlineAdminFormSet), so a row gone meanwhile would shift the rest
+            # and drop the last form from the page. Each posted form's row is its own instance,
+            # found by its id, or none once the row is gone.
+            return [None if form.instance._state.adding else form.instance for form in self.initial_forms]
         return self._rows
 
     def clean(self) -> None:
         super().clean()
         primary_key = self.model._meta.pk.name
-        if any(primary_key in form.errors for form in self.initial_forms):
-            # Django's error sits on the row's hidden id, and the page would show none.
+        gone = [form for form in self.initial_forms if primary_key in form.errors]
+        for form in gone:
+            # Django's error sits on the row's hidden id, which the page does not show.
+            form.add_error(None, "This row left the list while the page was open.")
+        if gone:
             raise ValidationError(
                 "Some of these rows changed or left the list while this page was open: reload the "
                 "page and make the change again."

@@ -838,9 +838,22 @@ def test_a_save_naming_a_row_gone_meanwhile_says_to_reload(browser):
     services.cancel_enrollment(event_id=event.pk, participant_id=seated[0].pk)  # its row is gone
     response = browser.post(url, form)
     assert response.status_code == 200
-    assert "changed or left the list while this page was open" in response.content.decode()
+    page = response.content.decode()
+    assert "changed or left the list while this page was open" in page
     event.refresh_from_db()
     assert event.title != "Renamed"  # nothing half-saved
+    # The page shown again holds every row the form showed, each in its place: Django's admin
+    # paired rows and forms by position, so the gone row's form showed the next row's person and
+    # the last form fell off the page.
+    shown_again = form_as_posted(page)
+    ids = [f"enrollments-{i}-id" for i in range(3)]
+    assert [shown_again[name] for name in ids] == [form[name] for name in ids]
+    table = page[page.index('id="enrollments-group"') :]
+    # Before each row: its errors, if any (the first piece: the table's head, then the first's).
+    before_rows, *rows = table[table.index("<tbody>") : table.index("</table>")].split('class="form-row')
+    assert "This row left the list while the page was open." in before_rows
+    assert "Crowd 000" not in rows[0] and "Crowd 001" in rows[1] and "Crowd 002" in rows[2]
+    assert not any("left the list" in row for row in rows)
 
 
 def test_a_participants_long_lists_are_paged_too(browser):
