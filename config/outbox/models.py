@@ -11,6 +11,11 @@ class OutboxMessage(models.Model):
     published_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0, help_text="Failed publish attempts.")
     last_error = models.TextField(blank=True)
+    claimed_until = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="In-process only: a process runs the task until then (a publish skips it meanwhile).",
+    )
 
     class Meta:
         ordering = ["id"]

@@ -1,7 +1,8 @@
 """The transactional outbox: side effects recorded with the change they follow, published after.
 
 After commit, the process that committed publishes at once. In the embedded default (tasks run
-in-process) it runs the task there and then. With a broker, it hands the message ids to its
+in-process) it runs the task there and then, outside any transaction, as a worker would (see
+`_run_here`). With a broker, it hands the message ids to its
 publisher thread, which publishes in batches over publisher confirms: no request ever waits for
 RabbitMQ (a confirmed publish is a large share of a lean request: docs/architecture.md,
 "Measurements behind design choices"), and
@@ -22,6 +23,7 @@ even of one item. Its publishing process must know it is batched: register it in
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import queue
 import threading
@@ -48,6 +50,9 @@ PUBLISHED = Counter("outbox_published", "Outbox messages published (by web proce
 _inline_paused_until = 0.0
 # The most messages one transaction publishes.
 BATCH_SIZE = 200
+# In-process, how long a publish claims the messages whose tasks it runs: a process that dies
+# running them leaves them to the relay once the claim has lapsed (longer than any task takes).
+IN_PROCESS_CLAIM_SECONDS = 600
 # A publisher thread idle this long closes its database connection.
 PUBLISHER_IDLE_SECONDS = 5.0
 # A publisher thread publishes at most once per this interval: an idle one publishes a message at
@@ -111,12 +116,18 @@ def _attempt(message_ids: Sequence[int]) -> None:
 
 def publish_pending(*, limit: int = BATCH_SIZE) -> int:
     """Publishes up to `limit` pending messages, oldest first. Returns how many were published."""
-    ids = OutboxMessage.objects.filter(published_at__isnull=True).order_by("id").values_list("id", flat=True)
+    ids = (
+        OutboxMessage.objects.filter(published_at__isnull=True)
+        .exclude(claimed_until__gt=timezone.now())
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
     return publish(list(ids[:limit]))
 
 
 def publish(message_ids: Sequence[int]) -> int:
-    """Publishes those of the messages that are pending and not being published by someone else.
+    """Publishes those of the messages that are pending and not being published by someone else
+    (in the embedded default: runs their tasks, `_run_here`).
 
     The row locks (SKIP LOCKED) let the web processes and any number of relays work side by side
     without publishing a message twice. Messages of one batched task go out as one broker message
@@ -127,6 +138,8 @@ def publish(message_ids: Sequence[int]) -> int:
     """
     if not message_ids:
         return 0
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        return _run_here(message_ids)
     published: list[int] = []
     failure: Exception | None = None
     with transaction.atomic():
@@ -149,6 +162,31 @@ def publish(message_ids: Sequence[int]) -> int:
     if failure is not None:
         raise failure
     return len(published)
+
+
+def _run_here(message_ids: Sequence[int]) -> int:
+    """The embedded default's publish: runs, in this process, the tasks of those of the messages
+    that are pending and not claimed by another. Returns how many messages it ran.
+
+    Each task runs as on a worker, outside any transaction, so that its own transactions commit
+    on their own (run inside the claiming transaction they were savepoints of it, held every row
+    they wrote to its end, and deadlocked with an event's deletion: docs/architecture.md,
+    "Messaging"). The messages are claimed first, in a transaction of their own, and marked
+    published once their task has run, whatever it did (its failures are its own business, as on
+    a worker); a process that dies meanwhile leaves them to the relay once the claim has lapsed.
+    """
+    with transaction.atomic():
+        messages = _lock_pending(message_ids)
+        if not messages:
+            return 0
+        _claim([message.pk for message in messages], seconds=IN_PROCESS_CLAIM_SECONDS)
+    ran = 0
+    for task, group in _broker_messages(messages):
+        celery_app.tasks[task].apply(kwargs=_task_kwargs(group, batched=is_batched(task)))
+        _mark_published([message.pk for message in group])
+        PUBLISHED.inc(len(group))
+        ran += len(group)
+    return ran
 
 
 class _Pending(NamedTuple):
@@ -174,8 +212,9 @@ def _lock_pending(message_ids: Sequence[int]) -> list[_Pending]:
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT id, task, kwargs FROM {table} WHERE published_at IS NULL"  # noqa: S608
+            " AND (claimed_until IS NULL OR claimed_until <= %s)"
             f" AND id IN ({', '.join(['%s'] * len(message_ids))}) ORDER BY id{lock}",
-            list(message_ids),
+            [connection.ops.adapt_datetimefield_value(timezone.now()), *message_ids],
         )
         rows = cursor.fetchall()
     # The kwargs as the ORM reads them: its JSON field's own conversion (of a plain column, no expression).
@@ -183,6 +222,17 @@ def _lock_pending(message_ids: Sequence[int]) -> list[_Pending]:
         _Pending(pk, task, kwargs_field.from_db_value(kwargs, None, connection))  # type: ignore[arg-type]
         for pk, task, kwargs in rows
     ]
+
+
+def _claim(message_ids: Sequence[int], *, seconds: float) -> None:
+    table = connection.ops.quote_name(OutboxMessage._meta.db_table)
+    until = timezone.now() + dt.timedelta(seconds=seconds)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET claimed_until = %s"  # noqa: S608
+            f" WHERE id IN ({', '.join(['%s'] * len(message_ids))})",
+            [connection.ops.adapt_datetimefield_value(until), *message_ids],
+        )
 
 
 def _mark_published(message_ids: Sequence[int]) -> None:
@@ -232,20 +282,22 @@ def _items_per_message(task_name: str, *, at_most: int) -> int | None:
     return getattr(celery_app.tasks[task_name], "batch_max_items", None) or at_most
 
 
+def _task_kwargs(messages: Sequence[_Pending], *, batched: bool) -> dict[str, Any]:
+    """What the task is called with: a batched task's items, an ordinary task's one message's kwargs."""
+    if batched:
+        return {"items": [message.kwargs for message in messages]}
+    [message] = messages
+    return message.kwargs
+
+
 def _dispatch(task: str, messages: Sequence[_Pending]) -> None:
-    kwargs_repr: str | None = None  # Celery's own: a bounded repr of the kwargs
-    if is_batched(task):
-        kwargs: dict[str, Any] = {"items": [message.kwargs for message in messages]}
-        kwargs_repr = batch_repr(messages)
-    else:
-        [message] = messages
-        kwargs = message.kwargs
-    if settings.CELERY_TASK_ALWAYS_EAGER:
-        # Embedded default: run the task here and now (its own failures are its own business).
-        celery_app.tasks[task].apply(kwargs=kwargs)
-        return
+    batched = is_batched(task)
+    # Celery's own kwargsrepr (None) is a bounded repr of the kwargs; a batch's names its ids.
+    kwargs_repr = batch_repr(messages) if batched else None
     # retry=False: fail at once when the broker is away instead of blocking the caller.
-    celery_app.send_task(task, kwargs=kwargs, retry=False, kwargsrepr=kwargs_repr)
+    celery_app.send_task(
+        task, kwargs=_task_kwargs(messages, batched=batched), retry=False, kwargsrepr=kwargs_repr
+    )
 
 
 def batch_repr(messages: Sequence[_Pending]) -> str:

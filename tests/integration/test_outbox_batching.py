@@ -1,5 +1,6 @@
 """Batched tasks: many outbox messages of one task travel as one broker message (one task call)."""
 
+import datetime as dt
 import threading
 
 import pytest
@@ -93,7 +94,15 @@ def test_messages_of_a_batched_task_make_one_call_with_their_items_in_id_order()
     assert len(BATCHED_CALLS) == 1
 
 
-def test_a_publish_takes_two_statements_whatever_it_carries():
+@pytest.mark.parametrize("in_process", [False, True], ids=["broker", "in-process"])
+def test_a_publish_takes_the_same_statements_whatever_it_carries(in_process, monkeypatch, settings):
+    """On a broker: lock the messages, mark them published. In-process: lock them and claim them,
+    then mark them published once the task has run."""
+    sent = []
+    monkeypatch.setattr(
+        outbox.celery_app, "send_task", lambda task, **options: sent.append(options["kwargs"])
+    )
+    settings.CELERY_TASK_ALWAYS_EAGER = in_process
     kwargs = {"text": "é ✓", "nested": {"list": [1, 2.5, None, True]}, "big": 2**62}
     ids = pending(*[("tests.outbox_batched_probe", {**kwargs, "n": n}) for n in range(30)])
     published_before = OutboxMessage.objects.create(
@@ -103,11 +112,43 @@ def test_a_publish_takes_two_statements_whatever_it_carries():
         assert outbox.publish([*ids, published_before.pk, 10**9]) == 30
     outbox_table = OutboxMessage._meta.db_table
     statements = [q["sql"].split()[0] for q in queries if outbox_table in q["sql"]]
-    assert statements == ["SELECT", "UPDATE"]
-    [items] = BATCHED_CALLS  # one broker message
+    assert statements == (["SELECT", "UPDATE", "UPDATE"] if in_process else ["SELECT", "UPDATE"])
+    [items] = BATCHED_CALLS if in_process else [call["items"] for call in sent]  # one broker message
     assert items == [{**kwargs, "n": n} for n in range(30)]  # the kwargs as they were stored, in id order
     assert SINGLE_CALLS == []  # a message published before is not published again
     assert not OutboxMessage.objects.filter(pk__in=ids, published_at__isnull=True).exists()
+
+
+def test_in_process_a_task_runs_outside_any_transaction_while_its_messages_are_claimed():
+    """Run inside the claiming transaction, a task's commits were savepoints of it, and it held
+    every row it wrote until its end (a delivery then deadlocked with an event's deletion)."""
+    seen = []
+
+    @shared_task(name="tests.outbox_transaction_probe")
+    def transaction_probe(message_id):
+        message = OutboxMessage.objects.get(pk=message_id)
+        seen.append((connection.in_atomic_block, message.published_at, message.claimed_until is not None))
+
+    with transaction.atomic():
+        message = outbox.enqueue("tests.outbox_transaction_probe", message_id=0)
+        OutboxMessage.objects.filter(pk=message.pk).update(kwargs={"message_id": message.pk})
+    assert seen == [(False, None, True)]  # outside any transaction, claimed, not yet published
+    message.refresh_from_db()
+    assert message.published_at is not None
+
+
+def test_in_process_a_claim_keeps_others_off_until_it_lapses():
+    """A process that died running a task leaves its message claimed: the relay runs it once the
+    claim has lapsed, and not before (when its process may still be running it)."""
+    [message_id] = pending(("tests.outbox_single_probe", {"s": 1}))
+    OutboxMessage.objects.filter(pk=message_id).update(claimed_until=timezone.now() + dt.timedelta(minutes=5))
+    call_command("relay_outbox", "--once")
+    assert outbox.publish([message_id]) == 0
+    assert SINGLE_CALLS == []
+    OutboxMessage.objects.filter(pk=message_id).update(claimed_until=timezone.now() - dt.timedelta(seconds=1))
+    call_command("relay_outbox", "--once")
+    assert SINGLE_CALLS == [{"s": 1}]
+    assert OutboxMessage.objects.get(pk=message_id).published_at is not None
 
 
 def test_a_single_message_of_a_batched_task_still_comes_as_a_list():

@@ -8,7 +8,6 @@ import pytest
 from django.core import mail
 from django.test import Client
 
-from config.outbox import services as outbox_services
 from events import services as event_services
 from notifications.models import Notification
 from reports import database, output, services
@@ -448,8 +447,8 @@ def test_a_report_deleted_while_it_is_built_is_dropped_quietly(admin, event_with
 def while_telling(first, second, monkeypatch) -> list[Exception]:
     """Runs first() in a thread until it has queued its report notifications (its transaction then
     held open), second() in another meanwhile, and lets both finish; returns what they raised. Each
-    runs in its own top-level transaction, as the worker and a web process do. The e-mails are not
-    sent after the commits (the notifications worker's job): only the two transactions are tested."""
+    runs in its own top-level transaction, as the worker and a web process do, and the e-mails go
+    out in-process after the commits."""
     pause, tell = Pause(), services._tell
 
     def tell_then_pause(*args, **kwargs):
@@ -457,7 +456,6 @@ def while_telling(first, second, monkeypatch) -> list[Exception]:
         pause()
 
     monkeypatch.setattr(services, "_tell", tell_then_pause)
-    monkeypatch.setattr(outbox_services, "publish_after_commit", lambda message_id: None)
     return while_paused(first, second, pause, second_must_wait=True)
 
 
@@ -479,7 +477,8 @@ def test_a_build_failing_while_its_event_is_deleted_takes_turns_with_the_deletio
     )
     assert errors == []
     assert not Report.objects.exists()
-    assert set(Notification.objects.values_list("kind", flat=True)) == {"report_failed"}  # told once
+    # Told once, and the e-mail went out.
+    assert set(Notification.objects.values_list("kind", "status")) == {("report_failed", "sent")}
 
 
 @needs_service("DATABASE_URL")
@@ -494,4 +493,5 @@ def test_a_report_deleted_alone_while_its_event_is_deleted_takes_turns_with_it(a
     )
     assert errors == []
     assert not Report.objects.exists()
-    assert list(Notification.objects.values_list("kind", flat=True)) == ["report_withdrawn"]  # told once
+    # Told once, and the e-mail went out.
+    assert list(Notification.objects.values_list("kind", "status")) == [("report_withdrawn", "sent")]
