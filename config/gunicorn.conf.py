@@ -3,7 +3,8 @@
 import os
 
 # Sync workers: on 2 cores the work is CPU-bound and threads only add contention (docs/architecture.md).
-worker_class = "sync"
+# gunicorn's own, but for the requests gunicorn refuses itself: problem details, not its HTML page.
+worker_class = "config.gunicorn_worker.SyncWorker"
 # Three, for the 2 cores a web machine or pod has: one per core and one more. A sync worker also
 # waits (for each commit's flush, for Redis, and for the client to close the connection after the
 # answer), and with one per core the cores sat idle meanwhile, a fifth of the time under

@@ -22,8 +22,10 @@ DEFAULT_CODES: dict[int, str] = {
     406: "not_acceptable",
     409: "conflict",
     413: "payload_too_large",
+    414: "uri_too_long",
     415: "unsupported_media_type",
     429: "throttled",
+    431: "headers_too_large",
     500: "server_error",
     503: "service_unavailable",
 }

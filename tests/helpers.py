@@ -126,13 +126,9 @@ def free_port() -> int:
 @contextlib.contextmanager
 def asgi_server(tmp_path, **env: str):
     """`make run`'s server (uvicorn, config.asgi) in its own process, on the test database."""
-    import subprocess
     import sys
-    import urllib.request
-    from pathlib import Path
 
     port = free_port()
-    child_env = {**os.environ, "DATABASE_URL": database_url_for_children(), "VAR_DIR": str(tmp_path), **env}
     command = [
         sys.executable,
         "-m",
@@ -144,6 +140,45 @@ def asgi_server(tmp_path, **env: str):
         "--timeout-graceful-shutdown",
         "5",
     ]
+    with _serving(tmp_path, command, port, env) as base:
+        yield base
+
+
+@contextlib.contextmanager
+def wsgi_server(tmp_path, **env: str):
+    """The deployed HTTP server (gunicorn with config/gunicorn.conf.py, config.wsgi) in its own
+    process, with one worker, on the test database."""
+    import sys
+
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-c",
+        "config/gunicorn.conf.py",
+        "config.wsgi",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        "1",
+        "--graceful-timeout",
+        "5",
+        "--no-control-socket",
+    ]
+    with _serving(tmp_path, command, port, env) as base:
+        yield base
+
+
+@contextlib.contextmanager
+def _serving(tmp_path, command: list[str], port: int, env: dict[str, str]):
+    """Runs the server `command` listening on `port` until it answers /health/live; yields its
+    base URL, and stops it at the end."""
+    import subprocess
+    import urllib.request
+    from pathlib import Path
+
+    child_env = {**os.environ, "DATABASE_URL": database_url_for_children(), "VAR_DIR": str(tmp_path), **env}
     log = (tmp_path / "server.log").open("wb")
     server = subprocess.Popen(
         command, cwd=Path(__file__).resolve().parents[1], env=child_env, stdout=log, stderr=log
@@ -164,7 +199,7 @@ def asgi_server(tmp_path, **env: str):
     finally:
         server.terminate()
         try:
-            server.wait(timeout=30)  # uvicorn's own bound is 5 s (--timeout-graceful-shutdown)
+            server.wait(timeout=30)  # each server's own bound is 5 s
         except subprocess.TimeoutExpired:
             server.kill()  # never leave a server holding the test database behind
             server.wait()
