@@ -232,14 +232,15 @@ SERVERS = ("gunicorn-sync", "gunicorn-gthread", "granian")
 def server_command(server: str, app: str, port: int, workers: int, threads: int) -> list[str]:
     """The command serving the WSGI `app` ("module:attribute") on HOST:port with `server`.
 
-    gunicorn runs with the deployment's config/gunicorn.conf.py (its sync worker class for
-    gunicorn-sync), the counts given here overriding it; `threads` is gthread's threads per
-    worker, granian's blocking threads per worker, and is ignored by sync workers. Every server
-    logs to stderr.
+    gunicorn runs with the deployment's config/gunicorn.conf.py, the worker class and counts given
+    here overriding it; `threads` is gthread's threads per worker, granian's blocking threads per
+    worker, and is ignored by sync workers. Every server logs to stderr.
     """
     if server in ("gunicorn-sync", "gunicorn-gthread"):
         module, _, attribute = app.partition(":")
-        worker = [] if server == "gunicorn-sync" else ["--worker-class", "gthread", "--threads", str(threads)]
+        worker = ["--worker-class", "sync"] if server == "gunicorn-sync" else [
+            "--worker-class", "gthread", "--threads", str(threads)
+        ]  # fmt: skip
         return [
             str(VENV_BIN / "gunicorn"),
             "--config",

@@ -9,6 +9,7 @@ from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.forms.formsets import DELETION_FIELD_NAME
 from django.http import HttpRequest, QueryDict
 
 # Inline rows without the object's own label (an enrollment's str() is "2 @ 1"): the columns say
@@ -46,7 +47,13 @@ class PagedRowsFormSet(forms.BaseInlineFormSet):
     def clean(self) -> None:
         super().clean()
         primary_key = self.model._meta.pk.name
-        gone = [form for form in self.initial_forms if primary_key in form.errors]
+        # (A gone row ticked for removal is what the form asked for: Django's validation leaves
+        # it out, and the save finds nothing to remove.)
+        gone = [
+            form
+            for form in self.initial_forms
+            if primary_key in form.errors and not form.cleaned_data.get(DELETION_FIELD_NAME)
+        ]
         for form in gone:
             # Django's error sits on the row's hidden id, which the page does not show.
             form.add_error(None, "This row left the list while the page was open.")

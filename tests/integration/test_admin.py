@@ -854,6 +854,22 @@ def test_a_save_naming_a_row_gone_meanwhile_says_to_reload(browser):
     assert "This row left the list while the page was open." in before_rows
     assert "Crowd 000" not in rows[0] and "Crowd 001" in rows[1] and "Crowd 002" in rows[2]
     assert not any("left the list" in row for row in rows)
+    assert all(row.startswith(" has_original") for row in rows[:3])  # no new row to take away
+
+
+def test_a_row_gone_meanwhile_that_was_ticked_for_removal_is_no_reason_to_reload(browser):
+    event, seated, _ = crowded_event(enrolled=3, waiting=0)
+    url = f"/admin/events/event/{event.pk}/change/"
+    form = form_as_posted(browser.get(url).content.decode())
+    form["title"] = "Renamed"
+    form["enrollments-0-DELETE"] = form["enrollments-1-DELETE"] = "on"
+    services.cancel_enrollment(event_id=event.pk, participant_id=seated[0].pk)  # its row is gone
+    response = browser.post(url, form)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    event.refresh_from_db()
+    assert event.title == "Renamed"
+    seated_now = set(Enrollment.objects.filter(event=event).values_list("participant_id", flat=True))
+    assert seated_now == {seated[2].pk}
 
 
 def test_a_participants_long_lists_are_paged_too(browser):
