@@ -50,9 +50,10 @@ PUBLISHED = Counter("outbox_published", "Outbox messages published (by web proce
 _inline_paused_until = 0.0
 # The most messages one transaction publishes.
 BATCH_SIZE = 200
-# In-process, how long a publish claims the messages whose tasks it runs: a process that dies
-# running them leaves them to the relay once the claim has lapsed (longer than any task takes).
-IN_PROCESS_CLAIM_SECONDS = 600
+# In-process, how long a publish claims the messages of the task it is about to run: longer than
+# any one task takes (a report of a million participants builds in a few seconds). A process that
+# dies running it leaves it to the relay once the claim has lapsed.
+IN_PROCESS_CLAIM_SECONDS = 300
 # A publisher thread idle this long closes its database connection.
 PUBLISHER_IDLE_SECONDS = 5.0
 # A publisher thread publishes at most once per this interval: an idle one publishes a message at
@@ -125,6 +126,32 @@ def publish_pending(*, limit: int = BATCH_SIZE) -> int:
     return publish(list(ids[:limit]))
 
 
+def relay_round(
+    on_error: Callable[[str | None, Exception], None], *, stopping: Callable[[], bool] = lambda: False
+) -> tuple[int, dict[str, int]]:
+    """One round of the relay: publishes what is pending, batch after batch until nothing is
+    left (or `stopping()`), then runs the sweepers. Returns how many messages it published and what
+    each sweeper did. An error is handed to `on_error` (with the sweeper's label, or None for
+    publishing) and ends that part of the round: the next round tries again."""
+    published = 0
+    while not stopping():
+        try:
+            batch = publish_pending()
+        except Exception as exc:  # broker or database away
+            on_error(None, exc)
+            break
+        if not batch:
+            break
+        published += batch
+    swept = dict.fromkeys(SWEEPERS, 0)
+    for label, sweep in SWEEPERS.items():
+        try:
+            swept[label] = sweep()
+        except Exception as exc:
+            on_error(label, exc)
+    return published, swept
+
+
 def publish(message_ids: Sequence[int]) -> int:
     """Publishes those of the messages that are pending and not being published by someone else
     (in the embedded default: runs their tasks, `_run_here`).
@@ -169,21 +196,32 @@ def _run_here(message_ids: Sequence[int]) -> int:
     that are pending and not claimed by another. Returns how many messages it ran.
 
     Each task runs as on a worker, outside any transaction, so that its own transactions commit
-    on their own (run inside the claiming transaction they were savepoints of it, held every row
-    they wrote to its end, and deadlocked with an event's deletion: docs/architecture.md,
-    "Messaging"). The messages are claimed first, in a transaction of their own, and marked
-    published once their task has run, whatever it did (its failures are its own business, as on
-    a worker); a process that dies meanwhile leaves them to the relay once the claim has lapsed.
+    on their own (run inside the transaction that locked its messages, they were savepoints of it,
+    held every row they wrote to its end, and deadlocked with an event's deletion:
+    docs/architecture.md, "Messaging"). Each broker message's worth is claimed just before its
+    task runs and marked published after, whatever the task did (its failures are its own
+    business, as on a worker). A task that cannot be run gives its claim back, its attempt
+    counted, and raises. A process that dies meanwhile leaves its claim to lapse, and the relay
+    runs the task then: in-process as on a broker, a task runs at least once.
     """
-    with transaction.atomic():
-        messages = _lock_pending(message_ids)
-        if not messages:
-            return 0
-        _claim([message.pk for message in messages], seconds=IN_PROCESS_CLAIM_SECONDS)
+    if connection.in_atomic_block:
+        raise RuntimeError("in-process, publishing runs tasks, which belong after the commit, outside it")
     ran = 0
-    for task, group in _broker_messages(messages):
-        celery_app.tasks[task].apply(kwargs=_task_kwargs(group, batched=is_batched(task)))
-        _mark_published([message.pk for message in group])
+    for task, group in _broker_messages(_lock_pending(message_ids)):
+        claimed = _claim([message.pk for message in group], seconds=IN_PROCESS_CLAIM_SECONDS)
+        group = [message for message in group if message.pk in claimed]
+        if not group:
+            continue  # another process took them meanwhile
+        try:
+            celery_app.tasks[task].apply(kwargs=_task_kwargs(group, batched=is_batched(task)))
+        except BaseException as exc:
+            OutboxMessage.objects.filter(pk__in=claimed).update(
+                claimed_until=None,
+                attempts=F("attempts") + 1,
+                last_error=f"{type(exc).__name__}: {exc}"[:2000],
+            )
+            raise
+        _mark_published(sorted(claimed))
         PUBLISHED.inc(len(group))
         ran += len(group)
     return ran
@@ -203,9 +241,9 @@ class _Pending(NamedTuple):
 
 
 def _lock_pending(message_ids: Sequence[int]) -> list[_Pending]:
-    """The pending ones of these messages, oldest first, locked for this transaction; those another
-    publisher holds are skipped (where the database has SKIP LOCKED: not SQLite, whose writers take
-    turns anyway)."""
+    """The pending, unclaimed ones of these messages, oldest first, locked for this transaction
+    (outside one, only read); those another publisher holds are skipped (where the database has
+    SKIP LOCKED: not SQLite, whose writers take turns anyway)."""
     table = connection.ops.quote_name(OutboxMessage._meta.db_table)
     lock = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
     kwargs_field = OutboxMessage._meta.get_field("kwargs")
@@ -224,15 +262,23 @@ def _lock_pending(message_ids: Sequence[int]) -> list[_Pending]:
     ]
 
 
-def _claim(message_ids: Sequence[int], *, seconds: float) -> None:
+def _claim(message_ids: Sequence[int], *, seconds: float) -> set[int]:
+    """Those of the messages that are still pending and unclaimed, claimed for this process for
+    `seconds` (one statement: of two processes claiming one message, one gets it)."""
     table = connection.ops.quote_name(OutboxMessage._meta.db_table)
-    until = timezone.now() + dt.timedelta(seconds=seconds)
+    now = timezone.now()
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {table} SET claimed_until = %s"  # noqa: S608
-            f" WHERE id IN ({', '.join(['%s'] * len(message_ids))})",
-            [connection.ops.adapt_datetimefield_value(until), *message_ids],
+            " WHERE published_at IS NULL AND (claimed_until IS NULL OR claimed_until <= %s)"
+            f" AND id IN ({', '.join(['%s'] * len(message_ids))}) RETURNING id",
+            [
+                connection.ops.adapt_datetimefield_value(now + dt.timedelta(seconds=seconds)),
+                connection.ops.adapt_datetimefield_value(now),
+                *message_ids,
+            ],
         )
+        return {row[0] for row in cursor.fetchall()}
 
 
 def _mark_published(message_ids: Sequence[int]) -> None:

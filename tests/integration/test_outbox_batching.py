@@ -5,6 +5,7 @@ import threading
 
 import pytest
 from celery import shared_task
+from celery.exceptions import NotRegistered
 from celery.signals import before_task_publish
 from django.core import mail
 from django.core.management import call_command
@@ -12,6 +13,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from config.beat import InProcessBeat
 from config.outbox import services as outbox
 from config.outbox.models import OutboxMessage
 from events import services as event_services
@@ -135,6 +137,43 @@ def test_in_process_a_task_runs_outside_any_transaction_while_its_messages_are_c
     assert seen == [(False, None, True)]  # outside any transaction, claimed, not yet published
     message.refresh_from_db()
     assert message.published_at is not None
+
+
+def test_in_process_a_task_that_cannot_run_gives_its_claim_back_and_counts_the_attempt():
+    ids = pending(("tests.no_such_task", {"n": 1}), ("tests.outbox_single_probe", {"s": 1}))
+    with pytest.raises(NotRegistered):
+        outbox.publish(ids)
+    lost = OutboxMessage.objects.get(pk=ids[0])
+    assert (lost.published_at, lost.claimed_until, lost.attempts) == (None, None, 1)
+    assert "NotRegistered" in lost.last_error
+    # The message after it was neither run nor claimed: the next publish takes it.
+    assert OutboxMessage.objects.get(pk=ids[1]).claimed_until is None
+    with pytest.raises(NotRegistered):
+        outbox.publish(ids)
+    assert SINGLE_CALLS == [] and OutboxMessage.objects.get(pk=ids[0]).attempts == 2
+    assert outbox.publish(ids[1:]) == 1 and SINGLE_CALLS == [{"s": 1}]
+
+
+def test_in_process_publishing_inside_a_transaction_is_refused():
+    """Its tasks would run inside the caller's transaction, the deadlock the claims are for."""
+    ids = pending(("tests.outbox_single_probe", {"s": 1}))
+    with transaction.atomic(), pytest.raises(RuntimeError, match="outside"):
+        outbox.publish(ids)
+    assert SINGLE_CALLS == []
+
+
+def test_the_in_process_beat_runs_the_relays_round(settings):
+    """The embedded default has no relay process: what an in-process publish left (a process that
+    died, a task that raised) is run by the web process's beat thread."""
+    settings.OUTBOX_RELAY_INTERVAL_SECONDS = 0.05
+    ids = pending(("tests.outbox_single_probe", {"s": 1}))
+    beat = InProcessBeat.instance()
+    try:
+        wait_until(lambda: SINGLE_CALLS == [{"s": 1}], timeout=10)
+    finally:
+        beat.stop()
+    beat.stopped.wait()
+    assert OutboxMessage.objects.get(pk=ids[0]).published_at is not None
 
 
 def test_in_process_a_claim_keeps_others_off_until_it_lapses():

@@ -30,20 +30,16 @@ class Command(BaseCommand):
             start_http_server(int(os.environ["METRICS_PORT"]))
         published_total = 0
         swept_total: dict[str, int] = dict.fromkeys(services.SWEEPERS, 0)
+
+        def report(label: str | None, exc: Exception) -> None:  # broker or database away: say so
+            where = f"outbox relay, {label}" if label else "outbox relay"
+            self.stderr.write(f"{where}: {type(exc).__name__}: {exc}")
+
         while not stopping:
-            try:
-                published = services.publish_pending()
-            except Exception as exc:  # broker or database away: say so, wait, try again
-                self.stderr.write(f"outbox relay: {type(exc).__name__}: {exc}")
-                published = 0
+            published, swept = services.relay_round(report, stopping=lambda: stopping)
             published_total += published
-            if published:
-                continue  # drain the backlog first
-            for label, sweep in services.SWEEPERS.items():
-                try:
-                    swept_total[label] += sweep()
-                except Exception as exc:
-                    self.stderr.write(f"outbox relay, {label}: {type(exc).__name__}: {exc}")
+            for label, count in swept.items():
+                swept_total[label] = swept_total.get(label, 0) + count
             if once:
                 self.stdout.write(_report(published_total, swept_total))
                 return
