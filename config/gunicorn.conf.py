@@ -3,8 +3,7 @@
 import os
 
 # Sync workers: on 2 cores the work is CPU-bound and threads only add contention (docs/architecture.md).
-# gunicorn's own, but for the requests gunicorn refuses itself: problem details, not its HTML page.
-worker_class = "config.gunicorn_worker.SyncWorker"
+worker_class = "sync"
 # Three, for the 2 cores a web machine or pod has: one per core and one more. A sync worker also
 # waits (for each commit's flush, for Redis, and for the client to close the connection after the
 # answer), and with one per core the cores sat idle meanwhile, a fifth of the time under
@@ -21,3 +20,11 @@ def child_exit(server, worker):  # noqa: ANN001, ANN201
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)
+
+
+def post_worker_init(worker):  # noqa: ANN001, ANN201
+    """What gunicorn refuses itself (an over-long request line, a malformed request) is answered
+    with problem details, not gunicorn's HTML page (config.gunicorn_errors)."""
+    from config import gunicorn_errors  # here: the arbiter, which reads this file, loads no app code
+
+    gunicorn_errors.install()

@@ -1,53 +1,50 @@
-"""gunicorn's sync worker, answering what gunicorn itself refuses in the API's one error shape.
+"""What gunicorn answers itself, in the API's one error shape.
 
 A request gunicorn cannot take to the application (a request line or headers over its limits, a
-malformed request line, header or chunk) was answered with gunicorn's own HTML page, where the
-contract allows no HTML page and wants problem details with a request id on every answer.
+malformed request line or header) was answered with gunicorn's own HTML page, where the contract
+allows no HTML page and wants problem details with a request id on every answer. `install()`, run
+in every worker (config/gunicorn.conf.py's post_worker_init), has gunicorn write problem details
+instead, whatever the worker class: gunicorn still chooses the status and logs the refusal.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from typing import Any
 
 from gunicorn import util
-from gunicorn.workers import sync
 
-PROBLEM_CONTENT_TYPE = "application/problem+json"
+from config.problems import PROBLEM_CONTENT_TYPE, default_code, default_detail
+
+log = logging.getLogger("http.request")
+
 # gunicorn's message quotes what it refused (a whole request line, say): enough of it to tell why.
 DETAIL_MAX_CHARS = 200
 
 
-class SyncWorker(sync.SyncWorker):
-    def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
-        # gunicorn chooses the status, logs and counts the refusal, then writes its page through
-        # util.write_error: for the length of this call (a sync worker serves one connection at a
-        # time), that writes problem details instead.
-        write_page = util.write_error
-        util.write_error = write_problem
-        try:
-            super().handle_error(req, client, addr, exc)
-        finally:
-            util.write_error = write_page
+def install() -> None:
+    """gunicorn writes every answer of its own through util.write_error (workers/base.py)."""
+    util.write_error = write_problem
 
 
 def write_problem(sock: Any, status_int: int, reason: str, mesg: str) -> None:
-    """util.write_error's replacement: the same status and message, as problem details."""
-    from config.problems import default_code, default_detail
-
+    """util.write_error's replacement: the same status and message, as problem details, with a
+    request id that the log line of the refusal carries too."""
     request_id = uuid.uuid4().hex
-    detail = mesg.strip()[:DETAIL_MAX_CHARS] if mesg.strip() else default_detail(status_int)
+    detail = mesg.strip()[:DETAIL_MAX_CHARS] or default_detail(status_int)
     body = json.dumps(
         {
             "type": "about:blank",
-            "title": reason,
+            "title": default_detail(status_int).rstrip("."),  # as config.problems titles its own
             "status": status_int,
             "code": default_code(status_int),
             "detail": detail,
             "request_id": request_id,
         }
     ).encode()
+    # reason is one of gunicorn's fixed phrases; what the client sent is only in the JSON body.
     head = (
         f"HTTP/1.1 {status_int} {reason}\r\n"
         "Connection: close\r\n"
@@ -55,5 +52,9 @@ def write_problem(sock: Any, status_int: int, reason: str, mesg: str) -> None:
         f"Content-Length: {len(body)}\r\n"
         f"X-Request-ID: {request_id}\r\n"
         "\r\n"
+    )
+    log.info(
+        "request refused by the server",
+        extra={"request_id": request_id, "status": status_int, "detail": detail},
     )
     util.write_nonblock(sock, head.encode("latin-1") + body)

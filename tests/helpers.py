@@ -145,9 +145,10 @@ def asgi_server(tmp_path, **env: str):
 
 
 @contextlib.contextmanager
-def wsgi_server(tmp_path, **env: str):
+def wsgi_server(tmp_path, *options: str, **env: str):
     """The deployed HTTP server (gunicorn with config/gunicorn.conf.py, config.wsgi) in its own
-    process, with one worker, on the test database."""
+    process, with one worker and gunicorn's `options`, on the test database; its log goes to
+    tmp_path / "server.log"."""
     import sys
 
     port = free_port()
@@ -165,6 +166,7 @@ def wsgi_server(tmp_path, **env: str):
         "--graceful-timeout",
         "5",
         "--no-control-socket",
+        *options,
     ]
     with _serving(tmp_path, command, port, env) as base:
         yield base

@@ -7,7 +7,7 @@ import urllib.parse
 
 import pytest
 
-from tests.helpers import wsgi_server
+from tests.helpers import wait_until, wsgi_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -28,10 +28,13 @@ def raw_exchange(base: str, request: bytes) -> tuple[int, dict[str, str], bytes]
     return int(status_line.split()[1]), headers, body
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, django_db_blocker):
-    with django_db_blocker.unblock(), wsgi_server(tmp_path_factory.mktemp("gunicorn")) as base:
-        yield base
+@pytest.fixture(scope="module", params=[(), ("--threads", "2")], ids=["sync", "gthread"])
+def server(request, tmp_path_factory, django_db_blocker):
+    """The deployed server, with its sync workers, and with threads (which gunicorn then runs as
+    its gthread worker): the answers are gunicorn's whatever the worker class."""
+    folder = tmp_path_factory.mktemp("gunicorn")
+    with django_db_blocker.unblock(), wsgi_server(folder, *request.param) as base:
+        yield base, folder / "server.log"
 
 
 @pytest.mark.parametrize(
@@ -57,7 +60,8 @@ def server(tmp_path_factory, django_db_blocker):
     ids=["request-line-too-long", "too-many-headers", "malformed-request-line", "unknown-version"],
 )
 def test_a_request_the_server_refuses_gets_problem_details(server, request_bytes, status, code, detail):
-    answered, headers, body = raw_exchange(server, request_bytes)
+    base, log = server
+    answered, headers, body = raw_exchange(base, request_bytes)
     assert answered == status
     assert headers["content-type"] == "application/problem+json"
     assert int(headers["content-length"]) == len(body)
@@ -66,9 +70,12 @@ def test_a_request_the_server_refuses_gets_problem_details(server, request_bytes
     assert problem["detail"].startswith(detail) and len(problem["detail"]) <= 200
     assert problem["request_id"] == headers["x-request-id"] and len(problem["request_id"]) == 32
     assert b"<html" not in body.lower()
+    # The log line of the refusal carries the id the client was given.
+    wait_until(lambda: problem["request_id"] in log.read_text(), timeout=5)
 
 
 def test_the_worker_goes_on_serving_after_a_refusal(server):
-    raw_exchange(server, b"NOT A REQUEST LINE AT ALL\r\n\r\n")
-    status, headers, body = raw_exchange(server, b"GET /health/live HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    base, _ = server
+    raw_exchange(base, b"NOT A REQUEST LINE AT ALL\r\n\r\n")
+    status, headers, body = raw_exchange(base, b"GET /health/live HTTP/1.1\r\nHost: localhost\r\n\r\n")
     assert status == 200 and json.loads(body)["status"] == "ok"
