@@ -311,3 +311,30 @@ def while_held(first, second):
             pause()
 
     return while_paused(first_in_a_transaction, second, pause)
+
+
+def raw_exchange(base: str, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Sends the bytes as they are (no client library would send these) and reads the answer to
+    the end (the server closes the connection): status, headers (lower-case names) and body, a
+    chunked one put together."""
+    import socket
+    import urllib.parse
+
+    address = urllib.parse.urlsplit(base)
+    with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    fields = (line.partition(":") for line in header_lines)
+    headers = {name.lower(): value.strip() for name, _, value in fields}
+    if headers.get("transfer-encoding") == "chunked":
+        chunks, rest = [], body
+        while (size := int(rest.partition(b"\r\n")[0].split(b";")[0], 16)) > 0:
+            rest = rest.partition(b"\r\n")[2]
+            chunks.append(rest[:size])
+            rest = rest[size + 2 :]
+        body = b"".join(chunks)
+    return int(status_line.split()[1]), headers, body

@@ -2,30 +2,12 @@
 contract's error shape: gunicorn answered with its own HTML page."""
 
 import json
-import socket
-import urllib.parse
 
 import pytest
 
-from tests.helpers import wait_until, wsgi_server
+from tests.helpers import raw_exchange, wait_until, wsgi_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def raw_exchange(base: str, request: bytes) -> tuple[int, dict[str, str], bytes]:
-    """Sends the bytes as they are (no client library would send these) and reads the answer to
-    the end (the server closes the connection)."""
-    address = urllib.parse.urlsplit(base)
-    with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
-        sock.sendall(request)
-        answer = b""
-        while chunk := sock.recv(65536):
-            answer += chunk
-    head, _, body = answer.partition(b"\r\n\r\n")
-    status_line, *header_lines = head.decode("latin-1").split("\r\n")
-    fields = (line.partition(":") for line in header_lines)
-    headers = {name.lower(): value.strip() for name, _, value in fields}
-    return int(status_line.split()[1]), headers, body
 
 
 @pytest.fixture(scope="module", params=[(), ("--threads", "2")], ids=["sync", "gthread"])

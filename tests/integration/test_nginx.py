@@ -1,0 +1,165 @@
+"""compose's reverse proxy (docker/nginx.conf) in front of the deployed server, with a real nginx:
+what nginx answers itself keeps the API's error shape, and one request id follows a request."""
+
+import json
+import os
+import shutil
+import subprocess
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import free_port, raw_exchange, wait_until, wsgi_server
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ROOT = Path(__file__).resolve().parents[2]
+NGINX = os.environ.get("NGINX", shutil.which("nginx") or "/usr/sbin/nginx")
+HEX_ID = 32  # nginx's $request_id, like the platform's own ids: 32 hex digits
+
+
+def nginx_missing() -> str | None:
+    if os.path.exists(NGINX):
+        return None
+    return f"needs nginx at {NGINX}: apt-get install nginx-light (CI's .ci/run installs it)"
+
+
+def local_config(folder: Path, port: int, web: str) -> Path:
+    """docker/nginx.conf as compose mounts it, but listening on `port` of loopback, proxying to
+    `web` (and to a closed port for ws), and writing its files under `folder`."""
+    text = (ROOT / "docker" / "nginx.conf").read_text()
+    replacements = {
+        "listen 80 default_server;": f"listen 127.0.0.1:{port} default_server;",
+        "http://web:8000": web,
+        "http://ws:8001": "http://127.0.0.1:1",  # nothing listens there: the service is down
+        "pid /run/nginx.pid;": f"pid {folder}/nginx.pid;\nuser root;",
+        "error_log /dev/stderr warn;": f"error_log {folder}/error.log warn;",
+        "access_log /dev/stdout main;": f"access_log {folder}/access.log main;",
+        "http {": "http {\n"
+        + "".join(
+            f"    {kind}_temp_path {folder}/{kind};\n"
+            for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        ),
+    }
+    for old, new in replacements.items():
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    path = folder / "nginx.conf"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture(scope="module")
+def proxy(tmp_path_factory, django_db_blocker):
+    if (reason := nginx_missing()) is not None:
+        pytest.skip(reason)
+    folder = tmp_path_factory.mktemp("nginx")
+    with django_db_blocker.unblock(), wsgi_server(folder) as web:
+        port = free_port()
+        config = local_config(folder, port, web)
+        nginx = subprocess.Popen(
+            [NGINX, "-c", str(config), "-p", str(folder), "-g", "daemon off;"],
+            stdout=subprocess.DEVNULL,
+            stderr=(folder / "nginx.out").open("wb"),
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+
+            def answers() -> bool:
+                if nginx.poll() is not None:
+                    pytest.fail("nginx exited:\n" + (folder / "nginx.out").read_text()[-3000:])
+                try:
+                    return urllib.request.urlopen(base + "/nginx-health", timeout=1).status == 200  # noqa: S310
+                except OSError:
+                    return False
+
+            wait_until(answers, timeout=30, interval=0.1)
+            yield base, folder / "access.log"
+        finally:
+            nginx.terminate()
+            nginx.wait(timeout=30)
+
+
+def assert_problem_from_nginx(answer, status: int, code: str) -> dict:
+    answered, headers, body = answer
+    assert answered == status, body[:500]
+    assert headers["content-type"] == "application/problem+json"
+    problem = json.loads(body)
+    assert (problem["status"], problem["code"]) == (status, code)
+    assert problem["detail"] and problem["title"]
+    assert problem["request_id"] == headers["x-request-id"]
+    return problem
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "code"),
+    [
+        (
+            b"GET /api/v1/events/?q="
+            + b"x" * 9000
+            + b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+            414,
+            "uri_too_long",
+        ),
+        (
+            b"GET /api/v1/events/ HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nX-Big: "
+            + b"y" * 9000
+            + b"\r\n\r\n",
+            431,
+            "headers_too_large",
+        ),
+        (b"NOT A REQUEST LINE AT ALL\r\n\r\n", 400, "bad_request"),
+        (
+            b"POST /api/v1/auth/token/ HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+            b"Content-Length: 11000000\r\n\r\n",
+            413,
+            "payload_too_large",
+        ),
+        # The ws service down (nginx's 502) is the contract's "cannot be kept": 503 with Retry-After.
+        (
+            b"GET /ws/events/1/ HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+            503,
+            "service_unavailable",
+        ),
+        # nginx's own locations of these answers are not reachable from outside.
+        (b"GET /.problem/400 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", 404, "not_found"),
+    ],
+    ids=[
+        "request-line-too-long",
+        "header-too-large",
+        "malformed",
+        "body-too-large",
+        "ws-down",
+        "internal-page",
+    ],
+)
+def test_what_nginx_answers_itself_keeps_the_error_shape(proxy, request_bytes, status, code):
+    base, access_log = proxy
+    answer = raw_exchange(base, request_bytes)
+    problem = assert_problem_from_nginx(answer, status, code)
+    assert len(problem["request_id"]) == HEX_ID and b"<html" not in answer[2].lower()
+    if status == 503:
+        assert answer[1]["retry-after"] == "5"
+    wait_until(lambda: f"request_id={problem['request_id']}" in access_log.read_text(), timeout=5)
+
+
+def test_the_platforms_own_answers_pass_as_they_are_with_the_same_request_id(proxy):
+    base, access_log = proxy
+    status, headers, body = raw_exchange(
+        base, b"GET /api/v1/no-such-route/ HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    problem = json.loads(body)
+    assert (status, problem["code"]) == (404, "not_found")
+    assert problem["detail"] == "Not found."
+    # The platform took nginx's id as the request's: the access log and the answer say the same.
+    assert headers["x-request-id"] == problem["request_id"] and len(problem["request_id"]) == HEX_ID
+    wait_until(lambda: f"request_id={problem['request_id']}" in access_log.read_text(), timeout=5)
+    # A client's own sane id is kept all the way through.
+    status, headers, _ = raw_exchange(
+        base,
+        b"GET /health/live HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nX-Request-ID: trace-42\r\n"
+        b"\r\n",
+    )
+    assert (status, headers["x-request-id"]) == (200, "trace-42")
+    wait_until(lambda: "request_id=trace-42" in access_log.read_text(), timeout=5)
