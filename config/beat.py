@@ -38,7 +38,7 @@ class InProcessBeat(ProcessThread):
                 InProcessBeat._instance = None
 
     def _run(self) -> None:
-        jobs = _jobs()
+        jobs = _jobs(self.stopped.is_set)
         due = {name: time.monotonic() + interval for name, (interval, _) in jobs.items()}
         while True:
             name = min(due, key=due.__getitem__)
@@ -53,10 +53,10 @@ class InProcessBeat(ProcessThread):
                 log.exception("in-process beat: %s failed", name)
 
 
-def _jobs() -> dict[str, tuple[float, Callable[[], Any]]]:
+def _jobs(stopping: Callable[[], bool]) -> dict[str, tuple[float, Callable[[], Any]]]:
     """Each job's interval in seconds and the job: the beat schedule's tasks, and the outbox
-    relay's round, which runs again what an in-process publish could not (a task that raised, or
-    the claim of a process that died) and the relay's sweepers."""
+    relay's round (until `stopping()`), which runs again what an in-process publish could not (a
+    task that could not be run, or the claim of a process that died) and the relay's sweepers."""
     schedule: dict[str, dict[str, Any]] = settings.CELERY_BEAT_SCHEDULE
     jobs: dict[str, tuple[float, Callable[[], Any]]] = {
         name: (float(entry["schedule"]), functools.partial(_apply, entry["task"]))
@@ -64,7 +64,7 @@ def _jobs() -> dict[str, tuple[float, Callable[[], Any]]]:
     }
     jobs["outbox-relay"] = (
         settings.OUTBOX_RELAY_INTERVAL_SECONDS,
-        functools.partial(outbox.relay_round, _relay_error),
+        functools.partial(outbox.relay_round, _relay_error, stopping=stopping),
     )
     return jobs
 

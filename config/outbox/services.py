@@ -145,6 +145,8 @@ def relay_round(
         published += batch
     swept = dict.fromkeys(SWEEPERS, 0)
     for label, sweep in SWEEPERS.items():
+        if stopping():
+            break
         try:
             swept[label] = sweep()
         except Exception as exc:
@@ -200,8 +202,9 @@ def _run_here(message_ids: Sequence[int]) -> int:
     held every row they wrote to its end, and deadlocked with an event's deletion:
     docs/architecture.md, "Messaging"). Each broker message's worth is claimed just before its
     task runs and marked published after, whatever the task did (its failures are its own
-    business, as on a worker). A task that cannot be run gives its claim back, its attempt
-    counted, and raises. A process that dies meanwhile leaves its claim to lapse, and the relay
+    business, as on a worker). A task that cannot be run (its name unknown here, say) gives its
+    claim back with the attempt and the error counted, is logged, and the others still run; the
+    relay tries it again. A process that dies meanwhile leaves its claim to lapse, and the relay
     runs the task then: in-process as on a broker, a task runs at least once.
     """
     if connection.in_atomic_block:
@@ -214,13 +217,14 @@ def _run_here(message_ids: Sequence[int]) -> int:
             continue  # another process took them meanwhile
         try:
             celery_app.tasks[task].apply(kwargs=_task_kwargs(group, batched=is_batched(task)))
-        except BaseException as exc:
+        except Exception as exc:
             OutboxMessage.objects.filter(pk__in=claimed).update(
                 claimed_until=None,
                 attempts=F("attempts") + 1,
                 last_error=f"{type(exc).__name__}: {exc}"[:2000],
             )
-            raise
+            log.exception("outbox: the task of %s could not be run; the relay tries again", sorted(claimed))
+            continue
         _mark_published(sorted(claimed))
         PUBLISHED.inc(len(group))
         ran += len(group)
@@ -264,7 +268,8 @@ def _lock_pending(message_ids: Sequence[int]) -> list[_Pending]:
 
 def _claim(message_ids: Sequence[int], *, seconds: float) -> set[int]:
     """Those of the messages that are still pending and unclaimed, claimed for this process for
-    `seconds` (one statement: of two processes claiming one message, one gets it)."""
+    `seconds` (one statement: of two processes or threads claiming one message, one gets it;
+    RETURNING needs SQLite 3.35 or newer, which Python's images and Debian 12 have)."""
     table = connection.ops.quote_name(OutboxMessage._meta.db_table)
     now = timezone.now()
     with connection.cursor() as cursor:

@@ -43,7 +43,8 @@ class Command(BaseCommand):
             if once:
                 self.stdout.write(_report(published_total, swept_total))
                 return
-            time.sleep(interval)
+            if not stopping:
+                time.sleep(interval)
 
 
 def _report(published: int, swept: dict[str, int]) -> str:
