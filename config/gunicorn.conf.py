@@ -10,6 +10,9 @@ worker_class = "sync"
 # enrollment; a third worker keeps them busy, a fourth only adds contention (docs/architecture.md,
 # "Worker count"). Every deployment's count is this one unless WEB_WORKERS says otherwise.
 workers = int(os.environ.get("WEB_WORKERS", "3"))
+# A request line as long as nginx lets through (docker/nginx.conf: 8 kB), so that one over
+# gunicorn's own default (4,094 bytes) is not refused by gunicorn with an id nginx never logged.
+limit_request_line = 8190
 control_socket_disable = True  # gunicorn 27 would create ~/.gunicorn otherwise
 errorlog = "-"
 

@@ -4,7 +4,8 @@ A request gunicorn cannot take to the application (a request line or headers ove
 malformed request line or header) was answered with gunicorn's own HTML page, where the contract
 allows no HTML page and wants problem details with a request id on every answer. `install()`, run
 in every worker (config/gunicorn.conf.py's post_worker_init), has gunicorn write problem details
-instead, whatever the worker class: gunicorn still chooses the status and logs the refusal.
+instead, with its sync and gthread workers alike: gunicorn still chooses the status and logs the
+refusal.
 """
 
 from __future__ import annotations
@@ -55,6 +56,6 @@ def write_problem(sock: Any, status_int: int, reason: str, mesg: str) -> None:
     )
     log.info(
         "request refused by the server",
-        extra={"request_id": request_id, "status": status_int, "detail": detail},
+        extra={"request_id": request_id, "fields": {"status": status_int, "detail": detail}},
     )
     util.write_nonblock(sock, head.encode("latin-1") + body)

@@ -27,6 +27,7 @@ DEFAULT_CODES: dict[int, str] = {
     429: "throttled",
     431: "headers_too_large",
     500: "server_error",
+    501: "not_implemented",
     503: "service_unavailable",
 }
 

@@ -52,8 +52,13 @@ def test_a_request_the_server_refuses_gets_problem_details(server, request_bytes
     assert problem["detail"].startswith(detail) and len(problem["detail"]) <= 200
     assert problem["request_id"] == headers["x-request-id"] and len(problem["request_id"]) == 32
     assert b"<html" not in body.lower()
-    # The log line of the refusal carries the id the client was given.
-    wait_until(lambda: problem["request_id"] in log.read_text(), timeout=5)
+
+    # The log line of the refusal carries the id the client was given, and the status.
+    def logged() -> list[dict]:
+        return [json.loads(line) for line in log.read_text().splitlines() if problem["request_id"] in line]
+
+    [line] = wait_until(logged, timeout=5)
+    assert (line["msg"], line["status"]) == ("request refused by the server", status)
 
 
 def test_the_worker_goes_on_serving_after_a_refusal(server):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from config.problems import default_code, default_detail
 from tests.helpers import free_port, raw_exchange, wait_until, wsgi_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -22,7 +23,7 @@ HEX_ID = 32  # nginx's $request_id, like the platform's own ids: 32 hex digits
 def nginx_missing() -> str | None:
     if os.path.exists(NGINX):
         return None
-    return f"needs nginx at {NGINX}: apt-get install nginx-light (CI's .ci/run installs it)"
+    return f"needs nginx at {NGINX}: apt-get install nginx (CI's .ci/run installs it)"
 
 
 def local_config(folder: Path, port: int, web: str) -> Path:
@@ -87,7 +88,9 @@ def assert_problem_from_nginx(answer, status: int, code: str) -> dict:
     assert headers["content-type"] == "application/problem+json"
     problem = json.loads(body)
     assert (problem["status"], problem["code"]) == (status, code)
-    assert problem["detail"] and problem["title"]
+    # The platform's own words for the status (config.problems), as nginx cannot ask.
+    assert (problem["code"], problem["title"]) == (default_code(status), default_detail(status).rstrip("."))
+    assert problem["detail"]
     assert problem["request_id"] == headers["x-request-id"]
     return problem
 
@@ -110,6 +113,13 @@ def assert_problem_from_nginx(answer, status: int, code: str) -> dict:
             "headers_too_large",
         ),
         (b"NOT A REQUEST LINE AT ALL\r\n\r\n", 400, "bad_request"),
+        (b"GET / HTTP/2.0\r\nHost: localhost\r\n\r\n", 400, "bad_request"),  # nginx's 505
+        (
+            b"POST /api/v1/auth/token/ HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+            b"Transfer-Encoding: gzip\r\n\r\n",
+            501,
+            "not_implemented",
+        ),
         (
             b"POST /api/v1/auth/token/ HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
             b"Content-Length: 11000000\r\n\r\n",
@@ -129,6 +139,8 @@ def assert_problem_from_nginx(answer, status: int, code: str) -> dict:
         "request-line-too-long",
         "header-too-large",
         "malformed",
+        "unknown-version",
+        "unknown-transfer-coding",
         "body-too-large",
         "ws-down",
         "internal-page",
