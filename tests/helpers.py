@@ -140,7 +140,7 @@ def asgi_server(tmp_path, **env: str):
         "--timeout-graceful-shutdown",
         "5",
     ]
-    with _serving(tmp_path, command, port, env) as base:
+    with serving(tmp_path, command, port, env=env) as base:
         yield base
 
 
@@ -168,20 +168,33 @@ def wsgi_server(tmp_path, *options: str, **env: str):
         "--no-control-socket",
         *options,
     ]
-    with _serving(tmp_path, command, port, env) as base:
+    with serving(tmp_path, command, port, env=env) as base:
         yield base
 
 
 @contextlib.contextmanager
-def _serving(tmp_path, command: list[str], port: int, env: dict[str, str]):
-    """Runs the server `command` listening on `port` until it answers /health/live; yields its
-    base URL, and stops it at the end."""
+def serving(
+    tmp_path,
+    command: list[str],
+    port: int,
+    *,
+    env: dict[str, str] | None = None,
+    health: str = "/health/live",
+    log_name: str = "server.log",
+):
+    """Runs the server `command` listening on `port` (its output to tmp_path / log_name) until
+    `health` answers 200; yields its base URL, and stops it at the end."""
     import subprocess
     import urllib.request
     from pathlib import Path
 
-    child_env = {**os.environ, "DATABASE_URL": database_url_for_children(), "VAR_DIR": str(tmp_path), **env}
-    log = (tmp_path / "server.log").open("wb")
+    child_env = {
+        **os.environ,
+        "DATABASE_URL": database_url_for_children(),
+        "VAR_DIR": str(tmp_path),
+        **(env or {}),
+    }
+    log = (tmp_path / log_name).open("wb")
     server = subprocess.Popen(
         command, cwd=Path(__file__).resolve().parents[1], env=child_env, stdout=log, stderr=log
     )
@@ -190,9 +203,9 @@ def _serving(tmp_path, command: list[str], port: int, env: dict[str, str]):
 
         def answers() -> bool:
             if server.poll() is not None:
-                pytest.fail("server exited:\n" + (tmp_path / "server.log").read_text()[-3000:])
+                pytest.fail("server exited:\n" + (tmp_path / log_name).read_text()[-3000:])
             try:
-                return urllib.request.urlopen(base + "/health/live", timeout=1).status == 200  # noqa: S310
+                return urllib.request.urlopen(base + health, timeout=1).status == 200  # noqa: S310
             except OSError:
                 return False
 

@@ -54,6 +54,10 @@ BATCH_SIZE = 200
 # any one task takes (a report of a million participants builds in a few seconds). A process that
 # dies running it leaves it to the relay once the claim has lapsed.
 IN_PROCESS_CLAIM_SECONDS = 300
+# In-process, how long a task that could not be run waits before the relay tries it again: a
+# message of a task this process does not know fails every time, and the relay's rounds come
+# every second.
+IN_PROCESS_RETRY_SECONDS = 60
 # A publisher thread idle this long closes its database connection.
 PUBLISHER_IDLE_SECONDS = 5.0
 # A publisher thread publishes at most once per this interval: an idle one publishes a message at
@@ -202,10 +206,11 @@ def _run_here(message_ids: Sequence[int]) -> int:
     held every row they wrote to its end, and deadlocked with an event's deletion:
     docs/architecture.md, "Messaging"). Each broker message's worth is claimed just before its
     task runs and marked published after, whatever the task did (its failures are its own
-    business, as on a worker). A task that cannot be run (its name unknown here, say) gives its
-    claim back with the attempt and the error counted, is logged, and the others still run; the
-    relay tries it again. A process that dies meanwhile leaves its claim to lapse, and the relay
-    runs the task then: in-process as on a broker, a task runs at least once.
+    business, as on a worker). A task that cannot be run (its name unknown here, say) has the
+    attempt and the error counted and is logged, and the others still run; the relay tries it
+    again once IN_PROCESS_RETRY_SECONDS have passed. A process that dies meanwhile leaves its
+    claim to lapse, and the relay runs the task then: in-process as on a broker, a task runs at
+    least once.
     """
     if connection.in_atomic_block:
         raise RuntimeError("in-process, publishing runs tasks, which belong after the commit, outside it")
@@ -219,11 +224,13 @@ def _run_here(message_ids: Sequence[int]) -> int:
             celery_app.tasks[task].apply(kwargs=_task_kwargs(group, batched=is_batched(task)))
         except Exception as exc:
             OutboxMessage.objects.filter(pk__in=claimed).update(
-                claimed_until=None,
+                claimed_until=timezone.now() + dt.timedelta(seconds=IN_PROCESS_RETRY_SECONDS),
                 attempts=F("attempts") + 1,
                 last_error=f"{type(exc).__name__}: {exc}"[:2000],
             )
-            log.exception("outbox: the task of %s could not be run; the relay tries again", sorted(claimed))
+            log.exception(
+                "outbox: the task of %s could not be run; the relay tries again later", sorted(claimed)
+            )
             continue
         _mark_published(sorted(claimed))
         PUBLISHED.inc(len(group))

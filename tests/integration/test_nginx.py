@@ -4,14 +4,12 @@ what nginx answers itself keeps the API's error shape, and one request id follow
 import json
 import os
 import shutil
-import subprocess
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from config.problems import default_code, default_detail
-from tests.helpers import free_port, raw_exchange, wait_until, wsgi_server
+from tests.helpers import free_port, raw_exchange, serving, wait_until, wsgi_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -58,28 +56,9 @@ def proxy(tmp_path_factory, django_db_blocker):
     folder = tmp_path_factory.mktemp("nginx")
     with django_db_blocker.unblock(), wsgi_server(folder) as web:
         port = free_port()
-        config = local_config(folder, port, web)
-        nginx = subprocess.Popen(
-            [NGINX, "-c", str(config), "-p", str(folder), "-g", "daemon off;"],
-            stdout=subprocess.DEVNULL,
-            stderr=(folder / "nginx.out").open("wb"),
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-
-            def answers() -> bool:
-                if nginx.poll() is not None:
-                    pytest.fail("nginx exited:\n" + (folder / "nginx.out").read_text()[-3000:])
-                try:
-                    return urllib.request.urlopen(base + "/nginx-health", timeout=1).status == 200  # noqa: S310
-                except OSError:
-                    return False
-
-            wait_until(answers, timeout=30, interval=0.1)
+        command = [NGINX, "-c", str(local_config(folder, port, web)), "-p", str(folder), "-g", "daemon off;"]
+        with serving(folder, command, port, health="/nginx-health", log_name="nginx.out") as base:
             yield base, folder / "access.log"
-        finally:
-            nginx.terminate()
-            nginx.wait(timeout=30)
 
 
 def assert_problem_from_nginx(answer, status: int, code: str) -> dict:
