@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 
 from config.celery import app as celery_app
 from config.outbox import services as outbox
@@ -43,6 +43,7 @@ class InProcessBeat(ProcessThread):
         while True:
             name = min(due, key=due.__getitem__)
             if self.stopped.wait(max(0.0, due[name] - time.monotonic())):
+                connection.close()  # this thread's own, which nothing else would close
                 return
             interval, job = jobs[name]
             due[name] = time.monotonic() + interval
