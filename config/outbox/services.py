@@ -182,10 +182,7 @@ def publish(message_ids: Sequence[int]) -> int:
                 _dispatch(task, group)
             except Exception as exc:
                 # Recorded in this (committing) transaction; raised once it has committed.
-                error = f"{type(exc).__name__}: {exc}"[:2000]
-                OutboxMessage.objects.filter(pk__in=[m.pk for m in group]).update(
-                    attempts=F("attempts") + 1, last_error=error
-                )
+                _count_failed_attempt([m.pk for m in group], exc)
                 failure = exc
                 break
             published.extend(message.pk for message in group)
@@ -223,11 +220,8 @@ def _run_here(message_ids: Sequence[int]) -> int:
         try:
             celery_app.tasks[task].apply(kwargs=_task_kwargs(group, batched=is_batched(task)))
         except Exception as exc:
-            OutboxMessage.objects.filter(pk__in=claimed).update(
-                claimed_until=timezone.now() + dt.timedelta(seconds=IN_PROCESS_RETRY_SECONDS),
-                attempts=F("attempts") + 1,
-                last_error=f"{type(exc).__name__}: {exc}"[:2000],
-            )
+            retry_at = timezone.now() + dt.timedelta(seconds=IN_PROCESS_RETRY_SECONDS)
+            _count_failed_attempt(sorted(claimed), exc, claimed_until=retry_at)
             log.exception(
                 "outbox: the task of %s could not be run; the relay tries again later", sorted(claimed)
             )
@@ -253,8 +247,8 @@ class _Pending(NamedTuple):
 
 def _lock_pending(message_ids: Sequence[int]) -> list[_Pending]:
     """The pending, unclaimed ones of these messages, oldest first, locked for this transaction
-    (outside one, only read); those another publisher holds are skipped (where the database has
-    SKIP LOCKED: not SQLite, whose writers take turns anyway)."""
+    (outside one, for the statement only); those another publisher holds are skipped, in either
+    case (where the database has SKIP LOCKED: not SQLite, whose writers take turns anyway)."""
     table = connection.ops.quote_name(OutboxMessage._meta.db_table)
     lock = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
     kwargs_field = OutboxMessage._meta.get_field("kwargs")
@@ -271,6 +265,13 @@ def _lock_pending(message_ids: Sequence[int]) -> list[_Pending]:
         _Pending(pk, task, kwargs_field.from_db_value(kwargs, None, connection))  # type: ignore[arg-type]
         for pk, task, kwargs in rows
     ]
+
+
+def _count_failed_attempt(message_ids: Sequence[int], exc: Exception, **also: Any) -> None:
+    """The messages' attempt that failed, counted with its error (and `also`'s columns set)."""
+    OutboxMessage.objects.filter(pk__in=message_ids).update(
+        attempts=F("attempts") + 1, last_error=f"{type(exc).__name__}: {exc}"[:2000], **also
+    )
 
 
 def _claim(message_ids: Sequence[int], *, seconds: float) -> set[int]:

@@ -39,7 +39,7 @@ class Command(BaseCommand):
             published, swept = services.relay_round(report, stopping=lambda: stopping)
             published_total += published
             for label, count in swept.items():
-                swept_total[label] = swept_total.get(label, 0) + count
+                swept_total[label] += count
             if once:
                 self.stdout.write(_report(published_total, swept_total))
                 return
