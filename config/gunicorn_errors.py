@@ -17,7 +17,7 @@ from typing import Any
 
 from gunicorn import util
 
-from config.problems import PROBLEM_CONTENT_TYPE, default_code, default_detail
+from config.problems import PROBLEM_CONTENT_TYPE, problem_body
 
 log = logging.getLogger("http.request")
 
@@ -34,17 +34,9 @@ def write_problem(sock: Any, status_int: int, reason: str, mesg: str) -> None:
     """util.write_error's replacement: the same status and message, as problem details, with a
     request id that the log line of the refusal carries too."""
     request_id = uuid.uuid4().hex
-    detail = mesg.strip()[:DETAIL_MAX_CHARS] or default_detail(status_int)
-    body = json.dumps(
-        {
-            "type": "about:blank",
-            "title": default_detail(status_int).rstrip("."),  # as config.problems titles its own
-            "status": status_int,
-            "code": default_code(status_int),
-            "detail": detail,
-            "request_id": request_id,
-        }
-    ).encode()
+    detail = mesg.strip()[:DETAIL_MAX_CHARS] or None  # None: the status's own
+    problem = problem_body(status_int, None, detail, request_id=request_id)
+    body = json.dumps(problem).encode()
     # reason is one of gunicorn's fixed phrases; what the client sent is only in the JSON body.
     head = (
         f"HTTP/1.1 {status_int} {reason}\r\n"
@@ -56,6 +48,6 @@ def write_problem(sock: Any, status_int: int, reason: str, mesg: str) -> None:
     )
     log.info(
         "request refused by the server",
-        extra={"request_id": request_id, "fields": {"status": status_int, "detail": detail}},
+        extra={"request_id": request_id, "fields": {"status": status_int, "detail": problem["detail"]}},
     )
     util.write_nonblock(sock, head.encode("latin-1") + body)

@@ -60,14 +60,7 @@ def problem_response(
     headers: Mapping[str, str] | None = None,
     **extra: Any,
 ) -> JsonResponse:
-    body: dict[str, Any] = {
-        "type": "about:blank",
-        "title": default_detail(status).rstrip("."),
-        "status": status,
-        "code": code or default_code(status),
-        "detail": detail or default_detail(status),
-        "request_id": current_request_id.get(),
-    }
+    body = problem_body(status, code, detail, request_id=current_request_id.get())
     if errors is not None:
         body["errors"] = dict(errors)
     body.update(extra)
@@ -75,6 +68,18 @@ def problem_response(
     for name, value in (headers or {}).items():
         response[name] = value
     return response
+
+
+def problem_body(status: int, code: str | None, detail: str | None, *, request_id: str) -> dict[str, Any]:
+    """The problem's fields every answer has (the status's default code and detail when not given)."""
+    return {
+        "type": "about:blank",
+        "title": default_detail(status).rstrip("."),
+        "status": status,
+        "code": code or default_code(status),
+        "detail": detail or default_detail(status),
+        "request_id": request_id,
+    }
 
 
 def is_problem(response: Any) -> bool:
