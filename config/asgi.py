@@ -19,7 +19,7 @@ django_asgi_app = get_asgi_application()  # sets Django up before the consumers 
 from django.conf import settings  # noqa: E402
 from django.urls import path, re_path  # noqa: E402
 
-from config import redaction  # noqa: E402
+from config import redaction, server_errors  # noqa: E402
 from config.beat import InProcessBeat  # noqa: E402
 from config.websockets import TokenQueryAuthMiddleware, UnknownPathConsumer  # noqa: E402
 from events.consumers import EventSeatsConsumer  # noqa: E402
@@ -33,6 +33,9 @@ websocket_urlpatterns = [
 
 # uvicorn writes each WebSocket's path with its ?token= to the log: redact it first.
 redaction.install()
+# What uvicorn and websockets answer themselves (an unreadable request, a refused handshake) in the
+# API's error shape, not their plain text.
+server_errors.install_uvicorn()
 
 if settings.IN_PROCESS_BEAT and settings.CELERY_TASK_ALWAYS_EAGER:
     InProcessBeat.instance()  # the embedded default's beat (make run): no broker, no beat process

@@ -27,7 +27,7 @@ def child_exit(server, worker):  # noqa: ANN001, ANN201
 
 def post_worker_init(worker):  # noqa: ANN001, ANN201
     """What gunicorn refuses itself (an over-long request line, a malformed request) is answered
-    with problem details, not gunicorn's HTML page (config.gunicorn_errors)."""
-    from config import gunicorn_errors  # here: the arbiter, which reads this file, loads no app code
+    with problem details, not gunicorn's HTML page (config.server_errors)."""
+    from config import server_errors  # here: the arbiter, which reads this file, loads no app code
 
-    gunicorn_errors.install()
+    server_errors.install_gunicorn()

@@ -124,8 +124,9 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def asgi_server(tmp_path, **env: str):
-    """`make run`'s server (uvicorn, config.asgi) in its own process, on the test database."""
+def asgi_server(tmp_path, *options: str, app: str = "config.asgi:application", **env: str):
+    """`make run`'s server (uvicorn, config.asgi) in its own process, with uvicorn's `options`, on
+    the test database; its log goes to tmp_path / "server.log"."""
     import sys
 
     port = free_port()
@@ -133,7 +134,8 @@ def asgi_server(tmp_path, **env: str):
         sys.executable,
         "-m",
         "uvicorn",
-        "config.asgi:application",
+        app,
+        *options,
         "--port",
         str(port),
         "--no-access-log",

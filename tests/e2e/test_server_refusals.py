@@ -1,11 +1,12 @@
-"""What the deployed HTTP server (gunicorn) refuses before the application sees it still gets the
-contract's error shape: gunicorn answered with its own HTML page."""
+"""What the HTTP servers refuse before the application sees it still gets the contract's error
+shape: gunicorn (the deployed HTTP server) answered with its own HTML page, uvicorn (`make run`, and
+`/ws/` in production) and websockets with plain text."""
 
 import json
 
 import pytest
 
-from tests.helpers import raw_exchange, wait_until, wsgi_server
+from tests.helpers import asgi_server, raw_exchange, wait_until, wsgi_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -43,6 +44,13 @@ def server(request, tmp_path_factory, django_db_blocker):
 )
 def test_a_request_the_server_refuses_gets_problem_details(server, request_bytes, status, code, detail):
     base, log = server
+    problem = assert_refused_with_problem(base, log, request_bytes, status, code, detail)
+    assert len(problem["request_id"]) == 32  # the server's own: it read no header
+
+
+def assert_refused_with_problem(base, log, request_bytes, status, code, detail, logged_as="refused by"):
+    """The server's answer to the bytes is problem details with the status, code and the start of
+    the detail, and the server's log line about it carries its request id."""
     answered, headers, body = raw_exchange(base, request_bytes)
     assert answered == status
     assert headers["content-type"] == "application/problem+json"
@@ -50,7 +58,7 @@ def test_a_request_the_server_refuses_gets_problem_details(server, request_bytes
     problem = json.loads(body)
     assert problem["status"] == status and problem["code"] == code
     assert problem["detail"].startswith(detail) and len(problem["detail"]) <= 200
-    assert problem["request_id"] == headers["x-request-id"] and len(problem["request_id"]) == 32
+    assert problem["request_id"] and problem["request_id"] == headers["x-request-id"]
     assert b"<html" not in body.lower()
 
     # The log line of the refusal carries the id the client was given, and the status.
@@ -58,7 +66,8 @@ def test_a_request_the_server_refuses_gets_problem_details(server, request_bytes
         return [json.loads(line) for line in log.read_text().splitlines() if problem["request_id"] in line]
 
     [line] = wait_until(logged, timeout=5)
-    assert (line["msg"], line["status"]) == ("request refused by the server", status)
+    assert (line["msg"], line["status"]) == (f"request {logged_as} the server", status)
+    return problem
 
 
 def test_the_worker_goes_on_serving_after_a_refusal(server):
@@ -66,3 +75,75 @@ def test_the_worker_goes_on_serving_after_a_refusal(server):
     raw_exchange(base, b"NOT A REQUEST LINE AT ALL\r\n\r\n")
     status, headers, body = raw_exchange(base, b"GET /health/live HTTP/1.1\r\nHost: localhost\r\n\r\n")
     assert status == 200 and json.loads(body)["status"] == "ok"
+
+
+@pytest.fixture(scope="module", params=[(), ("--http", "h11")], ids=["httptools", "h11"])
+def uvicorn_server(request, tmp_path_factory, django_db_blocker):
+    """`make run`'s server, with either of uvicorn's HTTP parsers: httptools (installed, uvicorn's
+    choice) and h11 (its choice where httptools is missing)."""
+    folder = tmp_path_factory.mktemp("uvicorn")
+    with django_db_blocker.unblock(), asgi_server(folder, *request.param, CELERY_BROKER_URL="") as base:
+        yield base, folder / "server.log"
+
+
+WEBSOCKET_HANDSHAKE = (
+    b"GET /ws/events/1/ HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "detail"),
+    [
+        (b"NOT A REQUEST LINE AT ALL\r\n\r\n", "Invalid HTTP request received."),
+        (
+            b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: x\r\n\r\n",
+            "Invalid HTTP request received.",
+        ),
+        (b"GET / HTTP/1.1\r\nHost: localhost\r\nBad Header: 1\r\n\r\n", "Invalid HTTP request received."),
+        (
+            WEBSOCKET_HANDSHAKE + b"Sec-WebSocket-Version: 13\r\n\r\n",
+            "Failed to open a WebSocket connection: missing Sec-WebSocket-Key header.",
+        ),
+        (
+            WEBSOCKET_HANDSHAKE
+            + b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 99\r\n\r\n",
+            "Failed to open a WebSocket connection: invalid Sec-WebSocket-Version header: 99.",
+        ),
+    ],
+    ids=[
+        "malformed-request-line",
+        "malformed-length",
+        "malformed-header",
+        "handshake-without-key",
+        "handshake-version",
+    ],
+)
+def test_a_request_uvicorn_refuses_gets_problem_details(uvicorn_server, request_bytes, detail):
+    base, log = uvicorn_server
+    problem = assert_refused_with_problem(base, log, request_bytes, 400, "bad_request", detail)
+    assert problem["detail"] == detail
+
+
+def test_uvicorn_goes_on_serving_after_a_refusal(uvicorn_server):
+    base, _ = uvicorn_server
+    raw_exchange(base, b"NOT A REQUEST LINE AT ALL\r\n\r\n")
+    status, _, body = raw_exchange(
+        base, b"GET /health/live HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    assert status == 200 and json.loads(body)["status"] == "ok"
+
+
+@pytest.mark.parametrize("http", ["httptools", "h11"])
+def test_an_application_failing_before_it_answers_gets_a_problem_500(tmp_path, http):
+    """uvicorn's own 500, with the request's id when it sent one (see tests/e2e/failing_asgi.py)."""
+    with asgi_server(tmp_path, "--http", http, app="tests.e2e.failing_asgi:application") as base:
+        problem = assert_refused_with_problem(
+            base,
+            tmp_path / "server.log",
+            b"GET /api/v1/events/ HTTP/1.1\r\nHost: localhost\r\nX-Request-ID: client-id-1\r\n\r\n",
+            500,
+            "server_error",
+            "A server error occurred.",
+            logged_as="failed in",
+        )
+    assert problem["request_id"] == "client-id-1"
