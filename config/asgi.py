@@ -21,6 +21,7 @@ from django.urls import path, re_path  # noqa: E402
 
 from config import redaction, server_errors  # noqa: E402
 from config.beat import InProcessBeat  # noqa: E402
+from config.logging import write_through_root  # noqa: E402
 from config.websockets import TokenQueryAuthMiddleware, UnknownPathConsumer  # noqa: E402
 from events.consumers import EventSeatsConsumer  # noqa: E402
 from notifications.consumers import NotificationsConsumer  # noqa: E402
@@ -33,6 +34,8 @@ websocket_urlpatterns = [
 
 # uvicorn writes each WebSocket's path with its ?token= to the log: redact it first.
 redaction.install()
+# uvicorn's own lines (started, a connection opened, a request it could not read) as JSON lines.
+write_through_root("uvicorn", "uvicorn.access")
 # What uvicorn and websockets answer themselves (an unreadable request, a refused handshake) in the
 # API's error shape, not their plain text.
 server_errors.install_uvicorn()

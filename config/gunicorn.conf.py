@@ -15,6 +15,20 @@ workers = int(os.environ.get("WEB_WORKERS", "3"))
 limit_request_line = 8190
 control_socket_disable = True  # gunicorn 27 would create ~/.gunicorn otherwise
 errorlog = "-"
+# gunicorn's own lines (a worker booted, timed out or refused a request) as JSON lines, like the
+# platform's, to the same stream: gunicorn.error goes to the root logger, which is this handler in
+# the arbiter and the platform's LOGGING in a worker. No level here, so that --log-level still
+# applies.
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "config.logging.JsonFormatter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
+    },
+    "root": {"level": "INFO", "handlers": ["console"]},
+    "loggers": {"gunicorn.error": {"handlers": [], "propagate": True}},
+}
 
 
 def child_exit(server, worker):  # noqa: ANN001, ANN201

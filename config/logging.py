@@ -174,3 +174,16 @@ def _direct_handler(logger: logging.Logger) -> logging.StreamHandler[Any] | None
     ):
         return None
     return handler
+
+
+def write_through_root(*names: str) -> None:
+    """The named loggers, which a server gave handlers of its own (uvicorn's plain text, configured
+    before it loads the application), write through the root logger's handler instead: every line
+    of the process in the one JSON format, which a log collector can read. A logger the server
+    left without handlers stays as it is (uvicorn's access log, off under --no-access-log)."""
+    for name in names:
+        logger = logging.getLogger(name)
+        if logger.handlers:
+            for handler in list(logger.handlers):
+                logger.removeHandler(handler)
+            logger.propagate = True

@@ -3,6 +3,7 @@ shape: gunicorn (the deployed HTTP server) answered with its own HTML page, uvic
 `/ws/` in production) and websockets with plain text."""
 
 import json
+import re
 
 import pytest
 
@@ -77,6 +78,23 @@ def test_the_worker_goes_on_serving_after_a_refusal(server):
     assert status == 200 and json.loads(body)["status"] == "ok"
 
 
+def test_gunicorns_own_log_lines_are_json(server):
+    # gunicorn's plain lines began "[2026-12-07 10:00:00 +0000] [pid] [INFO]".
+    assert_own_lines_are_json(server[1], "gunicorn.error", plain_line=r"^\[\d{4}-")
+
+
+def assert_own_lines_are_json(log, logger, *, plain_line):
+    """The server's own lines (started, a request refused, a worker booted) are JSON lines like
+    the platform's, which a log collector reads as one format; none is in its plain format."""
+
+    def server_lines() -> list[dict]:
+        lines = log.read_text().splitlines()
+        return [json.loads(line) for line in lines if line.startswith("{") and f'"{logger}"' in line]
+
+    assert any(line["level"] == "INFO" for line in wait_until(server_lines, timeout=5))
+    assert not [line for line in log.read_text().splitlines() if re.match(plain_line, line)]
+
+
 @pytest.fixture(scope="module", params=[(), ("--http", "h11")], ids=["httptools", "h11"])
 def uvicorn_server(request, tmp_path_factory, django_db_blocker):
     """`make run`'s server, with either of uvicorn's HTTP parsers: httptools (installed, uvicorn's
@@ -131,6 +149,11 @@ def test_uvicorn_goes_on_serving_after_a_refusal(uvicorn_server):
         base, b"GET /health/live HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
     )
     assert status == 200 and json.loads(body)["status"] == "ok"
+
+
+def test_uvicorns_own_log_lines_are_json(uvicorn_server):
+    # uvicorn's plain lines began "INFO:     ".
+    assert_own_lines_are_json(uvicorn_server[1], "uvicorn.error", plain_line=r"^(INFO|WARNING|ERROR): ")
 
 
 @pytest.mark.parametrize("http", ["httptools", "h11"])
