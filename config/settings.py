@@ -445,6 +445,9 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        # Django's records through the root's JSON handler only: Django's own console handler
+        # (DEBUG's) wrote each of them a second time as plain text, and it mails no one (no ADMINS).
+        "django": {"level": "INFO"},
         # The request line of config.middleware replaces Django's own request/server logs.
         "django.request": {"level": "CRITICAL", "propagate": True},
         "django.server": {"level": "WARNING", "propagate": True},

@@ -84,14 +84,15 @@ def test_gunicorns_own_log_lines_are_json(server):
 
 
 def assert_own_lines_are_json(log, logger, *, plain_line):
-    """The server's own lines (started, a request refused, a worker booted) are JSON lines like
-    the platform's, which a log collector reads as one format; none is in its plain format."""
+    """The logger's lines (a server's own: started, a request refused, a worker booted) are JSON
+    lines like the platform's, which a log collector reads as one format; none is in its plain
+    format."""
 
     def server_lines() -> list[dict]:
         lines = log.read_text().splitlines()
         return [json.loads(line) for line in lines if line.startswith("{") and f'"{logger}"' in line]
 
-    assert any(line["level"] == "INFO" for line in wait_until(server_lines, timeout=5))
+    wait_until(server_lines, timeout=5)
     assert not [line for line in log.read_text().splitlines() if re.match(plain_line, line)]
 
 
@@ -100,7 +101,10 @@ def uvicorn_server(request, tmp_path_factory, django_db_blocker):
     """`make run`'s server, with either of uvicorn's HTTP parsers: httptools (installed, uvicorn's
     choice) and h11 (its choice where httptools is missing)."""
     folder = tmp_path_factory.mktemp("uvicorn")
-    with django_db_blocker.unblock(), asgi_server(folder, *request.param, CELERY_BROKER_URL="") as base:
+    with (
+        django_db_blocker.unblock(),
+        asgi_server(folder, *request.param, CELERY_BROKER_URL="", DEBUG="true") as base,
+    ):
         yield base, folder / "server.log"
 
 
@@ -152,8 +156,13 @@ def test_uvicorn_goes_on_serving_after_a_refusal(uvicorn_server):
 
 
 def test_uvicorns_own_log_lines_are_json(uvicorn_server):
+    base, log = uvicorn_server
     # uvicorn's plain lines began "INFO:     ".
-    assert_own_lines_are_json(uvicorn_server[1], "uvicorn.error", plain_line=r"^(INFO|WARNING|ERROR): ")
+    assert_own_lines_are_json(log, "uvicorn.error", plain_line=r"^(INFO|WARNING|ERROR): ")
+    # Django's own records too, under DEBUG (make run's), where Django's console handler wrote a
+    # plain copy of each.
+    raw_exchange(base, b"GET /health/live HTTP/1.1\r\nHost: elsewhere.example\r\nConnection: close\r\n\r\n")
+    assert_own_lines_are_json(log, "django.security.DisallowedHost", plain_line=r"^Invalid HTTP_HOST header")
 
 
 @pytest.mark.parametrize("http", ["httptools", "h11"])
