@@ -51,14 +51,8 @@ from django.utils.module_loading import import_string
 from rest_framework.permissions import SAFE_METHODS
 
 from config.idempotency import META_KEY
-from config.logging import current_request_id
-from config.middleware import (
-    REQUEST_ID_META,
-    CommonMiddleware,
-    ProblemDetailsMiddleware,
-    record_answer,
-    request_id_for,
-)
+from config.logging import REQUEST_ID_META, current_request_id, request_id_for
+from config.middleware import CommonMiddleware, ProblemDetailsMiddleware, record_answer
 
 error_log = logging.getLogger("http.error")
 

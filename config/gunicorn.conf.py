@@ -1,6 +1,9 @@
 """gunicorn settings shared by every deployment of the web role (`gunicorn -c config/gunicorn.conf.py`)."""
 
+import json
+import logging
 import os
+import time
 
 # Sync workers: on 2 cores the work is CPU-bound and threads only add contention (docs/architecture.md).
 worker_class = "sync"
@@ -15,14 +18,33 @@ workers = int(os.environ.get("WEB_WORKERS", "3"))
 limit_request_line = 8190
 control_socket_disable = True  # gunicorn 27 would create ~/.gunicorn otherwise
 errorlog = "-"
-# gunicorn's own lines (a worker booted, timed out or refused a request) as JSON lines, like the
-# platform's, to the same stream: gunicorn.error goes to the root logger, which is this handler in
-# the arbiter and the platform's LOGGING in a worker. No level here, so that --log-level still
-# applies.
+
+
+class ArbiterJsonFormatter(logging.Formatter):
+    """The platform's JSON line (config.logging.JsonFormatter's fields) for gunicorn's own records
+    in the arbiter, which reads this file and must load no app code: the `config` package loads
+    the Celery app and Django's modules."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S%z", self.converter(record.created)),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            line["exc"] = self.formatException(record.exc_info)
+        return json.dumps(line)
+
+
+# gunicorn's own lines (a worker booted or timed out, a request refused) as JSON lines like the
+# platform's, on the same stream: gunicorn.error writes through the root logger, whose handler is
+# this one in the arbiter and the platform's LOGGING in a worker. gunicorn's --error-logfile and
+# syslog options give way to it; no level here, so that --log-level still applies.
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"json": {"()": "config.logging.JsonFormatter"}},
+    "formatters": {"json": {"()": ArbiterJsonFormatter}},
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
     },

@@ -12,8 +12,10 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import re
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
@@ -24,6 +26,18 @@ except ImportError:  # pragma: no cover - the standard library gives the same li
 
 # Set by config.middleware.RequestIdMiddleware for the duration of a request.
 current_request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+
+REQUEST_ID_META = "HTTP_X_REQUEST_ID"
+# A client's id is echoed only when it is short and harmless in logs and headers.
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def request_id_for(meta: Mapping[str, Any]) -> str:
+    """The request's id: the client's X-Request-ID (from WSGI's `meta`) when sane, else a new one.
+    Here rather than in config.middleware, so that the servers' own answers (config.server_errors)
+    can name requests alike without loading Django's apps."""
+    incoming = meta.get(REQUEST_ID_META, "")
+    return incoming if incoming and _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
 
 
 class RequestIdFilter(logging.Filter):

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-import re
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +19,7 @@ from django.middleware.common import CommonMiddleware as DjangoCommonMiddleware
 from django.utils.functional import empty
 
 from config import dbconnections
-from config.logging import current_request_id, log_info_line
+from config.logging import current_request_id, log_info_line, request_id_for
 from config.metrics import observe_http_request
 from config.problems import is_problem, problem_response
 
@@ -33,9 +31,6 @@ request_log = logging.getLogger("http.request")
 error_log = logging.getLogger("http.error")
 
 REQUEST_ID_HEADER = "X-Request-ID"
-REQUEST_ID_META = "HTTP_X_REQUEST_ID"
-# A client's id is echoed only when it is short and harmless in logs and headers.
-_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 # The Django admin is a browser UI: its error pages stay HTML, and it alone uses sessions, the
 # session's user and messages.
@@ -69,12 +64,6 @@ class RequestIdMiddleware:
             return response
         finally:
             current_request_id.reset(token)
-
-
-def request_id_for(meta: dict[str, Any]) -> str:
-    """The request's id: the client's X-Request-ID when sane, else a new one."""
-    incoming = meta.get(REQUEST_ID_META, "")
-    return incoming if incoming and _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
 
 
 def record_answer(

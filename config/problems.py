@@ -24,6 +24,7 @@ DEFAULT_CODES: dict[int, str] = {
     413: "payload_too_large",
     414: "uri_too_long",
     415: "unsupported_media_type",
+    426: "upgrade_required",
     429: "throttled",
     431: "headers_too_large",
     500: "server_error",

@@ -15,13 +15,17 @@ the refusal; only what it writes is replaced, at the one place each writes such 
 
 from __future__ import annotations
 
+import email.utils
+import http
 import json
 import logging
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
-from config.middleware import request_id_for
+from config.logging import request_id_for
 from config.problems import PROBLEM_CONTENT_TYPE, problem_body
+from config.redaction import redact
 
 log = logging.getLogger("http.request")
 
@@ -29,17 +33,40 @@ log = logging.getLogger("http.request")
 DETAIL_MAX_CHARS = 200
 
 
-def refusal(status: int, message: str, *, request_id: str | None = None) -> tuple[str, bytes]:
-    """The request id and the problem's bytes for an answer the server makes itself, logged with
-    both (a new id unless the request's own is known)."""
-    request_id = request_id or uuid.uuid4().hex
-    detail = message.strip()[:DETAIL_MAX_CHARS] or None  # None: the status's own
-    problem = problem_body(status, None, detail, request_id=request_id)
-    log.info(
-        "request refused by the server" if status < 500 else "request failed in the server",
-        extra={"request_id": request_id, "fields": {"status": status, "detail": problem["detail"]}},
-    )
-    return request_id, json.dumps(problem).encode()
+@dataclass(frozen=True)
+class Refusal:
+    """An answer a server makes itself: its status, request id, problem details, and the log line
+    that names them (written once the answer is)."""
+
+    status: int
+    request_id: str
+    detail: str
+    body: bytes
+
+    @classmethod
+    def of(cls, status: int, message: str, *, request_id: str | None = None) -> Refusal:
+        """A new id unless the request's own is known. The server's message is the detail (its
+        first line, credentials redacted: gunicorn quotes a refused request line whole), but for a
+        500, whose detail is the platform's own."""
+        request_id = request_id or uuid.uuid4().hex
+        first_line = message.strip().partition("\n")[0]
+        detail = None if status == 500 else redact(first_line)[:DETAIL_MAX_CHARS] or None
+        problem = problem_body(status, None, detail, request_id=request_id)
+        return cls(status, request_id, problem["detail"], json.dumps(problem).encode())
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        return [
+            (b"content-type", PROBLEM_CONTENT_TYPE.encode()),
+            (b"content-length", str(len(self.body)).encode()),
+            (b"connection", b"close"),
+            (b"x-request-id", self.request_id.encode()),
+        ]
+
+    def log(self) -> None:
+        log.info(
+            "request failed in the server" if self.status == 500 else "request refused by the server",
+            extra={"request_id": self.request_id, "fields": {"status": self.status, "detail": self.detail}},
+        )
 
 
 def install_gunicorn() -> None:
@@ -53,49 +80,47 @@ def write_gunicorn_problem(sock: Any, status_int: int, reason: str, mesg: str) -
     """gunicorn's util.write_error replaced: the same status and message, as problem details."""
     from gunicorn import util
 
-    request_id, body = refusal(status_int, mesg)
+    refusal = Refusal.of(status_int, mesg)
     # reason is one of gunicorn's fixed phrases; what the client sent is only in the JSON body.
-    head = (
-        f"HTTP/1.1 {status_int} {reason}\r\n"
-        "Connection: close\r\n"
-        f"Content-Type: {PROBLEM_CONTENT_TYPE}\r\n"
-        f"Content-Length: {len(body)}\r\n"
-        f"X-Request-ID: {request_id}\r\n"
-        "\r\n"
-    )
-    util.write_nonblock(sock, head.encode("latin-1") + body)
+    head = f"HTTP/1.1 {status_int} {reason}\r\n".encode("latin-1")
+    head += b"".join(name + b": " + value + b"\r\n" for name, value in refusal.headers())
+    refusal.log()
+    util.write_nonblock(sock, head + b"\r\n" + refusal.body)
 
 
 def install_uvicorn() -> None:
-    """uvicorn's own answers, for both of its HTTP parsers (httptools, and h11 where httptools is
-    not installed) and for its WebSocket handshakes (websockets' sans-I/O protocol, uvicorn's
-    choice when websockets is installed)."""
-    from uvicorn.protocols.http import h11_impl, httptools_impl
-    from websockets.server import ServerProtocol
+    """uvicorn's own answers, for each of its HTTP parsers that is installed (httptools, uvicorn's
+    choice; h11, its choice where httptools is missing) and for its WebSocket handshakes
+    (websockets' sans-I/O protocol, its choice where websockets is installed)."""
+    try:
+        from uvicorn.protocols.http import httptools_impl
+    except ImportError:  # httptools is not installed: uvicorn cannot choose it
+        pass
+    else:
+        httptools_impl.HttpToolsProtocol.send_400_response = _httptools_400  # type: ignore[method-assign]
+        httptools_impl.RequestResponseCycle.send_500_response = _send_500  # type: ignore[method-assign]
+    from uvicorn.protocols.http import h11_impl
 
-    httptools_impl.HttpToolsProtocol.send_400_response = _httptools_400  # type: ignore[method-assign]
     h11_impl.H11Protocol.send_400_response = _h11_400  # type: ignore[method-assign]
-    httptools_impl.RequestResponseCycle.send_500_response = _send_500  # type: ignore[method-assign]
     h11_impl.RequestResponseCycle.send_500_response = _send_500  # type: ignore[method-assign]
+    try:
+        from websockets.server import ServerProtocol
+    except ImportError:  # no websockets: uvicorn serves no WebSocket with it
+        return
+    if getattr(ServerProtocol.accept, "_platform_request_id", False):
+        return  # installed already (the original accept is wrapped once)
+    ServerProtocol.accept = _remembering_request_id(ServerProtocol.accept)  # type: ignore[method-assign]
     ServerProtocol.reject = _reject_handshake  # type: ignore[method-assign]
-
-
-def _problem_headers(request_id: str, body: bytes) -> list[tuple[bytes, bytes]]:
-    return [
-        (b"content-type", PROBLEM_CONTENT_TYPE.encode()),
-        (b"content-length", str(len(body)).encode()),
-        (b"connection", b"close"),
-        (b"x-request-id", request_id.encode()),
-    ]
 
 
 def _httptools_400(self: Any, msg: str) -> None:
     """HttpToolsProtocol.send_400_response: the request could not be parsed."""
-    request_id, body = refusal(400, msg)
+    refusal = Refusal.of(400, msg)
     lines = [b"HTTP/1.1 400 Bad Request\r\n"]
-    for name, value in [*self.server_state.default_headers, *_problem_headers(request_id, body)]:
+    for name, value in [*self.server_state.default_headers, *refusal.headers()]:
         lines.append(name + b": " + value + b"\r\n")
-    self.transport.write(b"".join([*lines, b"\r\n", body]))
+    self.transport.write(b"".join([*lines, b"\r\n", refusal.body]))
+    refusal.log()
     self.transport.close()
 
 
@@ -103,39 +128,55 @@ def _h11_400(self: Any, msg: str) -> None:
     """H11Protocol.send_400_response: the same answer through h11's state machine."""
     import h11
 
-    request_id, body = refusal(400, msg)
-    headers = _problem_headers(request_id, body)
-    for event in (h11.Response(status_code=400, headers=headers), h11.Data(data=body), h11.EndOfMessage()):
-        self.transport.write(self.conn.send(event))
+    refusal = Refusal.of(400, msg)
+    headers = [*self.server_state.default_headers, *refusal.headers()]
+    events = (
+        h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
+        h11.Data(data=refusal.body),
+    )
+    try:
+        output = b"".join(self.conn.send(event) for event in (*events, h11.EndOfMessage()))
+    except h11.LocalProtocolError:  # an answer had begun (the body turned out unreadable): cut it
+        self.transport.close()
+        return
+    self.transport.write(output)
+    refusal.log()
     self.transport.close()
 
 
 async def _send_500(self: Any) -> None:
     """RequestResponseCycle.send_500_response: the application failed before it answered (uvicorn
     has logged why). The request's own id when it sent a sane one, as the platform would answer."""
-    headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in self.scope["headers"]}
-    request_id, body = refusal(
-        500, "", request_id=request_id_for({"HTTP_X_REQUEST_ID": headers.get("x-request-id", "")})
-    )
-    await self.send(
-        {"type": "http.response.start", "status": 500, "headers": _problem_headers(request_id, body)}
-    )
-    await self.send({"type": "http.response.body", "body": body, "more_body": False})
+    sent = next((value for name, value in self.scope["headers"] if name == b"x-request-id"), b"")
+    refusal = Refusal.of(500, "", request_id=request_id_for({"HTTP_X_REQUEST_ID": sent.decode("latin-1")}))
+    await self.send({"type": "http.response.start", "status": 500, "headers": refusal.headers()})
+    await self.send({"type": "http.response.body", "body": refusal.body, "more_body": False})
+    refusal.log()
+
+
+def _remembering_request_id(accept: Any) -> Any:
+    """websockets' ServerProtocol.accept, keeping the id a refusal of this handshake answers with:
+    the request's own when it sent a sane one (nginx passes its id on), as the platform's answers."""
+
+    def remembering(self: Any, request: Any) -> Any:
+        sent = request.headers.get("X-Request-ID", "")
+        self.platform_request_id = request_id_for({"HTTP_X_REQUEST_ID": sent})
+        return accept(self, request)
+
+    remembering._platform_request_id = True  # type: ignore[attr-defined]
+    return remembering
 
 
 def _reject_handshake(self: Any, status: Any, text: str) -> Any:
-    """websockets' ServerProtocol.reject: a handshake refused (a missing key, an unknown version,
-    a consumer that closes before accepting, a failing application)."""
-    import email.utils
-    import http
-
+    """websockets' ServerProtocol.reject: a handshake refused (a missing key, an unknown version, a
+    second Upgrade header's 426, a consumer that closes before accepting, a failing application)."""
     from websockets.datastructures import Headers
     from websockets.http11 import Response
 
     status = http.HTTPStatus(status)
-    request_id, body = refusal(status.value, text)
-    headers = Headers(
-        [("Date", email.utils.formatdate(usegmt=True))]
-        + [(name.decode(), value.decode()) for name, value in _problem_headers(request_id, body)]
-    )
-    return Response(status.value, status.phrase, headers, body)
+    refusal = Refusal.of(status.value, text, request_id=getattr(self, "platform_request_id", None))
+    headers = Headers([("Date", email.utils.formatdate(usegmt=True))])
+    for name, value in refusal.headers():
+        headers[name.decode()] = value.decode()
+    refusal.log()  # the caller sends it
+    return Response(status.value, status.phrase, headers, refusal.body)

@@ -147,7 +147,7 @@ def asgi_server(tmp_path, *options: str, app: str = "config.asgi:application", *
 
 
 @contextlib.contextmanager
-def wsgi_server(tmp_path, *options: str, **env: str):
+def wsgi_server(tmp_path, *options: str, app: str = "config.wsgi", **env: str):
     """The deployed HTTP server (gunicorn with config/gunicorn.conf.py, config.wsgi) in its own
     process, with one worker and gunicorn's `options`, on the test database; its log goes to
     tmp_path / "server.log"."""
@@ -160,7 +160,7 @@ def wsgi_server(tmp_path, *options: str, **env: str):
         "gunicorn",
         "-c",
         "config/gunicorn.conf.py",
-        "config.wsgi",
+        app,
         "--bind",
         f"127.0.0.1:{port}",
         "--workers",

@@ -78,6 +78,17 @@ def test_the_worker_goes_on_serving_after_a_refusal(server):
     assert status == 200 and json.loads(body)["status"] == "ok"
 
 
+def test_the_benchmarks_reference_app_is_served_alike(tmp_path):
+    """bench/'s figures are ratios to a bare Django app served by the same gunicorn configuration,
+    whose hooks (above) must not need the platform's Django apps: they once kept it from booting."""
+    with wsgi_server(tmp_path, app="bench.bare.wsgi:application") as base:
+        status, _, body = raw_exchange(base, b"GET /bare HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        assert status == 200 and json.loads(body) == {"status": "ok"}
+        status, headers, body = raw_exchange(base, b"NOT A REQUEST LINE AT ALL\r\n\r\n")
+        assert (status, headers["content-type"]) == (400, "application/problem+json")
+        assert json.loads(body)["request_id"] == headers["x-request-id"]
+
+
 def test_gunicorns_own_log_lines_are_json(server):
     # gunicorn's plain lines began "[2026-12-07 10:00:00 +0000] [pid] [INFO]".
     assert_own_lines_are_json(server[1], "gunicorn.error", plain_line=r"^\[\d{4}-")
@@ -144,6 +155,30 @@ def test_a_request_uvicorn_refuses_gets_problem_details(uvicorn_server, request_
     base, log = uvicorn_server
     problem = assert_refused_with_problem(base, log, request_bytes, 400, "bad_request", detail)
     assert problem["detail"] == detail
+
+
+def test_a_refused_handshake_keeps_its_headers_and_the_request_id(uvicorn_server):
+    """websockets' 426 (two Upgrade headers) sets a header on the answer it gets; the request's
+    own id (nginx passes its id on) names the refusal, as the platform's answers do."""
+    base, log = uvicorn_server
+    request_bytes = (
+        WEBSOCKET_HANDSHAKE
+        + b"Upgrade: websocket\r\n"
+        + b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        + b"X-Request-ID: nginx-id-1\r\n\r\n"
+    )
+    problem = assert_refused_with_problem(
+        base,
+        log,
+        request_bytes,
+        426,
+        "upgrade_required",
+        "Failed to open a WebSocket connection: invalid Upgrade",
+    )
+    assert problem["request_id"] == "nginx-id-1"
+    assert "\n" not in problem["detail"]  # websockets' text goes on with advice for browsers
+    _, headers, _ = raw_exchange(base, request_bytes)
+    assert headers["upgrade"] == "websocket"
 
 
 def test_uvicorn_goes_on_serving_after_a_refusal(uvicorn_server):

@@ -74,6 +74,27 @@ def test_an_exception_is_logged_with_its_trace():
     assert "ValueError: boom" in data["exc"]
 
 
+@pytest.mark.parametrize("with_trace", [False, True])
+def test_gunicorns_arbiter_writes_the_platforms_line(with_trace):
+    """config/gunicorn.conf.py formats gunicorn's own records in the arbiter, which loads no app
+    code, with a formatter of its own: the same line as the platform's for the same record."""
+    import runpy
+    import sys
+
+    arbiter = runpy.run_path("config/gunicorn.conf.py")["ArbiterJsonFormatter"]()
+    exc_info = None
+    if with_trace:
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            exc_info = sys.exc_info()
+    rec = logging.LogRecord(
+        "gunicorn.error", logging.WARNING, __file__, 1, 'Worker %s: "quoted"', (7,), exc_info
+    )
+    rec.created = 1_900_000_000.2
+    assert json.loads(arbiter.format(rec)) == json.loads(log_config.JsonFormatter().format(rec))
+
+
 class Answer:
     """A get_response that resolves the request as Django's handler would, then answers."""
 
