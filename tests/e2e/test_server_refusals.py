@@ -80,7 +80,8 @@ def test_the_worker_goes_on_serving_after_a_refusal(server):
 
 def test_the_benchmarks_reference_app_is_served_alike(tmp_path):
     """bench/'s figures are ratios to a bare Django app served by the same gunicorn configuration,
-    whose hooks (above) must not need the platform's Django apps: they once kept it from booting."""
+    whose hooks (the error writer, the log format) must not need the platform's Django apps: an
+    import of them once kept its workers from booting."""
     with wsgi_server(tmp_path, app="bench.bare.wsgi:application") as base:
         status, _, body = raw_exchange(base, b"GET /bare HTTP/1.1\r\nHost: localhost\r\n\r\n")
         assert status == 200 and json.loads(body) == {"status": "ok"}

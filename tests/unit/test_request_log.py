@@ -80,8 +80,10 @@ def test_gunicorns_arbiter_writes_the_platforms_line(with_trace):
     code, with a formatter of its own: the same line as the platform's for the same record."""
     import runpy
     import sys
+    from pathlib import Path
 
-    arbiter = runpy.run_path("config/gunicorn.conf.py")["ArbiterJsonFormatter"]()
+    conf = Path(__file__).resolve().parents[2] / "config" / "gunicorn.conf.py"
+    arbiter = runpy.run_path(str(conf))["ArbiterJsonFormatter"]()
     exc_info = None
     if with_trace:
         try:
