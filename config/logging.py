@@ -36,8 +36,12 @@ def request_id_for(meta: Mapping[str, Any]) -> str:
     """The request's id: the client's X-Request-ID (from WSGI's `meta`) when sane, else a new one.
     Here rather than in config.middleware, so that the servers' own answers (config.server_errors)
     can name requests alike without loading Django's apps."""
-    incoming = meta.get(REQUEST_ID_META, "")
-    return incoming if incoming and _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    return request_id_from_header(meta.get(REQUEST_ID_META, ""))
+
+
+def request_id_from_header(sent: str) -> str:
+    """The id a request whose X-Request-ID header is `sent` ("" without one) is known by."""
+    return sent if sent and _SAFE_REQUEST_ID.match(sent) else uuid.uuid4().hex
 
 
 class RequestIdFilter(logging.Filter):

@@ -23,7 +23,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from config.logging import request_id_for
+from config.logging import request_id_from_header
 from config.problems import PROBLEM_CONTENT_TYPE, problem_body
 from config.redaction import redact
 
@@ -62,6 +62,14 @@ class Refusal:
             (b"x-request-id", self.request_id.encode()),
         ]
 
+    def response(self, reason: str, server_headers: list[tuple[bytes, bytes]] | None = None) -> bytes:
+        """The whole HTTP/1.1 answer, for a server that writes its bytes itself (`reason`: the
+        status's phrase; `server_headers`: those the server puts on every answer)."""
+        head = [f"HTTP/1.1 {self.status} {reason}\r\n".encode("latin-1")]
+        for name, value in [*(server_headers or []), *self.headers()]:
+            head.append(name + b": " + value + b"\r\n")
+        return b"".join([*head, b"\r\n", self.body])
+
     def log(self) -> None:
         log.info(
             "request failed in the server" if self.status == 500 else "request refused by the server",
@@ -81,11 +89,9 @@ def write_gunicorn_problem(sock: Any, status_int: int, reason: str, mesg: str) -
     from gunicorn import util
 
     refusal = Refusal.of(status_int, mesg)
-    # reason is one of gunicorn's fixed phrases; what the client sent is only in the JSON body.
-    head = f"HTTP/1.1 {status_int} {reason}\r\n".encode("latin-1")
-    head += b"".join(name + b": " + value + b"\r\n" for name, value in refusal.headers())
     refusal.log()
-    util.write_nonblock(sock, head + b"\r\n" + refusal.body)
+    # reason is one of gunicorn's fixed phrases; what the client sent is only in the JSON body.
+    util.write_nonblock(sock, refusal.response(reason))
 
 
 def install_uvicorn() -> None:
@@ -116,10 +122,7 @@ def install_uvicorn() -> None:
 def _httptools_400(self: Any, msg: str) -> None:
     """HttpToolsProtocol.send_400_response: the request could not be parsed."""
     refusal = Refusal.of(400, msg)
-    lines = [b"HTTP/1.1 400 Bad Request\r\n"]
-    for name, value in [*self.server_state.default_headers, *refusal.headers()]:
-        lines.append(name + b": " + value + b"\r\n")
-    self.transport.write(b"".join([*lines, b"\r\n", refusal.body]))
+    self.transport.write(refusal.response("Bad Request", self.server_state.default_headers))
     refusal.log()
     self.transport.close()
 
@@ -130,12 +133,13 @@ def _h11_400(self: Any, msg: str) -> None:
 
     refusal = Refusal.of(400, msg)
     headers = [*self.server_state.default_headers, *refusal.headers()]
-    events = (
+    events = [
         h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
         h11.Data(data=refusal.body),
-    )
+        h11.EndOfMessage(),
+    ]
     try:
-        output = b"".join(self.conn.send(event) for event in (*events, h11.EndOfMessage()))
+        output = b"".join(self.conn.send(event) for event in events)
     except h11.LocalProtocolError:  # an answer had begun (the body turned out unreadable): cut it
         self.transport.close()
         return
@@ -148,7 +152,7 @@ async def _send_500(self: Any) -> None:
     """RequestResponseCycle.send_500_response: the application failed before it answered (uvicorn
     has logged why). The request's own id when it sent a sane one, as the platform would answer."""
     sent = next((value for name, value in self.scope["headers"] if name == b"x-request-id"), b"")
-    refusal = Refusal.of(500, "", request_id=request_id_for({"HTTP_X_REQUEST_ID": sent.decode("latin-1")}))
+    refusal = Refusal.of(500, "", request_id=request_id_from_header(sent.decode("latin-1")))
     await self.send({"type": "http.response.start", "status": 500, "headers": refusal.headers()})
     await self.send({"type": "http.response.body", "body": refusal.body, "more_body": False})
     refusal.log()
@@ -159,8 +163,7 @@ def _remembering_request_id(accept: Any) -> Any:
     the request's own when it sent a sane one (nginx passes its id on), as the platform's answers."""
 
     def remembering(self: Any, request: Any) -> Any:
-        sent = request.headers.get("X-Request-ID", "")
-        self.platform_request_id = request_id_for({"HTTP_X_REQUEST_ID": sent})
+        self.platform_request_id = request_id_from_header(request.headers.get("X-Request-ID", ""))
         return accept(self, request)
 
     remembering._platform_request_id = True  # type: ignore[attr-defined]
