@@ -213,20 +213,19 @@ def _run_here(message_ids: Sequence[int]) -> int:
         raise RuntimeError("in-process, publishing runs tasks, which belong after the commit, outside it")
     ran = 0
     for task, group in _broker_messages(_lock_pending(message_ids)):
-        claimed = _claim([message.pk for message in group], seconds=IN_PROCESS_CLAIM_SECONDS)
-        group = [message for message in group if message.pk in claimed]
+        claimed_set = _claim([message.pk for message in group], seconds=IN_PROCESS_CLAIM_SECONDS)
+        group = [message for message in group if message.pk in claimed_set]
         if not group:
             continue  # another process took them meanwhile
+        claimed = sorted(claimed_set)
         try:
             celery_app.tasks[task].apply(kwargs=_task_kwargs(group, batched=is_batched(task)))
         except Exception as exc:
             retry_at = timezone.now() + dt.timedelta(seconds=IN_PROCESS_RETRY_SECONDS)
-            _count_failed_attempt(sorted(claimed), exc, claimed_until=retry_at)
-            log.exception(
-                "outbox: the task of %s could not be run; the relay tries again later", sorted(claimed)
-            )
+            _count_failed_attempt(claimed, exc, claimed_until=retry_at)
+            log.exception("outbox: the task of %s could not be run; the relay tries again later", claimed)
             continue
-        _mark_published(sorted(claimed))
+        _mark_published(claimed)
         PUBLISHED.inc(len(group))
         ran += len(group)
     return ran
