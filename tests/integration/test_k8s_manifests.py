@@ -4,7 +4,8 @@ The base and the production overlay are rendered by deploy/render.py (the kustom
 use; deploy/check.sh validates the same rendering against the Kubernetes and KEDA schemas and runs
 checkov). Here: each compose role has its Deployment with the same command, probes, resources,
 security context and disruption budget; the ScaledObjects name the platform's queues; the Secret is
-referenced and never defined; the Ingress sends /ws/ to ws and refuses /metrics.
+referenced and never defined; the Ingress sends /ws/ to ws, refuses /metrics, and has its own
+answers written by the error backend, which runs as restricted as the platform.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import pytest
 import yaml
 from django.conf import settings
 from django.urls import resolve
+
+from config.problems import DEFAULT_CODES
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -94,7 +97,8 @@ def test_every_compose_role_of_the_application_image_is_here():
     image = compose_services()["web"]["image"]
     roles = {name for name, service in compose_services().items() if service.get("image") == image}
     assert roles == {*LONG_RUNNING, "migrate"}
-    assert set(objects("Deployment")) == set(LONG_RUNNING)
+    # Plus the ingress's error backend, an nginx of its own (errors.yaml).
+    assert set(objects("Deployment")) == {*LONG_RUNNING, "errors"}
     assert set(objects("Job")) == {"migrate"}
 
 
@@ -359,17 +363,58 @@ def test_the_ingress_refuses_metrics():
     assert annotations["nginx.ingress.kubernetes.io/denylist-source-range"] == "0.0.0.0/0,::/0"
 
 
-def test_only_the_ingress_controller_reaches_web_and_ws():
+def test_only_the_ingress_controller_reaches_web_ws_and_the_error_backend():
     policies = objects("NetworkPolicy")
     deny = policies["default-deny-ingress"]["spec"]
     assert deny["podSelector"] == {} and "ingress" not in deny
-    for name, port in (("web", 8000), ("ws", 8001)):
+    for name, port in (("web", 8000), ("ws", 8001), ("errors", 8080)):
         spec = policies[f"ingress-controller-to-{name}"]["spec"]
         assert spec["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == name
         (rule,) = spec["ingress"]
         assert [p["port"] for p in rule["ports"]] == [port]
         (source,) = rule["from"]
         assert source["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "ingress-nginx"}
+
+
+@pytest.mark.parametrize("name", ["web", "ws"])
+def test_the_ingress_answers_its_own_errors_through_the_error_backend(name):
+    annotations = objects("Ingress")[name]["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/default-backend"] == "errors"
+    intercepted = {
+        int(code) for code in annotations["nginx.ingress.kubernetes.io/custom-http-errors"].split(",")
+    }
+    # The codes the backend has an answer for (tests/integration/test_nginx.py runs it). None of the
+    # codes the platform answers with details of its own (validation errors, what was not found, the
+    # queue's 503 with its Retry-After) is intercepted: its 413 says what the backend says.
+    assert intercepted == {413, 502, 504}
+    assert not intercepted & (set(DEFAULT_CODES) - {413})
+    service = objects("Service")["errors"]
+    (port,) = service["spec"]["ports"]
+    (container_port,) = container(objects("Deployment")["errors"])["ports"]
+    assert port["targetPort"] == container_port["name"] and container_port["containerPort"] == 8080
+
+
+def test_the_error_backend_runs_as_restricted_as_the_platform():
+    deployment = objects("Deployment")["errors"]
+    pod, main = pod_spec(deployment), container(deployment)
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == 10001
+    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    assert pod["automountServiceAccountToken"] is False
+    assert main["securityContext"]["readOnlyRootFilesystem"] is True
+    assert main["securityContext"]["allowPrivilegeEscalation"] is False
+    assert main["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    # nginx itself, with the configuration tests/integration/test_nginx.py runs, writing under /tmp.
+    assert main["command"][:3] == ["nginx", "-c", "/etc/errors/nginx.conf"]
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    mounts = {mount["mountPath"]: volumes[mount["name"]] for mount in main["volumeMounts"]}
+    assert mounts["/etc/errors"]["configMap"]["name"] == "errors-nginx"
+    assert "emptyDir" in mounts["/tmp"]  # noqa: S108 (a path inside the container)
+    assert main["image"] == compose_services()["nginx"]["image"]  # one nginx for the project
+    assert main["livenessProbe"]["httpGet"]["path"] == main["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    assert set(main["resources"]["requests"]) >= {"cpu", "memory"} <= set(main["resources"]["limits"])
+    assert deployment["spec"]["replicas"] >= 2  # a drained node never leaves the ingress without it
+    budget = objects("PodDisruptionBudget")["errors"]
+    assert budget["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
 
 
 # --- The production overlay --------------------------------------------------------------------------

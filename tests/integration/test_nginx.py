@@ -1,5 +1,8 @@
-"""compose's reverse proxy (docker/nginx.conf) in front of the deployed server, with a real nginx:
-what nginx answers itself keeps the API's error shape, and one request id follows a request."""
+"""The reverse proxies' own answers, each in a real nginx:
+- compose's (docker/nginx.conf) in front of the deployed server: what nginx answers itself keeps the
+  API's error shape, and one request id follows a request;
+- the Kubernetes ingress's error backend (deploy/k8s/base/errors.yaml) answers what ingress-nginx
+  asks of it in the same shape, under the id the platform would have logged."""
 
 import json
 import os
@@ -7,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from config.problems import default_code, default_detail
 from tests.helpers import free_port, raw_exchange, serving, wait_until, wsgi_server
@@ -154,3 +158,78 @@ def test_the_platforms_own_answers_pass_as_they_are_with_the_same_request_id(pro
     )
     assert (status, headers["x-request-id"]) == (200, "trace-42")
     wait_until(lambda: "request_id=trace-42" in access_log.read_text(), timeout=5)
+
+
+# --- The ingress's error backend (deploy/k8s/base/errors.yaml) ----------------------------------------
+
+
+def error_backend_config(folder: Path, port: int) -> Path:
+    """The errors ConfigMap's nginx.conf, listening on `port` of loopback and writing under `folder`
+    instead of the pod's /tmp."""
+    documents = yaml.safe_load_all((ROOT / "deploy" / "k8s" / "base" / "errors.yaml").read_text())
+    (config_map,) = (doc for doc in documents if doc["kind"] == "ConfigMap")
+    text = config_map["data"]["nginx.conf"]
+    listen = "listen 8080 default_server;"
+    assert listen in text
+    pod_tmp = "/tmp/"  # noqa: S108 (the pod's emptyDir, in the configuration)
+    text = text.replace(listen, f"listen 127.0.0.1:{port} default_server;").replace(pod_tmp, f"{folder}/")
+    path = folder / "errors.conf"
+    path.write_text("user root;\n" + text)  # (ignored unless nginx runs as root, as in CI)
+    return path
+
+
+@pytest.fixture(scope="module")
+def error_backend(tmp_path_factory):
+    if (reason := nginx_missing()) is not None:
+        pytest.skip(reason)
+    folder = tmp_path_factory.mktemp("errors")
+    port = free_port()
+    command = [NGINX, "-c", str(error_backend_config(folder, port)), "-e", "stderr", "-g", "daemon off;"]
+    with serving(folder, command, port, health="/healthz", log_name="errors.out") as base:
+        yield base, folder / "errors.out"
+
+
+def ingress_asks(base: str, code: str | None, request_id: str) -> tuple[int, dict[str, str], bytes]:
+    """What ingress-nginx sends: for an intercepted answer, a GET with X-Code and the request's id;
+    when web has no ready pod, the client's request itself (here a POST with a body)."""
+    method, body = ("GET", b"") if code is not None else ("POST", b'{"note": "read and dropped"}')
+    lines = [
+        f"{method} /api/v1/events/7/enrollments/ HTTP/1.1",
+        "Host: events.example.com",
+        "Connection: close",
+        f"X-Request-ID: {request_id}",
+        f"Content-Length: {len(body)}",
+    ]
+    if code is not None:
+        lines += [f"X-Code: {code}", "X-Original-URI: /api/v1/events/7/enrollments/", "X-Format: */*"]
+    return raw_exchange(base, ("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+
+
+@pytest.mark.parametrize(
+    ("x_code", "status", "code"),
+    [
+        ("502", 503, "service_unavailable"),  # no pod could be reached: "cannot be kept", as compose says
+        ("504", 504, "server_error"),
+        ("413", 413, "payload_too_large"),
+        (None, 503, "service_unavailable"),  # no ready pod: the request itself comes here
+    ],
+    ids=["pod-failed", "pod-too-slow", "body-too-large", "no-ready-pod"],
+)
+def test_the_error_backend_answers_the_ingress_in_the_error_shape(error_backend, x_code, status, code):
+    base, log = error_backend
+    answer = ingress_asks(base, x_code, "ingress-id-42")
+    problem = assert_problem_from_nginx(answer, status, code)
+    assert problem["request_id"] == "ingress-id-42"  # the id ingress-nginx gave the platform
+    assert answer[1].get("retry-after") == ("5" if status == 503 else None)
+    line = f"code={x_code or '-'} uri="
+    wait_until(lambda: line in log.read_text() and "request_id=ingress-id-42" in log.read_text(), timeout=5)
+
+
+def test_the_error_backend_never_writes_an_unsafe_id_into_its_answer(error_backend):
+    base, _ = error_backend
+    sent = 'x","status":200,"code":"ok'
+    status, headers, body = ingress_asks(base, "504", sent)
+    problem = json.loads(body)  # still one well-formed document
+    assert (status, problem["status"], problem["code"]) == (504, 504, "server_error")
+    assert problem["request_id"] == headers["x-request-id"] != sent
+    assert len(problem["request_id"]) == HEX_ID
