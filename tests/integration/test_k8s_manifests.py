@@ -10,6 +10,7 @@ answers written by the error backend, which runs as restricted as the platform.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import re
 from functools import cache
@@ -376,6 +377,10 @@ def test_only_the_ingress_controller_reaches_web_ws_and_the_error_backend():
         assert source["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "ingress-nginx"}
 
 
+def error_backend_nginx_conf() -> str:
+    return objects("ConfigMap")["errors-nginx"]["data"]["nginx.conf"]
+
+
 @pytest.mark.parametrize("name", ["web", "ws"])
 def test_the_ingress_answers_its_own_errors_through_the_error_backend(name):
     annotations = objects("Ingress")[name]["metadata"]["annotations"]
@@ -383,15 +388,18 @@ def test_the_ingress_answers_its_own_errors_through_the_error_backend(name):
     intercepted = {
         int(code) for code in annotations["nginx.ingress.kubernetes.io/custom-http-errors"].split(",")
     }
-    # The codes the backend has an answer for (tests/integration/test_nginx.py runs it). None of the
-    # codes the platform answers with details of its own (validation errors, what was not found, the
-    # queue's 503 with its Retry-After) is intercepted: its 413 says what the backend says.
-    assert intercepted == {413, 502, 504}
+    # Each intercepted code has its own answer in the backend (its map or one of its branches;
+    # tests/integration/test_nginx.py runs them), anything else would be answered 500.
+    answered = re.findall(r'(?:\$http_x_code = |^ *)"(\d{3})"', error_backend_nginx_conf(), re.MULTILINE)
+    assert intercepted == {int(code) for code in answered}
+    # Never a code the platform answers with details of its own (validation errors, what was not
+    # found, the queue's 503 with its Retry-After); its 413 says what the backend says.
     assert not intercepted & (set(DEFAULT_CODES) - {413})
-    service = objects("Service")["errors"]
-    (port,) = service["spec"]["ports"]
-    (container_port,) = container(objects("Deployment")["errors"])["ports"]
-    assert port["targetPort"] == container_port["name"] and container_port["containerPort"] == 8080
+    (service_port,) = objects("Service")["errors"]["spec"]["ports"]
+    container_ports = {
+        port["name"]: port["containerPort"] for port in container(objects("Deployment")["errors"])["ports"]
+    }
+    assert service_port["targetPort"] == "http" and container_ports["http"] == 8080  # not the probes'
 
 
 def test_the_error_backend_runs_as_restricted_as_the_platform():
@@ -403,18 +411,38 @@ def test_the_error_backend_runs_as_restricted_as_the_platform():
     assert main["securityContext"]["readOnlyRootFilesystem"] is True
     assert main["securityContext"]["allowPrivilegeEscalation"] is False
     assert main["securityContext"]["capabilities"]["drop"] == ["ALL"]
-    # nginx itself, with the configuration tests/integration/test_nginx.py runs, writing under /tmp.
+    # nginx itself (not the image's entrypoint), with the configuration test_nginx.py runs.
     assert main["command"][:3] == ["nginx", "-c", "/etc/errors/nginx.conf"]
     volumes = {volume["name"]: volume for volume in pod["volumes"]}
     mounts = {mount["mountPath"]: volumes[mount["name"]] for mount in main["volumeMounts"]}
     assert mounts["/etc/errors"]["configMap"]["name"] == "errors-nginx"
     assert "emptyDir" in mounts["/tmp"]  # noqa: S108 (a path inside the container)
+    # On a read-only root, everything nginx writes is under /tmp or a standard stream (the tests
+    # run it as root, with these paths moved: they cannot see this).
+    written = re.findall(
+        r"^\s*(pid|\w+_temp_path|error_log|access_log)\s+(\S+)", error_backend_nginx_conf(), re.M
+    )
+    assert {directive for directive, _ in written} >= {"pid", "client_body_temp_path", "proxy_temp_path"}
+    for directive, path in written:
+        assert path.startswith("/tmp/") or path in ("stderr", "/dev/stdout", "off;"), (directive, path)  # noqa: S108
     assert main["image"] == compose_services()["nginx"]["image"]  # one nginx for the project
-    assert main["livenessProbe"]["httpGet"]["path"] == main["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    assert (
+        main["livenessProbe"]["httpGet"]
+        == main["readinessProbe"]["httpGet"]
+        == {"path": "/healthz", "port": "probes"}
+    )
+    assert main["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "5"]
     assert set(main["resources"]["requests"]) >= {"cpu", "memory"} <= set(main["resources"]["limits"])
     assert deployment["spec"]["replicas"] >= 2  # a drained node never leaves the ingress without it
     budget = objects("PodDisruptionBudget")["errors"]
     assert budget["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+
+
+def test_a_changed_error_backend_configuration_rolls_its_pods():
+    # nginx reads its configuration once: the pod template carries the ConfigMap's checksum.
+    annotations = objects("Deployment")["errors"]["spec"]["template"]["metadata"]["annotations"]
+    expected = hashlib.sha256(error_backend_nginx_conf().encode()).hexdigest()
+    assert annotations["events-platform/config-sha256"] == expected, "update the annotation in errors.yaml"
 
 
 # --- The production overlay --------------------------------------------------------------------------

@@ -163,16 +163,25 @@ def test_the_platforms_own_answers_pass_as_they_are_with_the_same_request_id(pro
 # --- The ingress's error backend (deploy/k8s/base/errors.yaml) ----------------------------------------
 
 
-def error_backend_config(folder: Path, port: int) -> Path:
-    """The errors ConfigMap's nginx.conf, listening on `port` of loopback and writing under `folder`
-    instead of the pod's /tmp."""
-    documents = yaml.safe_load_all((ROOT / "deploy" / "k8s" / "base" / "errors.yaml").read_text())
-    (config_map,) = (doc for doc in documents if doc["kind"] == "ConfigMap")
+ERROR_BACKEND = ROOT / "deploy" / "k8s" / "base" / "errors.yaml"
+
+
+def error_backend_config(folder: Path, port: int, probe_port: int) -> Path:
+    """The errors ConfigMap's nginx.conf, listening on `port` (and the probes on `probe_port`) of
+    loopback and writing under `folder` instead of the pod's /tmp."""
+    (config_map,) = (
+        doc for doc in yaml.safe_load_all(ERROR_BACKEND.read_text()) if doc["kind"] == "ConfigMap"
+    )
     text = config_map["data"]["nginx.conf"]
-    listen = "listen 8080 default_server;"
-    assert listen in text
     pod_tmp = "/tmp/"  # noqa: S108 (the pod's emptyDir, in the configuration)
-    text = text.replace(listen, f"listen 127.0.0.1:{port} default_server;").replace(pod_tmp, f"{folder}/")
+    replacements = {
+        "listen 8080 default_server;": f"listen 127.0.0.1:{port} default_server;",
+        "listen 8081;": f"listen 127.0.0.1:{probe_port};",
+        pod_tmp: f"{folder}/",
+    }
+    for old, new in replacements.items():
+        assert old in text, old
+        text = text.replace(old, new)
     path = folder / "errors.conf"
     path.write_text("user root;\n" + text)  # (ignored unless nginx runs as root, as in CI)
     return path
@@ -183,25 +192,27 @@ def error_backend(tmp_path_factory):
     if (reason := nginx_missing()) is not None:
         pytest.skip(reason)
     folder = tmp_path_factory.mktemp("errors")
-    port = free_port()
-    command = [NGINX, "-c", str(error_backend_config(folder, port)), "-e", "stderr", "-g", "daemon off;"]
-    with serving(folder, command, port, health="/healthz", log_name="errors.out") as base:
-        yield base, folder / "errors.out"
+    port, probe_port = free_port(), free_port()
+    config = error_backend_config(folder, port, probe_port)
+    command = [NGINX, "-c", str(config), "-e", "stderr", "-g", "daemon off;"]
+    with serving(folder, command, probe_port, health="/healthz", log_name="errors.out"):
+        yield f"http://127.0.0.1:{port}", folder / "errors.out"
 
 
-def ingress_asks(base: str, code: str | None, request_id: str) -> tuple[int, dict[str, str], bytes]:
-    """What ingress-nginx sends: for an intercepted answer, a GET with X-Code and the request's id;
-    when web has no ready pod, the client's request itself (here a POST with a body)."""
-    method, body = ("GET", b"") if code is not None else ("POST", b'{"note": "read and dropped"}')
+def ingress_asks(
+    base: str, code: str | None, request_id: str, body: bytes, path: str = "/api/v1/events/7/enrollments/"
+):
+    """What ingress-nginx sends: the client's request (method, body and all) with, for an intercepted
+    answer, X-Code and the request's id; with no X-Code when web has no ready pod."""
     lines = [
-        f"{method} /api/v1/events/7/enrollments/ HTTP/1.1",
+        f"POST {path} HTTP/1.1",
         "Host: events.example.com",
         "Connection: close",
         f"X-Request-ID: {request_id}",
         f"Content-Length: {len(body)}",
     ]
     if code is not None:
-        lines += [f"X-Code: {code}", "X-Original-URI: /api/v1/events/7/enrollments/", "X-Format: */*"]
+        lines += [f"X-Code: {code}", f"X-Original-URI: {path}", "X-Format: */*"]
     return raw_exchange(base, ("\r\n".join(lines) + "\r\n\r\n").encode() + body)
 
 
@@ -212,23 +223,39 @@ def ingress_asks(base: str, code: str | None, request_id: str) -> tuple[int, dic
         ("504", 504, "server_error"),
         ("413", 413, "payload_too_large"),
         (None, 503, "service_unavailable"),  # no ready pod: the request itself comes here
+        ("404", 500, "server_error"),  # a code added to the Ingress and not to the backend
     ],
-    ids=["pod-failed", "pod-too-slow", "body-too-large", "no-ready-pod"],
+    ids=["pod-failed", "pod-too-slow", "body-too-large", "no-ready-pod", "unknown-code"],
 )
 def test_the_error_backend_answers_the_ingress_in_the_error_shape(error_backend, x_code, status, code):
     base, log = error_backend
-    answer = ingress_asks(base, x_code, "ingress-id-42")
+    request_id = f"ingress-{x_code or 'none'}"
+    # Over nginx's default body limit of 1 MB when no pod is ready: read and dropped, never refused.
+    body = b"x" * (2 * 1024 * 1024 if x_code is None else 100)
+    answer = ingress_asks(base, x_code, request_id, body)
     problem = assert_problem_from_nginx(answer, status, code)
-    assert problem["request_id"] == "ingress-id-42"  # the id ingress-nginx gave the platform
+    assert problem["request_id"] == request_id  # the id ingress-nginx gave the platform
     assert answer[1].get("retry-after") == ("5" if status == 503 else None)
     line = f"code={x_code or '-'} uri="
-    wait_until(lambda: line in log.read_text() and "request_id=ingress-id-42" in log.read_text(), timeout=5)
+    wait_until(
+        lambda: any(
+            line in entry and f"request_id={request_id}" in entry for entry in log.read_text().splitlines()
+        ),
+        timeout=5,
+    )
+
+
+def test_the_error_backend_has_no_public_path_of_its_own(error_backend):
+    base, _ = error_backend
+    # With no ready pod a client's own path comes here: the probes' path is answered like any other.
+    status, _, body = ingress_asks(base, None, "probe-from-outside", b"", path="/healthz")
+    assert (status, json.loads(body)["code"]) == (503, "service_unavailable")
 
 
 def test_the_error_backend_never_writes_an_unsafe_id_into_its_answer(error_backend):
     base, _ = error_backend
     sent = 'x","status":200,"code":"ok'
-    status, headers, body = ingress_asks(base, "504", sent)
+    status, headers, body = ingress_asks(base, "504", sent, b"")
     problem = json.loads(body)  # still one well-formed document
     assert (status, problem["status"], problem["code"]) == (504, 504, "server_error")
     assert problem["request_id"] == headers["x-request-id"] != sent
