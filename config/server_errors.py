@@ -9,8 +9,9 @@ the refusal; only what it writes is replaced, at the one place each writes such 
 - gunicorn (`install_gunicorn`, run in every worker by config/gunicorn.conf.py's
   post_worker_init): util.write_error, for its sync and gthread workers alike;
 - uvicorn (`install_uvicorn`, run by config.asgi, which uvicorn imports after its protocol classes
-  and before it serves): its HTTP protocols' 400 for an unreadable request and 500 for an
-  application that fails before it answers, and websockets' handshake refusals (`reject`).
+  and before it serves): its HTTP protocols' 400 for an unreadable request, 500 for an
+  application that fails before it answers and 503 over `--limit-concurrency`, and websockets'
+  handshake refusals (`reject`).
 """
 
 from __future__ import annotations
@@ -105,10 +106,12 @@ def install_uvicorn() -> None:
     else:
         httptools_impl.HttpToolsProtocol.send_400_response = _httptools_400  # type: ignore[method-assign]
         httptools_impl.RequestResponseCycle.send_500_response = _send_500  # type: ignore[method-assign]
+        httptools_impl.service_unavailable = _service_unavailable  # type: ignore[assignment]
     from uvicorn.protocols.http import h11_impl
 
     h11_impl.H11Protocol.send_400_response = _h11_400  # type: ignore[method-assign]
     h11_impl.RequestResponseCycle.send_500_response = _send_500  # type: ignore[method-assign]
+    h11_impl.service_unavailable = _service_unavailable  # type: ignore[assignment]
     try:
         from websockets.server import ServerProtocol
     except ImportError:  # no websockets: uvicorn serves no WebSocket with it
@@ -151,11 +154,35 @@ def _h11_400(self: Any, msg: str) -> None:
 async def _send_500(self: Any) -> None:
     """RequestResponseCycle.send_500_response: the application failed before it answered (uvicorn
     has logged why). The request's own id when it sent a sane one, as the platform would answer."""
-    sent = next((value for name, value in self.scope["headers"] if name == b"x-request-id"), b"")
-    refusal = Refusal.of(500, "", request_id=request_id_from_header(sent.decode("latin-1")))
+    refusal = Refusal.of(500, "", request_id=_scope_request_id(self.scope))
     await self.send({"type": "http.response.start", "status": 500, "headers": refusal.headers()})
     await self.send({"type": "http.response.body", "body": refusal.body, "more_body": False})
     refusal.log()
+
+
+# How soon a request refused over uvicorn's --limit-concurrency may come back.
+RETRY_AFTER_SECONDS = 5
+
+
+async def _service_unavailable(scope: Any, receive: Any, send: Any) -> None:
+    """The ASGI application uvicorn answers with instead of the platform's while it holds as many
+    connections or tasks as `--limit-concurrency` allows: 503, as the contract's "cannot take it
+    now", with when to come back."""
+    refusal = Refusal.of(
+        503,
+        "The server is at its limit of concurrent requests: try again in a few seconds.",
+        request_id=_scope_request_id(scope),
+    )
+    headers = [*refusal.headers(), (b"retry-after", str(RETRY_AFTER_SECONDS).encode())]
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": refusal.body, "more_body": False})
+    refusal.log()
+
+
+def _scope_request_id(scope: Any) -> str:
+    """The request's own id when it sent a sane X-Request-ID (nginx passes its id on), else a new one."""
+    sent = next((value for name, value in scope["headers"] if name == b"x-request-id"), b"")
+    return request_id_from_header(sent.decode("latin-1"))
 
 
 def _remembering_request_id(accept: Any) -> Any:

@@ -4,6 +4,8 @@ shape: gunicorn (the deployed HTTP server) answered with its own HTML page, uvic
 
 import json
 import re
+import socket
+import urllib.parse
 
 import pytest
 
@@ -215,3 +217,30 @@ def test_an_application_failing_before_it_answers_gets_a_problem_500(tmp_path, h
             logged_as="failed in",
         )
     assert problem["request_id"] == "client-id-1"
+
+
+@pytest.mark.parametrize("http", ["httptools", "h11"])
+def test_a_request_over_uvicorns_concurrency_limit_gets_a_problem_503(tmp_path, django_db_blocker, http):
+    """With `--limit-concurrency 2`, one idle connection held open leaves room for no other request
+    (uvicorn counts the request's own connection; it takes connections in in the order they came):
+    the request is refused 503 with Retry-After, under its own id, and served once the idle
+    connection is gone."""
+    health = b"GET /health/live HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+    with (
+        django_db_blocker.unblock(),
+        asgi_server(tmp_path, "--http", http, "--limit-concurrency", "2") as base,
+    ):
+        address = urllib.parse.urlsplit(base)
+        with socket.create_connection((address.hostname, address.port), timeout=10):
+            problem = assert_refused_with_problem(
+                base,
+                tmp_path / "server.log",
+                health + b"X-Request-ID: over-limit-1\r\n\r\n",
+                503,
+                "service_unavailable",
+                "The server is at its limit of concurrent requests",
+            )
+            assert problem["request_id"] == "over-limit-1"
+            _, headers, _ = raw_exchange(base, health + b"\r\n")
+            assert headers["retry-after"] == "5"
+        wait_until(lambda: raw_exchange(base, health + b"\r\n")[0] == 200, timeout=5)
