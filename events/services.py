@@ -675,12 +675,12 @@ def join_waitlist(
     EventClosed, AlreadyEnrolled, AlreadyWaitlisted, or SeatsAvailable (enroll instead)."""
     now = now or timezone.now()
     with transaction.atomic():
-        # Counting the newcomer locks the event row, which every seat change also takes: a seat
-        # cannot free between this check and the insert without the freeing promoting them.
-        Event.objects.filter(pk=event_id, enrolled_count__gte=F("capacity")).update(
-            waitlist_count=F("waitlist_count") + 1
-        )
-        event = Event.objects.filter(pk=event_id).first()
+        # The event row first, as every seat change takes it: the seats checked below are the
+        # ones the newcomer is counted against, and a seat cannot free between this check and the
+        # insert without the freeing promoting them. (Counting with a conditional UPDATE instead
+        # took no lock when the event was not full yet, so one filled meanwhile let an uncounted
+        # place in.)
+        event = Event.objects.select_for_update(no_key=True).filter(pk=event_id).first()
         if event is None:
             raise EventNotFound()
         already_enrolled = Enrollment.objects.filter(
@@ -698,7 +698,9 @@ def join_waitlist(
                 already_waitlisted=already_waitlisted,
             )
         except domain.Conflict as refusal:
-            _rejected(refusal)  # rolls back the count
+            _rejected(refusal)
+        Event.objects.filter(pk=event_id).update(waitlist_count=F("waitlist_count") + 1)
+        event.waitlist_count += 1
         WaitlistEntry.objects.create(event_id=event_id, participant_id=participant_id, joined_at=now)
         notifications.notify_participant(
             kind=Kind.WAITLISTED, participant_id=participant_id, event=event, position=event.waitlist_count

@@ -9,7 +9,10 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -148,6 +151,52 @@ def test_capacity_raised_with_a_waiting_list_while_people_join(live_server):
         event.waitlist_count == WaitlistEntry.objects.filter(event=event).count() == 1 + results[(201, None)]
     )
     assert WaitlistEntry.objects.filter(event=event).order_by("id").first().participant_id == early[2].pk
+
+
+def test_joining_the_list_while_the_last_seat_is_being_taken_is_counted():
+    """A join waits for a seat change in progress on its event, then counts itself against the
+    seats as they are once that change commits: here the last seat, taken meanwhile. (Counting
+    with a conditional UPDATE took no lock while the event was not full yet, so a place came in
+    uncounted: a wrong position, and a list the promotions and the counter disagree on.)"""
+    event = EventFactory(capacity=2)
+    services.enroll(event_id=event.pk, participant_id=UserFactory().pk)
+    last, joiner = UserFactory(), UserFactory()
+    taken, release = threading.Event(), threading.Event()
+
+    def take_the_last_seat() -> None:
+        try:
+            with transaction.atomic():
+                services.enroll(event_id=event.pk, participant_id=last.pk)
+                taken.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    def join() -> object:
+        try:
+            return services.join_waitlist(event_id=event.pk, participant_id=joiner.pk)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=take_the_last_seat)
+    holder.start()
+    try:
+        assert taken.wait(10)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            joining = pool.submit(join)
+            time.sleep(0.5)
+            assert not joining.done(), joining.result()  # it waits for the seat's transaction
+            release.set()
+            place = joining.result(timeout=20)
+    finally:
+        release.set()
+        holder.join(10)
+    assert place.position == 1
+    event.refresh_from_db()
+    assert (event.enrolled_count, event.waitlist_count) == (2, 1)
+    assert list(WaitlistEntry.objects.filter(event=event).values_list("participant_id", flat=True)) == [
+        joiner.pk
+    ]
 
 
 # --- The consumer on RabbitMQ (services pass) ----------------------------------------------------
