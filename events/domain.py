@@ -49,6 +49,15 @@ class SeatsAvailable(Conflict):
     message = "This event still has seats: enroll instead of joining the waiting list."
 
 
+class QueueStillDeciding(SeatsAvailable):
+    """A queued event whose earlier requests are not all decided: joining its waiting list directly
+    would go ahead of them, so the participant enrolls and takes their place in the queue."""
+
+    message = (
+        "Earlier requests for this event are still being decided: enroll to take your place in the queue."
+    )
+
+
 class NotWaitlisted(NotFound):
     message = "This participant is not on this event's waiting list."
 
@@ -179,9 +188,16 @@ def check_can_enroll(*, starts_at: datetime, now: datetime, seats: Seats, alread
 
 
 def check_can_join_waitlist(
-    *, starts_at: datetime, now: datetime, seats: Seats, already_enrolled: bool, already_waitlisted: bool
+    *,
+    starts_at: datetime,
+    now: datetime,
+    seats: Seats,
+    already_enrolled: bool,
+    already_waitlisted: bool,
+    requests_pending: bool = False,
 ) -> None:
-    """Closed, then duplicate (enrolled, waitlisted), then "enroll instead" while seats are left."""
+    """Closed, then duplicate (enrolled, waitlisted), then "enroll instead" while seats are left or,
+    on a queued event, while earlier requests are still pending (the queue fills the list in order)."""
     if is_closed(starts_at, now):
         raise EventClosed()
     if already_enrolled:
@@ -190,6 +206,8 @@ def check_can_join_waitlist(
         raise AlreadyWaitlisted()
     if not seats.is_full:
         raise SeatsAvailable()
+    if requests_pending:
+        raise QueueStillDeciding()
 
 
 @dataclass(frozen=True)

@@ -689,6 +689,13 @@ def join_waitlist(
         already_waitlisted = WaitlistEntry.objects.filter(
             event_id=event_id, participant_id=participant_id
         ).exists()
+        # The consumer decides under the event's lock, held here: what is pending now stays so.
+        requests_pending = (
+            event.admission == domain.Admission.QUEUE
+            and AdmissionRequest.objects.filter(
+                event_id=event_id, status=domain.RequestStatus.PENDING
+            ).exists()
+        )
         try:
             domain.check_can_join_waitlist(
                 starts_at=event.starts_at,
@@ -696,6 +703,7 @@ def join_waitlist(
                 seats=event.seats,
                 already_enrolled=already_enrolled,
                 already_waitlisted=already_waitlisted,
+                requests_pending=requests_pending,
             )
         except domain.Conflict as refusal:
             _rejected(refusal)

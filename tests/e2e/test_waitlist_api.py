@@ -207,6 +207,32 @@ def test_queued_refusals_and_repeated_pending_request(participant_api, participa
     assert participant_api.get(f"{EVENTS}{event.pk}/enrollments/me/").json()["status"] == "pending"
 
 
+def test_a_queued_events_list_is_joined_through_the_queue_while_requests_are_pending(
+    participant_api, participant, monkeypatch
+):
+    """Joining the list directly would go ahead of requests queued earlier and not yet decided:
+    the answer is "enroll instead", which queues the participant behind them."""
+    from events import admission, wakeups
+
+    monkeypatch.setattr(wakeups, "wake", lambda event_id: None)  # requests stay pending meanwhile
+    event = full_event(admission="queue")
+    earlier = UserFactory()
+    assert client_for(earlier).post(f"{EVENTS}{event.pk}/enrollments/").status_code == 202
+    refused = participant_api.post(f"{EVENTS}{event.pk}/waitlist/")
+    assert_problem(refused, 409, "seats_available")
+    assert "enroll to take your place in the queue" in refused.json()["detail"]
+    assert participant_api.post(f"{EVENTS}{event.pk}/enrollments/").status_code == 202
+    assert admission.decide_pending(event_ids=[event.pk]) == 2
+    positions = [
+        client_for(user).get(f"{EVENTS}{event.pk}/enrollments/me/").json()["position"]
+        for user in (earlier, participant)
+    ]
+    assert positions == [1, 2]
+    # With nothing pending, the list is joined directly, at its end.
+    latest = client_for(UserFactory()).post(f"{EVENTS}{event.pk}/waitlist/")
+    assert latest.status_code == 201 and latest.json()["position"] == 3
+
+
 def test_a_cancelled_queued_participant_can_ask_again(participant_api):
     event = EventFactory(capacity=1, admission="queue")
     assert participant_api.post(f"{EVENTS}{event.pk}/enrollments/").status_code == 202

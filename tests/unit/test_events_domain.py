@@ -107,6 +107,33 @@ def test_promotion_fills_free_seats_from_the_list_but_not_after_the_start():
 
 
 @pytest.mark.parametrize(
+    ("full", "pending", "error"),
+    [
+        (True, True, domain.QueueStillDeciding),
+        (False, True, domain.SeatsAvailable),
+        (True, False, None),
+    ],
+)
+def test_a_queued_events_list_is_joined_only_once_its_queue_is_decided(full, pending, error):
+    def join():
+        domain.check_can_join_waitlist(
+            starts_at=NOON + dt.timedelta(hours=1),
+            now=NOON,
+            seats=domain.Seats(capacity=2, enrolled=2 if full else 1),
+            already_enrolled=False,
+            already_waitlisted=False,
+            requests_pending=pending,
+        )
+
+    if error is None:
+        join()
+    else:
+        with pytest.raises(error) as refused:
+            join()
+        assert refused.value.code == "seats_available"  # the contract's "enroll instead"
+
+
+@pytest.mark.parametrize(
     ("closed", "enrolled", "waiting", "full", "error"),
     [
         (True, True, True, False, domain.EventClosed),
