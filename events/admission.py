@@ -224,15 +224,16 @@ def _insert_request_sql(vendor: str, check_account: bool) -> str:
 def _already_asked(*, event_id: int, participant_id: int) -> AdmissionRequest | None:
     """No row was inserted: a request already stands (returned while pending), or the participant
     holds a seat or a place (refused). None: none of these stands any more."""
-    request = AdmissionRequest.objects.filter(event_id=event_id, participant_id=participant_id).first()
-    if request is not None and request.status == Status.PENDING:
-        return request  # asking again while pending: the same request
+    # A seat or a place first: an admin may have given one while the request was pending.
     if Enrollment.objects.filter(event_id=event_id, participant_id=participant_id).exists():
         _rejected(domain.AlreadyEnrolled())
     if WaitlistEntry.objects.filter(event_id=event_id, participant_id=participant_id).exists():
         _rejected(domain.AlreadyWaitlisted())
+    request = AdmissionRequest.objects.filter(event_id=event_id, participant_id=participant_id).first()
     if request is None:
         return None
+    if request.status == Status.PENDING:
+        return request  # asking again while pending: the same request
     _check_repeated(request)
     return request
 
@@ -258,7 +259,7 @@ _last_decided = 0.0  # time.monotonic() of this process's last decision (the con
 
 def decide_pending(*, event_ids: Iterable[int] | None = None, now: dt.datetime | None = None) -> int:
     """Decides the pending requests of the given events (all events when None), in queue order.
-    Returns how many were decided."""
+    Returns how many were decided (or dropped: a retired account's)."""
     global _last_decided
     if event_ids is not None:
         event_ids = set(event_ids)
@@ -275,7 +276,7 @@ def decide_pending(*, event_ids: Iterable[int] | None = None, now: dt.datetime |
     decided = 0
     for event_id in sorted(set(event_ids)):
         while True:
-            count = _decide_batch(event_id=event_id, bound=bound, now=now or timezone.now())
+            count = _decide_batch(event_id=event_id, bound=bound, now=now)
             decided += count
             if count < BATCH_SIZE:
                 break
@@ -317,7 +318,7 @@ def _committed_bound() -> int | None:
         return bound
 
 
-def _decide_batch(*, event_id: int, bound: int, now: dt.datetime) -> int:
+def _decide_batch(*, event_id: int, bound: int, now: dt.datetime | None) -> int:
     with transaction.atomic():
         # NO KEY UPDATE: the batch excludes other writers of the event's seats, but not the
         # foreign-key checks of requests being accepted meanwhile (FOR UPDATE would hold every
@@ -325,20 +326,36 @@ def _decide_batch(*, event_id: int, bound: int, now: dt.datetime) -> int:
         event = Event.objects.select_for_update(no_key=True).filter(pk=event_id).first()
         if event is None:
             return 0  # deleted: its requests went with it
+        now = now or timezone.now()  # once the lock is held: a wait for it may cross the start
         pending = list(
             AdmissionRequest.objects.filter(event_id=event_id, status=Status.PENDING, id__lte=bound)
             .order_by("queued_at", "id")
-            .values_list("id", "participant_id")[:BATCH_SIZE]
+            .values_list("id", "participant_id", "participant__is_active", "participant__is_staff")[
+                :BATCH_SIZE
+            ]
         )
         if not pending:
             return 0
-        request_ids = [request_id for request_id, _ in pending]
+        # An account retired (deactivated, or made an administrator's) while its request was being
+        # accepted: the withdrawal ran before the accept committed, so the request is dropped here.
+        retired: list[int] = []
+        taking_part: list[tuple[int, int]] = []
+        for request_id, participant_id, active, staff in pending:
+            if active and not staff:
+                taking_part.append((request_id, participant_id))
+            else:
+                retired.append(request_id)
+        if retired:
+            AdmissionRequest.objects.filter(pk__in=retired).delete()
+        request_ids = [request_id for request_id, _ in taking_part]
         if domain.is_closed(event.starts_at, now):
             AdmissionRequest.objects.filter(pk__in=request_ids).update(status=Status.CLOSED, decided_at=now)
-            transaction.on_commit(lambda: metrics.ADMISSION_DECISIONS.labels(Status.CLOSED).inc(len(pending)))
+            transaction.on_commit(
+                lambda: metrics.ADMISSION_DECISIONS.labels(Status.CLOSED).inc(len(request_ids))
+            )
             return len(pending)
 
-        participant_ids = [participant_id for _, participant_id in pending]
+        participant_ids = [participant_id for _, participant_id in taking_part]
         # Enrolled or waiting already (an admin's hand, or before the event was queued): the request
         # is answered by where they are, and takes nothing.
         enrolled = set(

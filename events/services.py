@@ -509,13 +509,13 @@ def _rejected(refusal: domain.Conflict, cause: Exception | None = None) -> NoRet
 def cancel_enrollment(*, event_id: int, participant_id: int, now: dt.datetime | None = None) -> None:
     """A participant gives their seat back, or withdraws their request still pending on a queued
     event; neither is possible once the event has started."""
-    now = now or timezone.now()
     with transaction.atomic():
         # The event's row lock first: the admission consumer decides requests under it, so a
         # request is here either still pending or already decided (a seat, or a place).
         event = Event.objects.select_for_update(no_key=True).filter(pk=event_id).first()
         if event is None:
             raise EventNotFound()
+        now = now or timezone.now()  # once the lock is held: a wait for it may cross the start
         domain.check_can_cancel(starts_at=event.starts_at, now=now)
         try:
             _release_seat(event=event, participant_id=participant_id, now=now)
@@ -545,7 +545,6 @@ def withdraw_from_all_events(*, participant_id: int, now: dt.datetime | None = N
     requests (before the account is deleted, or once it can no longer enroll: events.receivers);
     freed seats go to the heads of the waiting lists. Returns the ids of the events whose seat was
     freed."""
-    now = now or timezone.now()
     with transaction.atomic():
         events: dict[int, Event] = {}
         asked: set[int] = set()
@@ -575,6 +574,7 @@ def withdraw_from_all_events(*, participant_id: int, now: dt.datetime | None = N
             # one of the two, and nothing is half-done).
             locked = Event.objects.select_for_update(no_key=True).filter(pk__in=to_lock).order_by("pk")
             events.update((event.pk, event) for event in locked)
+        now = now or timezone.now()  # once the locks are held: a wait for them may cross a start
         _revoke_checkin_codes(Enrollment.objects.filter(participant_id=participant_id))
         Enrollment.objects.filter(participant_id=participant_id).delete()
         WaitlistEntry.objects.filter(participant_id=participant_id).delete()

@@ -48,7 +48,10 @@ def wake(event_id: int) -> None:
     if settings.CELERY_TASK_ALWAYS_EAGER:  # the embedded default decides here and now
         from events import admission
 
-        admission.decide_pending(event_ids=[event_id])
+        try:
+            admission.decide_pending(event_ids=[event_id])
+        except Exception:  # the request is stored and answered 202: the relay's sweep decides it
+            log.exception("Deciding event %s's requests failed; the outbox relay's sweep retries", event_id)
         return
     _Waker.instance().add(event_id)
 

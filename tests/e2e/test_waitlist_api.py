@@ -233,6 +233,14 @@ def test_a_queued_events_list_is_joined_through_the_queue_while_requests_are_pen
     assert latest.status_code == 201 and latest.json()["position"] == 3
 
 
+def test_asking_again_after_an_admin_gave_the_pending_participant_a_seat(participant_api, participant):
+    event = EventFactory(capacity=5, admission="queue")
+    AdmissionRequest.objects.create(event=event, participant=participant)  # not decided yet
+    services.enroll(event_id=event.pk, participant_id=participant.pk)  # the admin's "Enroll participants"
+    assert_problem(participant_api.post(f"{EVENTS}{event.pk}/enrollments/"), 409, "already_enrolled")
+    assert participant_api.get(f"{EVENTS}{event.pk}/enrollments/me/").json()["status"] == "confirmed"
+
+
 def test_a_cancelled_queued_participant_can_ask_again(participant_api):
     event = EventFactory(capacity=1, admission="queue")
     assert participant_api.post(f"{EVENTS}{event.pk}/enrollments/").status_code == 202

@@ -16,8 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.db import connection, connections, transaction
+from django.db import OperationalError, connection, connections, transaction
 from rest_framework_simplejwt.tokens import AccessToken
 
 from events import admission, services, wakeups
@@ -151,6 +152,47 @@ def test_capacity_raised_with_a_waiting_list_while_people_join(live_server):
         event.waitlist_count == WaitlistEntry.objects.filter(event=event).count() == 1 + results[(201, None)]
     )
     assert WaitlistEntry.objects.filter(event=event).order_by("id").first().participant_id == early[2].pk
+
+
+def test_a_request_of_an_account_retired_while_it_was_being_accepted_takes_nothing():
+    """Retiring an account withdraws its requests in the saving transaction; one being accepted at
+    that moment commits after the withdrawal looked. The consumer drops it instead of deciding it."""
+    event = EventFactory(capacity=5, admission="queue")
+    keeper, deactivated, made_admin = UserFactory.create_batch(3)
+    queue(event, [deactivated, made_admin, keeper])
+    # The flags as the race leaves them: changed, with the requests still there (an update sends
+    # no signal, so nothing withdraws them here).
+    get_user_model().objects.filter(pk=deactivated.pk).update(is_active=False)
+    get_user_model().objects.filter(pk=made_admin.pk).update(is_staff=True)
+    assert admission.decide_pending(event_ids=[event.pk]) == 3
+    assert list(Enrollment.objects.filter(event=event).values_list("participant_id", flat=True)) == [
+        keeper.pk
+    ]
+    assert list(AdmissionRequest.objects.filter(event=event).values_list("participant_id", "status")) == [
+        (keeper.pk, "confirmed")
+    ]
+    event.refresh_from_db()
+    assert (event.enrolled_count, event.waitlist_count) == (1, 0)
+    assert not Notification.objects.filter(user__in=[deactivated, made_admin]).exists()
+
+
+def test_a_decision_failing_in_process_leaves_the_request_to_the_sweep(settings, monkeypatch):
+    """The embedded default decides right after the accept's commit; a failure there (SQLite busy
+    for too long in a rush) must not turn the stored request's 202 into an error: the outbox
+    relay's sweep decides it later."""
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    event = EventFactory(capacity=1, admission="queue")
+    participant = UserFactory()
+
+    def busy(**kwargs):
+        raise OperationalError("database is locked")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(admission, "decide_pending", busy)
+        request = admission.enroll_or_queue(event_id=event.pk, participant_id=participant.pk)
+    assert AdmissionRequest.objects.get(pk=request.pk).status == "pending"
+    assert wakeups.wake_stale(older_than=0) == 1
+    assert AdmissionRequest.objects.get(pk=request.pk).status == "confirmed"
 
 
 def test_joining_the_list_while_the_last_seat_is_being_taken_is_counted():
