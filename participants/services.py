@@ -51,10 +51,7 @@ def delete_participant(*, participant_id: int) -> None:
     up by the events app, which listens for accounts being deleted (events.receivers), in this
     same transaction."""
     with transaction.atomic():
-        # NO KEY UPDATE: it excludes other writers of the account, but not the foreign-key check of
-        # a seat or place being given to it under an event's lock (the admission consumer, a
-        # promotion), which the withdrawal then waits for: FOR UPDATE made each wait for the other.
-        user = User.objects.participants().select_for_update(no_key=True).filter(pk=participant_id).first()
+        user = User.objects.participants().select_for_update().filter(pk=participant_id).first()
         if user is None:
             raise ParticipantNotFound()
         user.delete()

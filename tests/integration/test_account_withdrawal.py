@@ -5,12 +5,9 @@ go, and the counts stay exact also when the participant's own cancellation runs 
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 from django.apps import apps
 from django.core.management import call_command
-from django.db import connection
 from django.test import Client
 
 from events import admission, selectors, services, wakeups
@@ -19,7 +16,7 @@ from participants import services as participant_services
 from participants.models import User
 from participants.proxies import ACCOUNT_SENDERS
 from tests.factories import AdminFactory, EventFactory, UserFactory
-from tests.helpers import Pause, client_for, form_as_posted, needs_service, while_held
+from tests.helpers import client_for, form_as_posted, needs_service, while_held
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -167,52 +164,3 @@ def test_deleting_an_account_while_its_owner_leaves_the_waiting_list_counts_it_o
     services.cancel_enrollment(event_id=event.pk, participant_id=holder.pk)
     assert Enrollment.objects.filter(event=event, participant=behind).exists()  # the seat reached them
     assert Event.objects.get(pk=event.pk).waitlist_count == 0
-
-
-@needs_service("DATABASE_URL")
-def test_a_decision_seating_an_account_being_deleted_never_deadlocks_with_the_deletion(monkeypatch):
-    """The deletion holds the account's row, then takes its events' locks to withdraw it; the
-    consumer holds an event's lock and, at its commit, checks the account its new seat refers to.
-    The deletion's lock on the account must not be one that check waits for, or each waits for
-    the other until PostgreSQL fails one of them."""
-    event = EventFactory(capacity=1, admission="queue")
-    owner = UserFactory()
-    queue_request = AdmissionRequest.objects.create(event=event, participant=owner)
-    pause = Pause()
-    delete = User.delete
-
-    def delete_after_a_pause(user, *args, **kwargs):
-        pause()  # the account's row is locked by now
-        return delete(user, *args, **kwargs)
-
-    monkeypatch.setattr(User, "delete", delete_after_a_pause)
-    errors: list[Exception] = []
-
-    def run(work) -> None:
-        try:
-            work()
-        except Exception as exc:  # noqa: BLE001
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    deletion = threading.Thread(
-        target=run, args=(lambda: participant_services.delete_participant(participant_id=owner.pk),)
-    )
-    deletion.start()
-    try:
-        assert pause.reached.wait(10)
-        decision = threading.Thread(
-            target=run, args=(lambda: admission.decide_pending(event_ids=[event.pk]),)
-        )
-        decision.start()
-        decision.join(5)
-        assert not decision.is_alive(), "the decision waits for the deletion's lock on the account"
-    finally:
-        pause.released.set()
-        deletion.join(20)
-    assert not errors
-    assert not User.objects.filter(pk=owner.pk).exists()
-    assert not AdmissionRequest.objects.filter(pk=queue_request.pk).exists()
-    assert not Enrollment.objects.filter(event=event).exists()  # the seat it got was given back
-    assert_counts_exact(event)
