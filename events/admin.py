@@ -230,7 +230,8 @@ class WaitlistInline(PagedRowsInline):
 
 class NewWaitlistFormSet(forms.BaseInlineFormSet):
     """Participants to put at the end of the waiting list; the service decides (full, not closed,
-    not enrolled or waiting already) and a refusal is shown as a message."""
+    not enrolled or waiting already; ahead of requests still pending, as an admin's hand) and a
+    refusal is shown as a message."""
 
 
 class NewWaitlistInline(admin.TabularInline):
@@ -475,7 +476,9 @@ class EventAdmin(admin.ModelAdmin):
             formset,
             lambda participant: (
                 participant,
-                services.join_waitlist(event_id=event_id, participant_id=participant.pk),
+                services.join_waitlist(
+                    event_id=event_id, participant_id=participant.pk, ahead_of_the_queue=True
+                ),
             ),
             refused="was not put on the waiting list",
         )

@@ -669,11 +669,12 @@ def promote_from_waitlist(*, event: Event, now: dt.datetime) -> int:
 
 
 def join_waitlist(
-    *, event_id: int, participant_id: int, now: dt.datetime | None = None
+    *, event_id: int, participant_id: int, now: dt.datetime | None = None, ahead_of_the_queue: bool = False
 ) -> domain.WaitlistPlace:
     """Puts the participant at the end of a full event's waiting list. Raises EventNotFound,
-    EventClosed, AlreadyEnrolled, AlreadyWaitlisted, or SeatsAvailable (enroll instead)."""
-    now = now or timezone.now()
+    EventClosed, AlreadyEnrolled, AlreadyWaitlisted, or SeatsAvailable (enroll instead; also while
+    queued requests are still pending, which the list must take first). `ahead_of_the_queue`: an
+    admin's hand in the Django admin, which may put someone on the list before pending requests."""
     with transaction.atomic():
         # The event row first, as every seat change takes it: the seats checked below are the
         # ones the newcomer is counted against, and a seat cannot free between this check and the
@@ -683,15 +684,17 @@ def join_waitlist(
         event = Event.objects.select_for_update(no_key=True).filter(pk=event_id).first()
         if event is None:
             raise EventNotFound()
+        now = now or timezone.now()  # once the lock is held: a wait for it may cross the start
         already_enrolled = Enrollment.objects.filter(
             event_id=event_id, participant_id=participant_id
         ).exists()
         already_waitlisted = WaitlistEntry.objects.filter(
             event_id=event_id, participant_id=participant_id
         ).exists()
-        # The consumer decides under the event's lock, held here: what is pending now stays so.
+        # The consumer decides under the event's lock, held here: what is pending now stays so. (Also
+        # on an event switched to direct since: its requests queued before are still decided.)
         requests_pending = (
-            event.admission == domain.Admission.QUEUE
+            not ahead_of_the_queue
             and AdmissionRequest.objects.filter(
                 event_id=event_id, status=domain.RequestStatus.PENDING
             ).exists()

@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterable
 
 from django.conf import settings
+from django.db import DatabaseError
 from django.utils import timezone
 
 from config.celery import app as celery_app
@@ -50,7 +51,7 @@ def wake(event_id: int) -> None:
 
         try:
             admission.decide_pending(event_ids=[event_id])
-        except Exception:  # the request is stored and answered 202: the relay's sweep decides it
+        except DatabaseError:  # the request is stored and answered 202: the relay's sweep decides it
             log.exception("Deciding event %s's requests failed; the outbox relay's sweep retries", event_id)
         return
     _Waker.instance().add(event_id)

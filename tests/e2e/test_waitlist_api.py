@@ -221,6 +221,10 @@ def test_a_queued_events_list_is_joined_through_the_queue_while_requests_are_pen
     refused = participant_api.post(f"{EVENTS}{event.pk}/waitlist/")
     assert_problem(refused, 409, "seats_available")
     assert "enroll to take your place in the queue" in refused.json()["detail"]
+    # The same once the event is switched to direct: its queued requests are still decided first.
+    Event.objects.filter(pk=event.pk).update(admission="direct")
+    assert_problem(participant_api.post(f"{EVENTS}{event.pk}/waitlist/"), 409, "seats_available")
+    Event.objects.filter(pk=event.pk).update(admission="queue")
     assert participant_api.post(f"{EVENTS}{event.pk}/enrollments/").status_code == 202
     assert admission.decide_pending(event_ids=[event.pk]) == 2
     positions = [

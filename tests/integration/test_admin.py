@@ -9,7 +9,7 @@ import pytest
 from django.test import Client
 
 from events import services
-from events.models import Enrollment, Event, WaitlistEntry
+from events.models import AdmissionRequest, Enrollment, Event, WaitlistEntry
 from notifications.models import Notification
 from participants.models import User
 from tests.factories import (
@@ -290,6 +290,22 @@ def test_the_admin_refuses_a_waiting_list_place_while_seats_are_left(browser):
     )
     assert "still has seats" in response.content.decode()
     assert not WaitlistEntry.objects.filter(event=event).exists()
+
+
+def test_the_admins_hand_puts_someone_on_the_list_ahead_of_pending_requests(browser):
+    """A participant joining a queued event's list themself waits for the requests queued before
+    (409 "enroll instead"); the admin, deciding by hand, may put someone on it at once."""
+    event = EventFactory(capacity=1, admission="queue")
+    services.enroll(event_id=event.pk, participant_id=UserFactory().pk)
+    AdmissionRequest.objects.create(event=event, participant=UserFactory())  # not decided yet
+    chosen = UserFactory()
+    response = browser.post(
+        f"/admin/events/event/{event.pk}/change/", change_form(event, wait=[chosen]), follow=True
+    )
+    assert "on the waiting list at position 1" in response.content.decode()
+    assert list(WaitlistEntry.objects.filter(event=event).values_list("participant_id", flat=True)) == [
+        chosen.pk
+    ]
 
 
 def test_the_admin_sets_queued_admission(browser):

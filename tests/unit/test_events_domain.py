@@ -130,6 +130,7 @@ def test_a_queued_events_list_is_joined_only_once_its_queue_is_decided(full, pen
     else:
         with pytest.raises(error) as refused:
             join()
+        assert type(refused.value) is error  # (QueueStillDeciding is a SeatsAvailable)
         assert refused.value.code == "seats_available"  # the contract's "enroll instead"
 
 
