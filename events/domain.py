@@ -50,8 +50,8 @@ class SeatsAvailable(Conflict):
 
 
 class QueueStillDeciding(SeatsAvailable):
-    """A queued event whose earlier requests are not all decided: joining its waiting list directly
-    would go ahead of them, so the participant enrolls and takes their place in the queue."""
+    """An event whose queued requests are not all decided: joining its waiting list directly would
+    go ahead of them, so the participant enrolls and takes their place in the queue."""
 
     message = (
         "Earlier requests for this event are still being decided: enroll to take your place in the queue."
@@ -196,8 +196,8 @@ def check_can_join_waitlist(
     already_waitlisted: bool,
     requests_pending: bool = False,
 ) -> None:
-    """Closed, then duplicate (enrolled, waitlisted), then "enroll instead" while seats are left or,
-    on a queued event, while earlier requests are still pending (the queue fills the list in order)."""
+    """Closed, then duplicate (enrolled, waitlisted), then "enroll instead" while seats are left or
+    while requests queued earlier are still pending (the queue fills the list in order)."""
     if is_closed(starts_at, now):
         raise EventClosed()
     if already_enrolled:
