@@ -31,7 +31,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Max
+from django.db.models import Exists, F, Max, OuterRef
 from django.utils import timezone
 
 from config.prepared import prepared_row
@@ -40,7 +40,7 @@ from events.models import AdmissionRequest, Enrollment, Event, WaitlistEntry
 from events.services import EventNotFound, _rejected, _seats_changed
 from notifications import services as notifications
 from notifications.domain import Kind
-from participants.selectors import active_participant_params, active_participant_sql
+from participants.selectors import active_participant_params, active_participant_sql, active_participants
 
 DECIDE_TASK = wakeups.DECIDE_TASK
 # Requests decided in one transaction.
@@ -330,9 +330,8 @@ def _decide_batch(*, event_id: int, bound: int, now: dt.datetime | None) -> int:
         pending = list(
             AdmissionRequest.objects.filter(event_id=event_id, status=Status.PENDING, id__lte=bound)
             .order_by("queued_at", "id")
-            .values_list("id", "participant_id", "participant__is_active", "participant__is_staff")[
-                :BATCH_SIZE
-            ]
+            .annotate(taking_part=Exists(active_participants().filter(pk=OuterRef("participant_id"))))
+            .values_list("id", "participant_id", "taking_part")[:BATCH_SIZE]
         )
         if not pending:
             return 0
@@ -340,8 +339,8 @@ def _decide_batch(*, event_id: int, bound: int, now: dt.datetime | None) -> int:
         # accepted: the withdrawal ran before the accept committed, so the request is dropped here.
         retired: list[int] = []
         taking_part: list[tuple[int, int]] = []
-        for request_id, participant_id, active, staff in pending:
-            if active and not staff:
+        for request_id, participant_id, still_taking_part in pending:
+            if still_taking_part:
                 taking_part.append((request_id, participant_id))
             else:
                 retired.append(request_id)
