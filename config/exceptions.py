@@ -15,15 +15,11 @@ from rest_framework import exceptions, serializers
 from rest_framework_simplejwt.exceptions import InvalidToken
 
 from config import errors
-from config.problems import problem_response
+from config.problems import UNAVAILABLE_RETRY_AFTER_SECONDS, problem_response
 
 log = logging.getLogger(__name__)
 # Datetimes in a problem body read like those of the API's answers (DRF's format, current zone).
 _DATETIME = serializers.DateTimeField()
-
-
-# A client told 503 may try again after this many seconds.
-UNAVAILABLE_RETRY_AFTER_SECONDS = 5
 
 
 def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> JsonResponse | None:

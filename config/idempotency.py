@@ -28,7 +28,7 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings
 
-from config.problems import problem_response
+from config.problems import UNAVAILABLE_RETRY_AFTER_SECONDS, problem_response
 
 HEADER = "Idempotency-Key"
 META_KEY = "HTTP_IDEMPOTENCY_KEY"  # the header in request.META
@@ -117,7 +117,7 @@ def _take(slot: str, fingerprint: str) -> HttpResponse | None:
         503,
         "service_unavailable",
         "Requests with an Idempotency-Key cannot be kept right now; retry in a moment.",
-        headers={"Retry-After": "5"},
+        headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_SECONDS)},
     )
 
 

@@ -12,6 +12,9 @@ from config.logging import current_request_id
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
+# A client told 503 (the request cannot be kept right now) may try again after this many seconds.
+UNAVAILABLE_RETRY_AFTER_SECONDS = 5
+
 # The code a client gets when nothing more specific is known than the status.
 DEFAULT_CODES: dict[int, str] = {
     400: "bad_request",

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from config.logging import request_id_from_header
-from config.problems import PROBLEM_CONTENT_TYPE, problem_body
+from config.problems import PROBLEM_CONTENT_TYPE, UNAVAILABLE_RETRY_AFTER_SECONDS, problem_body
 from config.redaction import redact
 
 log = logging.getLogger("http.request")
@@ -154,14 +154,7 @@ def _h11_400(self: Any, msg: str) -> None:
 async def _send_500(self: Any) -> None:
     """RequestResponseCycle.send_500_response: the application failed before it answered (uvicorn
     has logged why). The request's own id when it sent a sane one, as the platform would answer."""
-    refusal = Refusal.of(500, "", request_id=_scope_request_id(self.scope))
-    await self.send({"type": "http.response.start", "status": 500, "headers": refusal.headers()})
-    await self.send({"type": "http.response.body", "body": refusal.body, "more_body": False})
-    refusal.log()
-
-
-# How soon a request refused over uvicorn's --limit-concurrency may come back.
-RETRY_AFTER_SECONDS = 5
+    await _send_asgi(self.send, Refusal.of(500, "", request_id=_scope_request_id(self.scope)))
 
 
 async def _service_unavailable(scope: Any, receive: Any, send: Any) -> None:
@@ -173,8 +166,13 @@ async def _service_unavailable(scope: Any, receive: Any, send: Any) -> None:
         "The server is at its limit of concurrent requests: try again in a few seconds.",
         request_id=_scope_request_id(scope),
     )
-    headers = [*refusal.headers(), (b"retry-after", str(RETRY_AFTER_SECONDS).encode())]
-    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await _send_asgi(send, refusal, (b"retry-after", str(UNAVAILABLE_RETRY_AFTER_SECONDS).encode()))
+
+
+async def _send_asgi(send: Any, refusal: Refusal, *extra_headers: tuple[bytes, bytes]) -> None:
+    """Sends the answer through ASGI's `send`, then logs it."""
+    headers = [*refusal.headers(), *extra_headers]
+    await send({"type": "http.response.start", "status": refusal.status, "headers": headers})
     await send({"type": "http.response.body", "body": refusal.body, "more_body": False})
     refusal.log()
 
