@@ -289,6 +289,11 @@ CELERY_WORKER_SEND_TASK_EVENTS = False
 # older than its interval expires instead of piling up behind a stopped worker.
 CELERY_BEAT_SCHEDULE = {
     "send-reminders": {"task": "events.send_reminders", "schedule": 60.0, "options": {"expires": 55}},
+    "withdraw-retired-accounts": {
+        "task": "events.withdraw_retired_accounts",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Embedded default (no broker, no beat process): `make run` sets this to run the schedule in a

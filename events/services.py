@@ -29,12 +29,13 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import logging
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from django.core.exceptions import PermissionDenied
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, models, transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from config.outbox import services as outbox
@@ -44,7 +45,10 @@ from events import domain, metrics, realtime, wakeups
 from events.models import AdmissionRequest, Enrollment, Event, RevokedCheckinCode, WaitlistEntry
 from notifications import services as notifications
 from notifications.domain import Kind
+from participants import selectors as participant_selectors
 from participants.selectors import active_participant_params, active_participant_sql
+
+log = logging.getLogger(__name__)
 
 EVENT_FIELDS = (
     "title",
@@ -546,34 +550,17 @@ def withdraw_from_all_events(*, participant_id: int, now: dt.datetime | None = N
     freed seats go to the heads of the waiting lists. Returns the ids of the events whose seat was
     freed."""
     with transaction.atomic():
-        events: dict[int, Event] = {}
-        asked: set[int] = set()
-        while True:
-            # Read under the events' row locks: a cancellation, a departure, a promotion or a
-            # decision of the participant's request may have changed these while this waited for
-            # the locks, and only what is still there is given back (counting a seat that a
-            # cancellation had already freed gave it away twice). A seat taken meanwhile in an
-            # event not locked yet needs that event's lock too: read again until none is new.
-            enrolled_in = list(
-                Enrollment.objects.filter(participant_id=participant_id).values_list("event_id", flat=True)
-            )
-            waiting_for = list(
-                WaitlistEntry.objects.filter(participant_id=participant_id).values_list("event_id", flat=True)
-            )
-            requested = AdmissionRequest.objects.filter(
-                participant_id=participant_id, status=domain.RequestStatus.PENDING
-            )
-            to_lock = sorted(
-                {*enrolled_in, *waiting_for, *requested.values_list("event_id", flat=True)} - asked
-            )
-            if not to_lock:
-                break
-            asked.update(to_lock)
-            # Event rows in id order, as every other writer takes them: no deadlock (but for a seat
-            # taken during the withdrawal in an event before those locked: PostgreSQL then fails
-            # one of the two, and nothing is half-done).
-            locked = Event.objects.select_for_update(no_key=True).filter(pk__in=to_lock).order_by("pk")
-            events.update((event.pk, event) for event in locked)
+        events = _lock_events_then_account(participant_id)
+        # Read under the locks: a cancellation, a departure, a promotion or a decision of the
+        # participant's request may have changed these while this waited for them, and only what
+        # is still there is given back (counting a seat that a cancellation had already freed gave
+        # it away twice).
+        enrolled_in = list(
+            Enrollment.objects.filter(participant_id=participant_id).values_list("event_id", flat=True)
+        )
+        waiting_for = list(
+            WaitlistEntry.objects.filter(participant_id=participant_id).values_list("event_id", flat=True)
+        )
         now = now or timezone.now()  # once the locks are held: a wait for them may cross a start
         _revoke_checkin_codes(Enrollment.objects.filter(participant_id=participant_id))
         Enrollment.objects.filter(participant_id=participant_id).delete()
@@ -595,6 +582,79 @@ def withdraw_from_all_events(*, participant_id: int, now: dt.datetime | None = N
         if enrolled_in or waiting_for:
             transaction.on_commit(seats_changed)
     return enrolled_in
+
+
+# Celery beat's job (config.settings.CELERY_BEAT_SCHEDULE), on the admission consumer's queue.
+WITHDRAW_RETIRED_TASK = "events.withdraw_retired_accounts"
+
+
+def withdraw_retired_accounts() -> list[int]:
+    """Withdraws every account that can no longer take part but still holds a seat, a place or a
+    pending request, and returns their ids. An account is withdrawn as it is retired
+    (events.receivers); this sweep catches a seat committed in that instant (a direct enrollment
+    whose statement read the account while the retiring transaction had not committed) and a flag
+    changed by QuerySet.update(), which sends no signal."""
+    mine = {"participant_id": OuterRef("pk")}
+    retired = (
+        participant_selectors.accounts()
+        .exclude(pk__in=participant_selectors.active_participants().values("pk"))
+        .filter(
+            Exists(Enrollment.objects.filter(**mine))
+            | Exists(WaitlistEntry.objects.filter(**mine))
+            | Exists(AdmissionRequest.objects.filter(**mine, status=domain.RequestStatus.PENDING))
+        )
+    )
+    account_ids = sorted(retired.values_list("pk", flat=True))
+    for account_id in account_ids:
+        withdraw_from_all_events(participant_id=account_id)
+    if account_ids:
+        log.warning("withdrew %d retired accounts that still took part: %s", len(account_ids), account_ids)
+    return account_ids
+
+
+class _HoldsMore(Exception):
+    """The account took part in events not locked yet: lock again, these included."""
+
+    def __init__(self, event_ids: set[int]):
+        self.event_ids = event_ids
+
+
+def _lock_events_then_account(participant_id: int) -> dict[int, Event]:
+    """Locks the rows of every event where the participant holds a seat, a place or a pending
+    request, then the account's row, and returns the events as they stand.
+
+    The events' locks come first, in id order, as every writer takes them: the admission consumer,
+    a promotion or a seat holds an event's lock when its commit takes its key-share lock on the
+    account (Django's foreign keys are checked at commit), so the account's lock taken first
+    deadlocked with them. Once the account's lock is held, nothing new can refer to it until this
+    transaction ends: a seat committed before it in an event not locked yet is found by reading
+    again, and the locks are taken again with that event included (a savepoint gives back those
+    taken meanwhile, so that an event's lock is never waited for while the account's is held)."""
+    accounts = participant_selectors.accounts().select_for_update().filter(pk=participant_id)
+    to_lock = _events_held_by(participant_id)
+    while True:
+        try:
+            with transaction.atomic():  # a savepoint: a retry gives back the locks taken in it
+                locked = Event.objects.select_for_update(no_key=True).filter(pk__in=to_lock).order_by("pk")
+                events = {event.pk: event for event in locked}
+                list(accounts.values_list("pk", flat=True))
+                held = _events_held_by(participant_id)
+                if not held <= to_lock:
+                    raise _HoldsMore(held)
+                return events
+        except _HoldsMore as more:
+            to_lock = to_lock | more.event_ids
+
+
+def _events_held_by(participant_id: int) -> set[int]:
+    """The events where the participant holds a seat, a place or a pending request."""
+    mine = {"participant_id": participant_id}
+    pending = AdmissionRequest.objects.filter(**mine, status=domain.RequestStatus.PENDING)
+    return {
+        *Enrollment.objects.filter(**mine).values_list("event_id", flat=True),
+        *WaitlistEntry.objects.filter(**mine).values_list("event_id", flat=True),
+        *pending.values_list("event_id", flat=True),
+    }
 
 
 def _release_seat(*, event: Event, participant_id: int, now: dt.datetime | None = None) -> None:

@@ -2,7 +2,7 @@ from typing import Any
 
 from celery import shared_task
 
-from events import admission, reminders
+from events import admission, reminders, services
 
 
 @shared_task(name=admission.DECIDE_TASK, batched=True)
@@ -17,3 +17,9 @@ def decide_admissions(items: list[dict[str, Any]]) -> int:
 def send_reminders() -> int:
     """Celery beat's every-minute job: reminds everyone whose reminder has come due."""
     return reminders.send_due_reminders()
+
+
+@shared_task(name=services.WITHDRAW_RETIRED_TASK)
+def withdraw_retired_accounts() -> int:
+    """Celery beat's every-minute sweep: accounts retired but still taking part give it back."""
+    return len(services.withdraw_retired_accounts())

@@ -49,18 +49,21 @@ def update_account(*, user_id: int, password: str | None = None, **changes: Any)
 def delete_participant(*, participant_id: int) -> None:
     """Deletes a participant's account. Their seats are freed and their waiting-list places given
     up by the events app, which listens for accounts being deleted (events.receivers), in this
-    same transaction."""
+    same transaction. The account's row is locked by the events app after the events' rows, as
+    every writer of seats takes them (locked here first, it deadlocked with a seat being given)."""
     with transaction.atomic():
-        user = User.objects.participants().select_for_update().filter(pk=participant_id).first()
+        user = User.objects.participants().filter(pk=participant_id).first()
         if user is None:
             raise ParticipantNotFound()
         user.delete()
 
 
 def ensure_admin(*, email: str, password: str, full_name: str = "Administrator") -> tuple[User, bool]:
-    """Creates the admin account, or brings an existing one back to admin with this password."""
+    """Creates the admin account, or brings an existing one back to admin with this password. A
+    participant's account made an admin's gives back its seats (events.receivers), which locks the
+    account's row after the events' rows: it is not locked here first."""
     with transaction.atomic():
-        user = User.objects.select_for_update().filter(email=normalize_email(email)).first()
+        user = User.objects.filter(email=normalize_email(email)).first()
         created = user is None
         if user is None:
             user = User(email=email, full_name=full_name)

@@ -5,11 +5,18 @@ go, and the counts stay exact also when the participant's own cancellation runs 
 
 from __future__ import annotations
 
+import functools
+import threading
+import time
+
 import pytest
 from django.apps import apps
+from django.conf import settings
 from django.core.management import call_command
+from django.db import connection
 from django.test import Client
 
+from config.celery import app as celery_app
 from events import admission, selectors, services, wakeups
 from events.models import AdmissionRequest, Enrollment, Event, WaitlistEntry
 from participants import services as participant_services
@@ -92,6 +99,22 @@ def test_deactivating_in_the_admin_gives_them_back(everything_held):
     assert_withdrawn(*everything_held)
 
 
+@pytest.mark.parametrize("retired", [{"is_active": False}, {"is_staff": True}])
+def test_the_beat_sweep_withdraws_an_account_retired_without_a_signal(everything_held, retired):
+    # QuerySet.update() sends no signal (nor does a seat committed as the account was retired):
+    # the sweep finds what such an account still holds and gives it back like a retirement.
+    leaving, head, behind, seated, full, queued = everything_held
+    holder = Enrollment.objects.get(event=full).participant
+    User.objects.filter(pk=leaving.pk).update(**retired)
+    assert holdings(leaving) != (set(), set(), set())
+    entry = settings.CELERY_BEAT_SCHEDULE["withdraw-retired-accounts"]
+    assert entry["task"] == services.WITHDRAW_RETIRED_TASK
+    assert celery_app.tasks[entry["task"]].apply().get() == 1
+    assert_withdrawn(*everything_held)
+    assert Enrollment.objects.filter(event=full, participant=holder).exists()  # an active one keeps it
+    assert celery_app.tasks[entry["task"]].apply().get() == 0  # nothing left to withdraw
+
+
 def test_every_proxy_of_the_account_model_is_listened_to():
     """A proxy added later and not listed would delete or deactivate accounts unheard."""
     proxies = {
@@ -164,3 +187,130 @@ def test_deleting_an_account_while_its_owner_leaves_the_waiting_list_counts_it_o
     services.cancel_enrollment(event_id=event.pk, participant_id=holder.pk)
     assert Enrollment.objects.filter(event=event, participant=behind).exists()  # the seat reached them
     assert Event.objects.get(pk=event.pk).waitlist_count == 0
+
+
+# --- A seat being given at the same moment (PostgreSQL: the order in which rows are locked) -------
+
+
+@pytest.fixture
+def first_in_queue_then_second(monkeypatch):
+    """A queued event of one seat and two pending requests: the first will get the seat, the second
+    a place on the waiting list."""
+    monkeypatch.setattr(wakeups, "wake", lambda event_id: None)  # pending until decided here
+    monkeypatch.setattr(admission, "DECIDE_INTERVAL_SECONDS", 0)
+    event = EventFactory(capacity=1, admission="queue")
+    first, second = UserFactory.create_batch(2)
+    for user in (first, second):
+        assert client_for(user).post(f"/api/v1/events/{event.pk}/enrollments/").status_code == 202
+    return event, first, second
+
+
+def assert_seat_went_on(event, first, second):
+    assert holdings(first) == (set(), set(), set())
+    seated = Enrollment.objects.filter(event=event).values_list("participant_id", flat=True)
+    assert list(seated) == [second.pk]
+    assert not WaitlistEntry.objects.filter(event=event).exists()
+    assert_counts_exact(event)
+
+
+@needs_service("DATABASE_URL")
+def test_deleting_an_account_while_the_consumer_seats_it_waits_for_the_seat_then_frees_it(
+    first_in_queue_then_second,
+):
+    # The consumer holds the event's row until its commit, where the seat's foreign key takes a
+    # key-share lock on the account: an account locked before the event deadlocked with it.
+    event, first, second = first_in_queue_then_second
+    errors = while_held(
+        lambda: admission.decide_pending(event_ids=[event.pk]),
+        lambda: participant_services.delete_participant(participant_id=first.pk),
+    )
+    assert not errors
+    assert not User.objects.filter(pk=first.pk).exists()
+    assert_seat_went_on(event, first, second)
+
+
+@needs_service("DATABASE_URL")
+def test_making_a_participant_an_admin_while_the_consumer_seats_them_frees_the_seat(
+    first_in_queue_then_second,
+):
+    event, first, second = first_in_queue_then_second
+    errors = while_held(
+        lambda: admission.decide_pending(event_ids=[event.pk]),
+        lambda: participant_services.ensure_admin(email=first.email, password="A-long-new-passw0rd"),
+    )
+    assert not errors
+    assert User.objects.get(pk=first.pk).is_staff
+    assert_seat_went_on(event, first, second)
+
+
+def in_another_thread(work):
+    """Starts work() on a connection of its own; the returned join() gives what it raised."""
+    errors: list[Exception] = []
+
+    def run():
+        try:
+            work()
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+
+    def join():
+        thread.join(20)
+        assert not thread.is_alive()
+        return errors
+
+    return join
+
+
+@needs_service("DATABASE_URL")
+def test_a_seat_committed_while_the_withdrawal_locks_is_found_and_given_back(monkeypatch):
+    # Committed after the withdrawal read where the account takes part, before it locked: the read
+    # under the account's lock finds the new event, and the locks are taken again with it.
+    event, holder, first, second = one_seat_two_waiting()
+    other = EventFactory(capacity=3)
+    real_read = services._events_held_by
+    seat_elsewhere = functools.partial(services.enroll, event_id=other.pk, participant_id=holder.pk)
+    reads = []
+
+    def read_then_seat_elsewhere(participant_id):
+        held = real_read(participant_id)
+        if not reads:
+            assert in_another_thread(seat_elsewhere)() == []
+        reads.append(held)
+        return held
+
+    monkeypatch.setattr(services, "_events_held_by", read_then_seat_elsewhere)
+    participant_services.delete_participant(participant_id=holder.pk)
+    assert reads == [{event.pk}, {event.pk, other.pk}, {event.pk, other.pk}]
+    assert not Enrollment.objects.filter(participant_id=holder.pk).exists()
+    assert Enrollment.objects.filter(event=event, participant=first).exists()
+    assert_counts_exact(event, other)
+
+
+@needs_service("DATABASE_URL")
+def test_no_seat_can_be_taken_once_the_withdrawal_holds_the_account(monkeypatch):
+    # A seat in another event, taken once the withdrawal holds the account's row, cannot commit
+    # before the account is gone (its foreign key waits for the row): it fails, and no seat is
+    # left uncounted. (Without the account's lock, the deletion's cascade removed it uncounted.)
+    event, holder, first, second = one_seat_two_waiting()
+    other = EventFactory(capacity=3)
+    real_lock = services._lock_events_then_account
+    seat_elsewhere = functools.partial(services.enroll, event_id=other.pk, participant_id=holder.pk)
+    seating = []
+
+    def lock_then_seat_elsewhere(participant_id):
+        events = real_lock(participant_id)
+        seating.append(in_another_thread(seat_elsewhere))
+        time.sleep(0.5)  # the seat's statement has run; its commit waits for the account's row
+        return events
+
+    monkeypatch.setattr(services, "_lock_events_then_account", lock_then_seat_elsewhere)
+    participant_services.delete_participant(participant_id=holder.pk)
+    assert len(seating[0]()) == 1  # the seat failed
+    assert not Enrollment.objects.filter(participant_id=holder.pk).exists()
+    assert_counts_exact(event, other)
+    assert Event.objects.get(pk=other.pk).enrolled_count == 0
