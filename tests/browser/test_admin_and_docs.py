@@ -165,6 +165,35 @@ def test_a_big_events_lists_page_and_a_seat_is_freed_from_a_later_page(page, sig
     assert crowd[100].pk not in seated_now and crowd[130].pk in seated_now  # the first waiting took it
 
 
+def test_the_pager_asks_before_leaving_changes_not_saved(page, sign_in):
+    admin = AdminFactory()
+    event = EventFactory(title="All hands", capacity=101)
+    for person in UserFactory.create_batch(101, password=None):
+        services.enroll(event_id=event.pk, participant_id=person.pk)
+    sign_in(page, admin.email, PASSWORD)
+    page.goto(f"/admin/events/event/{event.pk}/change/")
+    seated = page.locator("#enrollments-group")
+    seated.locator("tbody tr.has_original").first.locator("td.delete input").check()
+    asked = []
+
+    def answer(dialog, leave):
+        asked.append(dialog.message)
+        dialog.accept() if leave else dialog.dismiss()
+
+    page.once("dialog", lambda dialog: answer(dialog, leave=False))
+    seated.get_by_role("link", name="next ›").click()
+    page.wait_for_timeout(300)
+    assert asked == ["Changes on this page are not saved yet. Leave it and lose them?"]
+    assert page.url.endswith(f"/admin/events/event/{event.pk}/change/")  # stayed, the change kept
+    assert seated.locator("tbody tr.has_original").first.locator("td.delete input").is_checked()
+
+    page.once("dialog", lambda dialog: answer(dialog, leave=True))
+    with page.expect_navigation():
+        seated.get_by_role("link", name="next ›").click()
+    assert len(asked) == 2 and "?enrolled=2" in page.url
+    assert Enrollment.objects.filter(event=event).count() == 101  # nothing was saved
+
+
 def test_a_participant_cannot_sign_in_to_the_admin(page, sign_in):
     participant = UserFactory()
     sign_in(page, participant.email, PASSWORD)
