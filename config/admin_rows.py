@@ -69,13 +69,15 @@ class PagedRowsFormSet(forms.BaseInlineFormSet):
         primary_key, ids = self.model._meta.pk, []
         # (As many as the formset makes forms: Django bounds the total, not INITIAL_FORMS.)
         for index in range(min(self.initial_form_count(), self.total_form_count())):
+            posted = self.data.get(f"{self.add_prefix(index)}-{primary_key.name}")
+            if posted in primary_key.empty_values:
+                continue
             try:
-                ids.append(
-                    primary_key.to_python(self.data.get(f"{self.add_prefix(index)}-{primary_key.name}"))
-                )
+                # clean(): the field's range too (20 digits overflowed SQLite's integers: a 500).
+                ids.append(primary_key.clean(posted, None))
             except ValidationError:
                 continue  # a tampered id: its form says so
-        return [row_id for row_id in ids if row_id is not None]
+        return ids
 
     @property
     def pager(self) -> dict[str, Any] | None:

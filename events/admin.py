@@ -162,7 +162,9 @@ class NewEnrollmentFormSet(forms.BaseInlineFormSet):
                 )
         except domain.Conflict as refusal:
             raise ValidationError(f"{participant}: {refusal.message}") from refusal
-        left = domain.Seats(capacity=event.capacity, enrolled=event.enrolled_count).left
+        # Whoever waits gets a seat first, also one the capacity this save raises frees.
+        seats = domain.Seats(capacity=event.capacity, enrolled=event.enrolled_count)
+        left = max(0, seats.left - event.waitlist_count)
         if left < len(chosen):
             raise ValidationError(f"{len(chosen)} participant(s) to enroll, but only {left} seat(s) left.")
 
@@ -428,12 +430,47 @@ class EventAdmin(admin.ModelAdmin):
                 inline_admin_formset.__class__ = NaturalAddRowFormSet  # same state, own wording
         return inline_admin_formsets
 
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: Any = None,
+    ) -> HttpResponse:
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except DomainError as refusal:
+            # The event changed between the form's checks and the save's, under its lock (a seat
+            # taken below a lowered capacity, the event deleted): the page's one transaction rolled
+            # back, nothing was saved.
+            self.message_user(request, f"Nothing was saved: {refusal.message}", messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
     # Writes go through the services: they keep seat counts right and invalidate the API cache.
     def save_model(self, request: HttpRequest, obj: Event, form: forms.ModelForm, change: bool) -> None:
-        fields = {name: form.cleaned_data[name] for name in services.EVENT_FIELDS}
-        saved = (
-            services.update_event(event_id=obj.pk, **fields) if change else services.create_event(**fields)
-        )
+        if not change:  # (a change is saved with the lists, in the order save_related gives)
+            self._saved(obj, services.create_event(**self._fields(form)))
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        """The waiting list's removals first, then the event's fields, then the seats' removals
+        and the additions: a seat freed in the same save (a removal, a raised capacity) goes to
+        whoever stays at the head of the list, not to someone the admin is taking off it."""
+        form.save_m2m()
+        leaving = [f for f in formsets if f.model is WaitlistEntry and not isinstance(f, NewWaitlistFormSet)]
+        for formset in leaving:
+            self.save_formset(request, form, formset, change=change)
+        if change:
+            self._saved(form.instance, services.update_event(event_id=form.instance.pk, **self._fields(form)))
+        for formset in formsets:
+            if formset not in leaving:
+                self.save_formset(request, form, formset, change=change)
+
+    @staticmethod
+    def _fields(form: forms.ModelForm) -> dict[str, Any]:
+        return {name: form.cleaned_data[name] for name in services.EVENT_FIELDS}
+
+    @staticmethod
+    def _saved(obj: Event, saved: Event) -> None:
         obj.pk, obj.enrolled_count, obj.waitlist_count = saved.pk, saved.enrolled_count, saved.waitlist_count
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
@@ -495,7 +532,8 @@ class EventAdmin(admin.ModelAdmin):
         done = []
         for f in formset.forms:
             participant = f.cleaned_data.get("participant")
-            if participant is None or f.cleaned_data.get("DELETE"):
+            # (has_changed: false for a new row that an admin without the add permission posted.)
+            if participant is None or f.cleaned_data.get("DELETE") or not f.has_changed():
                 continue
             try:
                 done.append(act(participant))
@@ -508,7 +546,8 @@ class EventAdmin(admin.ModelAdmin):
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Event]) -> None:
         for event_id in queryset.values_list("pk", flat=True):
-            services.delete_event(event_id=event_id)
+            with contextlib.suppress(services.EventNotFound):  # deleted meanwhile by someone else
+                services.delete_event(event_id=event_id)
 
     def has_export_permission(self, request: HttpRequest) -> bool:
         """The export lists participants' names and e-mail addresses: whoever may see them (the

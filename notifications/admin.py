@@ -61,6 +61,6 @@ class NotificationAdmin(admin.ModelAdmin):
     @admin.action(description="Send the selected failed notifications again", permissions=["resend"])
     def send_again(self, request: HttpRequest, queryset: QuerySet[Notification]) -> None:
         failed = list(queryset.filter(status=Status.FAILED).values_list("pk", flat=True))
-        for notification_id in failed:
-            services.resend(notification_id=notification_id)
-        self.message_user(request, f"{len(failed)} notification(s) queued again.", messages.SUCCESS)
+        # (One queued again meanwhile, by another admin, is not queued twice, nor counted here.)
+        queued = sum(services.resend(notification_id=notification_id) for notification_id in failed)
+        self.message_user(request, f"{queued} notification(s) queued again.", messages.SUCCESS)

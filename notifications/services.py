@@ -450,8 +450,8 @@ def mark_failed(*, notification_id: int, error: str) -> None:
             transaction.on_commit(metrics.FAILED.inc)
 
 
-def resend(*, notification_id: int) -> None:
-    """Queues a failed notification again (an admin's action)."""
+def resend(*, notification_id: int) -> bool:
+    """Queues a failed notification again (an admin's action). False: it was not failed (any more)."""
     with transaction.atomic():
         updated = Notification.objects.filter(pk=notification_id, status=Status.FAILED).update(
             status=Status.QUEUED, attempts=0, error=""
@@ -459,6 +459,7 @@ def resend(*, notification_id: int) -> None:
         if updated:
             outbox.enqueue(SEND_TASK, notification_id=notification_id)
             realtime.push_on_commit(Notification.objects.get(pk=notification_id))
+    return bool(updated)
 
 
 def _email(notification: Notification) -> EmailMessage:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 from typing import Any, cast
 
 from django import forms
@@ -20,7 +21,7 @@ from events.models import Enrollment, WaitlistEntry, WaitlistEntryQuerySet
 from notifications.models import Notification
 from participants import services
 from participants.api import throttling
-from participants.domain import normalize_email
+from participants.domain import ParticipantNotFound, normalize_email
 from participants.models import User
 from participants.proxies import Administrator, Participant
 
@@ -173,7 +174,9 @@ class AccountAdmin(DjangoUserAdmin):
         if user.is_staff:
             user.delete()
         else:
-            services.delete_participant(participant_id=user.pk)
+            # (Gone meanwhile, or made an admin's: a bulk deletion goes on with the others.)
+            with contextlib.suppress(ParticipantNotFound):
+                services.delete_participant(participant_id=user.pk)
 
 
 @admin.register(Participant)

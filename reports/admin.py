@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 from typing import Any, cast
 
 from django.contrib import admin, messages
@@ -13,6 +14,7 @@ from django.utils.html import format_html
 # Imported for its side effect too: the event admin is registered before the action is added to it,
 # whatever order the admin modules are discovered in.
 import events.admin  # noqa: F401
+from events.domain import EventNotFound
 from events.models import Event
 from participants.models import User
 from reports import services
@@ -28,15 +30,18 @@ def generate_report(
     """An action of the event list, owned here: reports builds on events, so events/admin.py does
     not import reports and the reports app adds the action to the event admin below."""
     admin_user = cast(User, request.user)  # the admin site only lets staff accounts in
+    requested = 0
     for event_id in queryset.values_list("pk", flat=True):
-        services.request_report(
-            event_id=event_id, requested_by_id=admin_user.pk, recipients=[admin_user.email]
-        )
+        with contextlib.suppress(EventNotFound):  # deleted meanwhile: no report to build
+            services.request_report(
+                event_id=event_id, requested_by_id=admin_user.pk, recipients=[admin_user.email]
+            )
+            requested += 1
     modeladmin.message_user(
         request,
         format_html(
             '{} report(s) requested; see <a href="{}">Reports</a>.',
-            queryset.count(),
+            requested,
             reverse("admin:reports_report_changelist"),
         ),
         messages.SUCCESS,

@@ -895,3 +895,121 @@ def test_a_participants_long_lists_are_paged_too(browser):
     page = browser.get(url).content.decode()
     assert "1–100 of 120" in page and 'href="?notifications=2#notifications-group"' in page
     assert "101–120 of 120" in browser.get(url, {"notifications": "2"}).content.decode()
+
+
+# --- One save that frees a seat and changes the waiting list -----------------------------------
+
+
+def seated_ids(event):
+    return set(Enrollment.objects.filter(event=event).values_list("participant_id", flat=True))
+
+
+@pytest.mark.parametrize("frees_a_seat", ["removal", "capacity"])
+def test_a_seat_freed_in_the_same_save_skips_whoever_the_admin_takes_off_the_list(browser, frees_a_seat):
+    # Django saves the event, then the inlines in order: the seat went to the head of the list
+    # before the same save took them off it (who was then enrolled, and told so).
+    event, seated, (first, second) = crowded_event(enrolled=2, waiting=2)
+    url = f"/admin/events/event/{event.pk}/change/"
+    form = form_as_posted(browser.get(url).content.decode())
+    form["waitlist-0-DELETE"] = "on"  # the first on the list
+    if frees_a_seat == "removal":
+        form["enrollments-0-DELETE"] = "on"
+    else:
+        form["capacity"] = "3"
+    response = browser.post(url, form)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    kept = set(p.pk for p in seated[1:]) if frees_a_seat == "removal" else {p.pk for p in seated}
+    assert seated_ids(event) == kept | {second.pk}
+    assert not WaitlistEntry.objects.filter(event=event).exists()
+    assert not Notification.objects.filter(user=first, kind="waitlist_promoted").exists()
+    event.refresh_from_db()
+    assert (event.enrolled_count, event.waitlist_count) == (len(kept) + 1, 0)
+
+
+def test_a_seat_taken_between_the_forms_check_and_the_save_saves_nothing(browser, monkeypatch):
+    # The form checks the lowered capacity against the seats it read; the service checks again
+    # under the event's lock. A seat taken in between: the page's transaction rolls back, and the
+    # admin is told, instead of an error page.
+    event, seated, _ = crowded_event(enrolled=2, waiting=0)
+    event.capacity = 3
+    event.save()
+    seated_event_title = event.title
+    url = f"/admin/events/event/{event.pk}/change/"
+    form = form_as_posted(browser.get(url).content.decode())
+    form.update({"capacity": "2", "title": "Renamed"})
+    real_update = services.update_event
+
+    def a_seat_taken_first(**fields):
+        EnrollmentFactory(event_id=fields["event_id"])  # (the factory keeps the count exact)
+        Event.objects.filter(pk=fields["event_id"]).update(enrolled_count=3)
+        return real_update(**fields)
+
+    monkeypatch.setattr(services, "update_event", a_seat_taken_first)
+    response = browser.post(url, form, follow=True)
+    assert response.status_code == 200
+    assert "Nothing was saved: Capacity cannot be lower than the 3 participants" in response.content.decode()
+    event.refresh_from_db()
+    assert (event.capacity, event.title) == (3, seated_event_title)
+
+
+def test_the_enroll_rows_count_the_waiting_list_when_the_capacity_is_raised(browser):
+    event, seated, waiting = crowded_event(enrolled=2, waiting=1)
+    url = f"/admin/events/event/{event.pk}/change/"
+    form = form_as_posted(browser.get(url).content.decode())
+    form.update({"capacity": "3", "enrollments-2-0-participant": str(UserFactory().pk)})
+    response = browser.post(url, form)
+    assert response.status_code == 200  # the form again, with the reason
+    assert "1 participant(s) to enroll, but only 0 seat(s) left." in response.content.decode()
+    assert Event.objects.get(pk=event.pk).capacity == 2
+
+
+def test_a_tampered_row_id_out_of_range_is_no_error_page(browser):
+    event, seated, _ = crowded_event(enrolled=1, waiting=0)
+    url = f"/admin/events/event/{event.pk}/change/"
+    form = form_as_posted(browser.get(url).content.decode())
+    form["enrollments-0-id"] = "99999999999999999999"
+    response = browser.post(url, form)
+    assert response.status_code == 200
+    assert "reload the page" in response.content.decode()
+    assert seated_ids(event) == {seated[0].pk}
+
+
+def test_bulk_actions_go_on_past_rows_gone_meanwhile(browser, monkeypatch):
+    from participants import services as participant_services
+    from reports import services as report_services
+
+    events = EventFactory.create_batch(2)
+    gone, kept = UserFactory.create_batch(2)
+    # A report asked for an event deleted meanwhile: skipped, and counted out of the message.
+    real_request = report_services.request_report
+
+    def first_deleted(**kwargs):
+        if kwargs["event_id"] == events[0].pk:
+            services.delete_event(event_id=events[0].pk)
+        return real_request(**kwargs)
+
+    monkeypatch.setattr(report_services, "request_report", first_deleted)
+    response = browser.post(
+        "/admin/events/event/",
+        {"action": "generate_report", "_selected_action": [str(e.pk) for e in events]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert "1 report(s) requested" in response.content.decode()
+
+    # Participants deleted in bulk, one of them gone meanwhile: the others are deleted.
+    real_delete = participant_services.delete_participant
+
+    def gone_first(*, participant_id):
+        if participant_id == gone.pk:
+            User.objects.filter(pk=gone.pk).delete()
+        return real_delete(participant_id=participant_id)
+
+    monkeypatch.setattr(participant_services, "delete_participant", gone_first)
+    response = browser.post(
+        "/admin/participants/participant/",
+        {"action": "delete_selected", "_selected_action": [str(gone.pk), str(kept.pk)], "post": "yes"},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert not User.objects.filter(pk__in=[gone.pk, kept.pk]).exists()

@@ -106,9 +106,11 @@ def test_failing_email_backend_retries_then_marks_failed(participant_api, settin
     assert participant_api.get("/api/v1/me/notifications/").json()["results"][0]["status"] == "failed"
 
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    services.resend(notification_id=notification.pk)
+    assert services.resend(notification_id=notification.pk) is True
     notification.refresh_from_db()
     assert (notification.status, len(mail.outbox)) == ("sent", 1)
+    assert services.resend(notification_id=notification.pk) is False  # not failed: nothing queued
+    assert len(mail.outbox) == 1
 
 
 def test_a_crash_looping_delivery_is_given_up(participant, settings):
