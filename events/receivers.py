@@ -7,14 +7,24 @@ from typing import Any
 from django.db.models.signals import pre_delete, pre_save
 
 from events import services
+from participants import selectors as participant_selectors
+from participants.domain import ParticipantNotFound
 from participants.proxies import ACCOUNT_SENDERS
 
 
 def withdraw_deleted_account(sender: Any, instance: Any, **kwargs: Any) -> None:
     """An account about to be deleted gives back its seats (to the heads of the waiting lists)
     and its waiting-list places, in the deleting transaction, however it is deleted: the API, the
-    admin, or a cascade."""
+    admin, or a cascade. An admin's account holds nothing (made an admin's, it gave everything
+    back): it is not locked, which would deadlock with a report's e-mail to it being committed.
+    A participant's account made an admin's since the deleter read it is not deleted as a
+    participant's: checked under the withdrawal's lock on the account (ParticipantNotFound)."""
+    if instance.is_staff and not services.takes_part(instance.pk):
+        return
     services.withdraw_from_all_events(participant_id=instance.pk)
+    made_an_admin = participant_selectors.accounts().filter(pk=instance.pk, is_staff=True)
+    if not instance.is_staff and made_an_admin.exists():
+        raise ParticipantNotFound()
 
 
 def withdraw_retired_participant(

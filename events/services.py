@@ -30,6 +30,7 @@ import contextlib
 import datetime as dt
 import functools
 import logging
+import operator
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
@@ -544,13 +545,18 @@ def remove_participant(*, event_id: int, participant_id: int) -> None:
         _release_seat(event=event, participant_id=participant_id)
 
 
-def withdraw_from_all_events(*, participant_id: int, now: dt.datetime | None = None) -> list[int]:
+def withdraw_from_all_events(
+    *, participant_id: int, now: dt.datetime | None = None, only_if_retired: bool = False
+) -> list[int] | None:
     """Frees every seat the participant holds, takes them off every waiting list and drops their
     requests (before the account is deleted, or once it can no longer enroll: events.receivers);
     freed seats go to the heads of the waiting lists. Returns the ids of the events whose seat was
-    freed."""
+    freed. `only_if_retired`: nothing is done, and None returned, if under the account's lock the
+    account is an active participant's (the sweep's case: it may have been taken back meanwhile)."""
     with transaction.atomic():
         events = _lock_events_then_account(participant_id)
+        if only_if_retired and participant_selectors.active_participants().filter(pk=participant_id).exists():
+            return None
         # Read under the locks: a cancellation, a departure, a promotion or a decision of the
         # participant's request may have changed these while this waited for them, and only what
         # is still there is given back (counting a seat that a cancellation had already freed gave
@@ -590,26 +596,24 @@ WITHDRAW_RETIRED_TASK = "events.withdraw_retired_accounts"
 
 def withdraw_retired_accounts() -> list[int]:
     """Withdraws every account that can no longer take part but still holds a seat, a place or a
-    pending request, and returns their ids. An account is withdrawn as it is retired
-    (events.receivers); this sweep catches a seat committed in that instant (a direct enrollment
-    whose statement read the account while the retiring transaction had not committed) and a flag
-    changed by QuerySet.update(), which sends no signal."""
-    mine = {"participant_id": OuterRef("pk")}
+    request, and returns their ids (one taken back meanwhile keeps what it holds, and is not). An
+    account is withdrawn as it is retired (events.receivers); this sweep catches what a
+    transaction that read the account before its retirement committed took after it (a direct
+    seat, a waiting list's join or promotion) and a flag changed by QuerySet.update(), which sends
+    no signal."""
     retired = (
         participant_selectors.accounts()
         .exclude(pk__in=participant_selectors.active_participants().values("pk"))
-        .filter(
-            Exists(Enrollment.objects.filter(**mine))
-            | Exists(WaitlistEntry.objects.filter(**mine))
-            | Exists(AdmissionRequest.objects.filter(**mine, status=domain.RequestStatus.PENDING))
-        )
+        .filter(functools.reduce(operator.or_, (Exists(held) for held in _holdings(OuterRef("pk")))))
     )
-    account_ids = sorted(retired.values_list("pk", flat=True))
-    for account_id in account_ids:
-        withdraw_from_all_events(participant_id=account_id)
-    if account_ids:
-        log.warning("withdrew %d retired accounts that still took part: %s", len(account_ids), account_ids)
-    return account_ids
+    withdrawn = [
+        account_id
+        for account_id in sorted(retired.values_list("pk", flat=True))
+        if withdraw_from_all_events(participant_id=account_id, only_if_retired=True) is not None
+    ]
+    if withdrawn:
+        log.warning("retired accounts still taking part, withdrawn: %s", withdrawn)
+    return withdrawn
 
 
 class _HoldsMore(Exception):
@@ -646,15 +650,22 @@ def _lock_events_then_account(participant_id: int) -> dict[int, Event]:
             to_lock = to_lock | more.event_ids
 
 
+def _holdings(participant: Any) -> list[models.QuerySet[Any]]:
+    """What an account (an id, or an OuterRef to one) holds in events: its seats, its places, and
+    its requests, pending or decided (the withdrawal deletes them all, and a closed one is pending
+    again once its event moves)."""
+    models_held: list[Any] = [Enrollment, WaitlistEntry, AdmissionRequest]
+    return [model.objects.filter(participant_id=participant) for model in models_held]
+
+
 def _events_held_by(participant_id: int) -> set[int]:
-    """The events where the participant holds a seat, a place or a pending request."""
-    mine = {"participant_id": participant_id}
-    pending = AdmissionRequest.objects.filter(**mine, status=domain.RequestStatus.PENDING)
-    return {
-        *Enrollment.objects.filter(**mine).values_list("event_id", flat=True),
-        *WaitlistEntry.objects.filter(**mine).values_list("event_id", flat=True),
-        *pending.values_list("event_id", flat=True),
-    }
+    """The events where the participant holds a seat, a place or a request."""
+    return {event for held in _holdings(participant_id) for event in held.values_list("event_id", flat=True)}
+
+
+def takes_part(participant_id: int) -> bool:
+    """Whether the account holds a seat, a place or a request in any event."""
+    return bool(_events_held_by(participant_id))
 
 
 def _release_seat(*, event: Event, participant_id: int, now: dt.datetime | None = None) -> None:

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import contextlib
 from typing import Any, cast
 
 from django import forms
@@ -21,7 +20,7 @@ from events.models import Enrollment, WaitlistEntry, WaitlistEntryQuerySet
 from notifications.models import Notification
 from participants import services
 from participants.api import throttling
-from participants.domain import ParticipantNotFound, normalize_email
+from participants.domain import normalize_email
 from participants.models import User
 from participants.proxies import Administrator, Participant
 
@@ -161,22 +160,13 @@ class AccountAdmin(DjangoUserAdmin):
             messages.SUCCESS,
         )
 
+    # Through the service, as the account is when deleted: a participant's seats are given back.
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
-        self._delete(obj)
+        services.delete_account(user_id=obj.pk)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-        for user in queryset:
-            self._delete(user)
-
-    @staticmethod
-    def _delete(user: User) -> None:
-        # A participant leaves through the service so that their seats are given back.
-        if user.is_staff:
-            user.delete()
-        else:
-            # (Gone meanwhile, or made an admin's: a bulk deletion goes on with the others.)
-            with contextlib.suppress(ParticipantNotFound):
-                services.delete_participant(participant_id=user.pk)
+        for user_id in queryset.values_list("pk", flat=True):
+            services.delete_account(user_id=user_id)
 
 
 @admin.register(Participant)

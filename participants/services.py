@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from participants.domain import EmailTaken, ParticipantNotFound, normalize_email
 from participants.models import User
 
 PROFILE_FIELDS = ("email", "full_name", "phone")
+# Deleting an account again when its role changed, or something referring to it committed, meanwhile.
+DELETION_ATTEMPTS = 3
 
 
 def register_participant(*, email: str, password: str, full_name: str, phone: str = "") -> User:
@@ -49,13 +52,54 @@ def update_account(*, user_id: int, password: str | None = None, **changes: Any)
 def delete_participant(*, participant_id: int) -> None:
     """Deletes a participant's account. Their seats are freed and their waiting-list places given
     up by the events app, which listens for accounts being deleted (events.receivers), in this
-    same transaction. The account's row is locked by the events app after the events' rows, as
-    every writer of seats takes them (locked here first, it deadlocked with a seat being given)."""
+    same transaction. The events app locks the account's row for that after the events' rows, as
+    every writer of seats takes them, and checks under that lock that it is still a participant's
+    (ParticipantNotFound); it is not locked here first (that deadlocked with a seat being given,
+    and with the account being made an admin's)."""
     with transaction.atomic():
         user = User.objects.participants().filter(pk=participant_id).first()
         if user is None:
             raise ParticipantNotFound()
         user.delete()
+
+
+def delete_account(*, user_id: int) -> None:
+    """Deletes an account, as what it is when deleted: a participant's (their seats go on) or an
+    admin's. Gone already: nothing to do. (The admin's deletions: the page read the account before,
+    and its role may have changed since.)"""
+    for _ in range(DELETION_ATTEMPTS):
+        is_staff = User.objects.filter(pk=user_id).values_list("is_staff", flat=True).first()
+        if is_staff is None:
+            return
+        if is_staff:
+            delete_admin(user_id=user_id)
+        else:
+            with contextlib.suppress(ParticipantNotFound):  # made an admin's meanwhile: again
+                delete_participant(participant_id=user_id)
+    if User.objects.filter(pk=user_id).exists():
+        raise RuntimeError(f"account {user_id} changed role at every attempt to delete it")
+
+
+def delete_admin(*, user_id: int) -> None:
+    """Deletes an admin's account (gone already: nothing to do). Its row is not locked first: a
+    report's or an event's closing transaction may hold a row the deletion's cascade updates while
+    it commits an e-mail to the admin, whose foreign key then waits for that lock (locked first,
+    the two deadlocked). A row referring to the account that commits after the cascade read them
+    fails the deletion's foreign-key check, made at once inside a savepoint: the deletion is made
+    again, and finds it."""
+    for attempt in range(1, DELETION_ATTEMPTS + 1):
+        try:
+            with transaction.atomic():
+                user = User.objects.filter(pk=user_id, is_staff=True).first()
+                if user is None:
+                    return
+                user.delete()
+                if connection.vendor == "postgresql":  # (SQLite's writers take turns: no race)
+                    connection.check_constraints()  # the deferred keys, now, inside the savepoint
+            return
+        except IntegrityError:
+            if attempt == DELETION_ATTEMPTS:
+                raise
 
 
 def ensure_admin(*, email: str, password: str, full_name: str = "Administrator") -> tuple[User, bool]:
@@ -69,7 +113,9 @@ def ensure_admin(*, email: str, password: str, full_name: str = "Administrator")
             user = User(email=email, full_name=full_name)
         user.is_staff = user.is_superuser = user.is_active = True
         user.set_password(password)
-        user.save()
+        # Only these columns: the row was read without a lock, and a change made meanwhile (a
+        # revoked calendar URL, a new name) must stay.
+        user.save(update_fields=None if created else ["is_staff", "is_superuser", "is_active", "password"])
     return user, created
 
 

@@ -55,7 +55,8 @@ def get_report(report_id: int | str) -> Report:
 def request_report(*, event_id: int, requested_by_id: int | None, recipients: list[str]) -> Report:
     """Records the request and its build task; the reports worker does the rest."""
     with transaction.atomic():
-        if not event_selectors.events().filter(pk=event_id).exists():
+        # Held (FOR KEY SHARE) until commit: an event deleted meanwhile is waited for, and found gone.
+        if not notifications.existing_events({event_id}):
             raise EventNotFound()
         report = Report.objects.create(
             event_id=event_id, requested_by_id=requested_by_id, recipients=list(dict.fromkeys(recipients))

@@ -20,9 +20,11 @@ from config.celery import app as celery_app
 from events import admission, selectors, services, wakeups
 from events.models import AdmissionRequest, Enrollment, Event, WaitlistEntry
 from participants import services as participant_services
+from participants.domain import ParticipantNotFound
 from participants.models import User
 from participants.proxies import ACCOUNT_SENDERS
-from tests.factories import AdminFactory, EventFactory, UserFactory
+from reports.models import Report
+from tests.factories import AdminFactory, EventFactory, NotificationFactory, ReportFactory, UserFactory
 from tests.helpers import client_for, form_as_posted, needs_service, while_held
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -314,3 +316,86 @@ def test_no_seat_can_be_taken_once_the_withdrawal_holds_the_account(monkeypatch)
     assert not Enrollment.objects.filter(participant_id=holder.pk).exists()
     assert_counts_exact(event, other)
     assert Event.objects.get(pk=other.pk).enrolled_count == 0
+
+
+@needs_service("DATABASE_URL")
+def test_deleting_an_admin_while_a_report_tells_them_waits_and_deadlocks_nothing():
+    # A report's closing transaction holds the report's row and commits an e-mail to its admin (a
+    # key-share lock on the account at commit); the admin's deletion sets the report's
+    # requested_by to NULL, so waits for that row. An admin's account, which holds nothing, is not
+    # locked first (locked, it deadlocked with the report), and the e-mail committed after the
+    # deletion read what refers to the account is found by deleting again.
+    admin = AdminFactory()
+    report = ReportFactory(requested_by=admin)
+
+    def report_closing():
+        Report.objects.select_for_update().get(pk=report.pk)
+        NotificationFactory(user=admin, kind="report_ready")
+
+    errors = while_held(report_closing, lambda: participant_services.delete_admin(user_id=admin.pk))
+    assert not errors
+    assert not User.objects.filter(pk=admin.pk).exists()
+    assert Report.objects.get(pk=report.pk).requested_by_id is None
+
+
+def test_the_sweep_leaves_an_account_taken_back_before_its_turn(everything_held):
+    # The sweep reads the retired accounts, then withdraws each under its lock: one taken back
+    # (active again) in between keeps what it holds.
+    leaving = everything_held[0]
+    before = holdings(leaving)
+    assert services.withdraw_from_all_events(participant_id=leaving.pk, only_if_retired=True) is None
+    assert holdings(leaving) == before
+
+
+def test_the_bootstrap_keeps_what_changed_on_the_account_meanwhile(monkeypatch):
+    # ensure_admin reads the account without a lock and writes only the columns it sets.
+    account = UserFactory(full_name="Old Name")
+    real_set_password = User.set_password
+
+    def set_password_while_renamed(user, password):
+        real_set_password(user, password)
+        User.objects.filter(pk=user.pk).update(full_name="New Name")  # another writer, meanwhile
+
+    monkeypatch.setattr(User, "set_password", set_password_while_renamed)
+    participant_services.ensure_admin(email=account.email, password="A-long-new-passw0rd")
+    saved = User.objects.get(pk=account.pk)
+    assert (saved.is_staff, saved.full_name) == (True, "New Name")
+
+
+@needs_service("DATABASE_URL")
+def test_an_account_made_an_admins_meanwhile_is_not_deleted_as_a_participants(monkeypatch):
+    account = UserFactory()
+    real_withdraw = services.withdraw_from_all_events
+
+    def made_an_admin_first(**kwargs):
+        # Committed by another transaction after the deletion read the account, before its lock.
+        make_admin = functools.partial(User.objects.filter(pk=account.pk).update, is_staff=True)
+        assert in_another_thread(make_admin)() == []
+        return real_withdraw(**kwargs)
+
+    monkeypatch.setattr(services, "withdraw_from_all_events", made_an_admin_first)
+    with pytest.raises(ParticipantNotFound):
+        participant_services.delete_participant(participant_id=account.pk)
+    assert User.objects.filter(pk=account.pk, is_staff=True).exists()
+
+
+def test_the_admins_deletion_deletes_an_account_as_what_it_is_now(monkeypatch):
+    # The page read a participant's account; made an admin's since, it is deleted as one.
+    account = UserFactory()
+    real_delete = participant_services.delete_participant
+
+    def made_an_admin_first(*, participant_id):
+        User.objects.filter(pk=participant_id).update(is_staff=True)
+        return real_delete(participant_id=participant_id)
+
+    monkeypatch.setattr(participant_services, "delete_participant", made_an_admin_first)
+    participant_services.delete_account(user_id=account.pk)
+    assert not User.objects.filter(pk=account.pk).exists()
+
+
+def test_the_admins_deletion_gives_a_participants_seat_on(everything_held):
+    leaving = everything_held[0]
+    participant_services.delete_account(user_id=leaving.pk)
+    assert not User.objects.filter(pk=leaving.pk).exists()
+    assert_withdrawn(*everything_held)
+    participant_services.delete_account(user_id=leaving.pk)  # gone already: nothing to do
