@@ -18,9 +18,10 @@ from django.db.models.functions import Coalesce, NullIf
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
+from django.utils.datastructures import MultiValueDict
 from django.utils.html import format_html
 
-from config.admin_rows import ROWS_TEMPLATE, PagedRowsInline
+from config.admin_rows import ROWS_TEMPLATE, PagedRowsFormSet, PagedRowsInline
 from config.errors import DomainError
 from events import dashboard, domain, services
 from events.models import Enrollment, Event, WaitlistEntry, WaitlistEntryQuerySet
@@ -162,11 +163,28 @@ class NewEnrollmentFormSet(forms.BaseInlineFormSet):
                 )
         except domain.Conflict as refusal:
             raise ValidationError(f"{participant}: {refusal.message}") from refusal
-        # Whoever waits gets a seat first, also one the capacity this save raises frees.
-        seats = domain.Seats(capacity=event.capacity, enrolled=event.enrolled_count)
-        left = max(0, seats.left - event.waitlist_count)
+        # The seats this save leaves (its removals free some; whoever stays on the waiting list
+        # gets one first, also one a raised capacity adds). A row gone meanwhile freed nothing:
+        # the service then refuses, and the admin says so.
+        seats = domain.Seats(
+            capacity=event.capacity,
+            enrolled=event.enrolled_count - _ticked_for_removal(self.data, Enrollment),
+        )
+        left = max(0, seats.left - (event.waitlist_count - _ticked_for_removal(self.data, WaitlistEntry)))
         if left < len(chosen):
             raise ValidationError(f"{len(chosen)} participant(s) to enroll, but only {left} seat(s) left.")
+
+
+def _ticked_for_removal(data: Any, model: type[Enrollment] | type[WaitlistEntry]) -> int:
+    """How many of the rows the event page's list of `model` showed are ticked for removal in the
+    posted form (the list's inline has the prefix Django gives it: the relation's name)."""
+    prefix = model._meta.get_field("event").remote_field.get_accessor_name()
+    try:
+        shown = min(int(data.get(f"{prefix}-INITIAL_FORMS", 0)), PagedRowsFormSet.page_size)
+    except (TypeError, ValueError):
+        return 0  # a tampered count: the list's own formset refuses it
+    ticked, no_files = forms.CheckboxInput().value_from_datadict, MultiValueDict[str, Any]()
+    return len([i for i in range(shown) if ticked(data, no_files, f"{prefix}-{i}-DELETE")])
 
 
 class NewEnrollmentInline(admin.TabularInline):
@@ -437,6 +455,8 @@ class EventAdmin(admin.ModelAdmin):
         form_url: str = "",
         extra_context: Any = None,
     ) -> HttpResponse:
+        if request.method != "POST":
+            return super().changeform_view(request, object_id, form_url, extra_context)
         try:
             return super().changeform_view(request, object_id, form_url, extra_context)
         except DomainError as refusal:
@@ -542,7 +562,8 @@ class EventAdmin(admin.ModelAdmin):
         return done
 
     def delete_model(self, request: HttpRequest, obj: Event) -> None:
-        services.delete_event(event_id=obj.pk)
+        with contextlib.suppress(services.EventNotFound):  # deleted meanwhile by someone else
+            services.delete_event(event_id=obj.pk)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Event]) -> None:
         for event_id in queryset.values_list("pk", flat=True):

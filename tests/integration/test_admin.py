@@ -926,6 +926,20 @@ def test_a_seat_freed_in_the_same_save_skips_whoever_the_admin_takes_off_the_lis
     assert (event.enrolled_count, event.waitlist_count) == (len(kept) + 1, 0)
 
 
+def test_seats_freed_in_the_same_save_can_be_given_by_hand(browser):
+    # The one waiting is taken off the list and the capacity raised by one: the new seat is free
+    # for the participant the admin adds in the same save.
+    event, seated, (waiting,) = crowded_event(enrolled=2, waiting=1)
+    url = f"/admin/events/event/{event.pk}/change/"
+    form = form_as_posted(browser.get(url).content.decode())
+    added = UserFactory()
+    form.update({"capacity": "3", "waitlist-0-DELETE": "on", "enrollments-2-0-participant": str(added.pk)})
+    response = browser.post(url, form)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert seated_ids(event) == {seated[0].pk, seated[1].pk, added.pk}
+    assert not WaitlistEntry.objects.filter(event=event).exists()
+
+
 def test_a_seat_taken_between_the_forms_check_and_the_save_saves_nothing(browser, monkeypatch):
     # The form checks the lowered capacity against the seats it read; the service checks again
     # under the event's lock. A seat taken in between: the page's transaction rolls back, and the
