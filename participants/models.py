@@ -61,6 +61,13 @@ class User(AbstractBaseUser, PermissionsMixin):
     def __str__(self) -> str:
         return f"{self.full_name} <{self.email}>"
 
+    def set_hashed_password(self, hashed: str, raw_password: str) -> None:
+        """set_password() with a hash made earlier (make_password), outside the transaction that
+        saves it: hashing takes tens of milliseconds on purpose. The save then counts it as a
+        password change, as set_password()'s (Django's bookkeeping of the raw password)."""
+        self.password = hashed
+        self._password = raw_password
+
     def save(self, *args: Any, **kwargs: Any) -> None:
         self.email = normalize_email(self.email)
         if self.is_superuser and not self.is_staff:

@@ -6,6 +6,7 @@ import contextlib
 import secrets
 from typing import Any
 
+from django.contrib.auth.hashers import make_password
 from django.db import IntegrityError, connection, transaction
 
 from participants.domain import EmailTaken, ParticipantNotFound, normalize_email
@@ -34,6 +35,10 @@ def update_account(*, user_id: int, password: str | None = None, **changes: Any)
     unknown = set(changes) - set(PROFILE_FIELDS)
     if unknown:
         raise TypeError(f"update_account() got unknown fields: {sorted(unknown)}")
+    # Hashed before the account's row is locked: hashing takes tens of milliseconds on purpose, and
+    # a seat being given to this account (its commit's key-share lock) would wait for it meanwhile,
+    # holding its event's row.
+    hashed = make_password(password) if password else None
     try:
         with transaction.atomic():
             user = User.objects.select_for_update().filter(pk=user_id).first()
@@ -41,12 +46,12 @@ def update_account(*, user_id: int, password: str | None = None, **changes: Any)
                 raise ParticipantNotFound()
             for field, value in changes.items():
                 setattr(user, field, normalize_email(value) if field == "email" else value)
-            if password:
-                user.set_password(password)
+            if password and hashed:
+                user.set_hashed_password(hashed, password)
             user.save()
-            return user
     except IntegrityError as exc:
         raise EmailTaken() from exc
+    return user
 
 
 def delete_participant(*, participant_id: int) -> None:

@@ -79,3 +79,24 @@ def test_ensure_admin_refuses_a_placeholder_or_weak_password(monkeypatch, passwo
     with pytest.raises(CommandError, match=reason):
         call_command("ensure_admin")
     assert not User.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_new_password_is_hashed_before_the_account_is_locked(monkeypatch):
+    # Hashing takes tens of milliseconds on purpose: inside the transaction that holds the
+    # account's row, a seat being given to the account waited for it, holding its event's row.
+    from django.db import connection
+
+    user = UserFactory()
+    real_make_password = services.make_password
+    hashed_in_a_transaction = []
+
+    def make_password(password):
+        hashed_in_a_transaction.append(connection.in_atomic_block)
+        return real_make_password(password)
+
+    monkeypatch.setattr(services, "make_password", make_password)
+    services.update_account(user_id=user.pk, password="An0ther-Passw0rd!", full_name="Renamed")
+    assert hashed_in_a_transaction == [False]
+    saved = User.objects.get(pk=user.pk)
+    assert saved.check_password("An0ther-Passw0rd!") and saved.full_name == "Renamed"
