@@ -21,6 +21,13 @@ def test_wrong_method_is_405_with_allow(participant_api):
     assert "POST" in response["Allow"]
 
 
+def test_a_body_not_json_is_415_and_an_accept_the_api_cannot_answer_is_406(anon, participant_api):
+    response = anon.post("/api/v1/auth/token/", "email=a@example.com", content_type="text/plain")
+    assert_problem(response, 415, "unsupported_media_type")
+    response = participant_api.get("/api/v1/me/notifications/", HTTP_ACCEPT="text/html")
+    assert_problem(response, 406, "not_acceptable")
+
+
 def test_request_id_echoed_or_generated(anon):
     response = anon.get("/health/live", HTTP_X_REQUEST_ID="abc-123")
     assert response["X-Request-ID"] == "abc-123"
