@@ -624,8 +624,8 @@ class _HoldsMore(Exception):
 
 
 def _lock_events_then_account(participant_id: int) -> dict[int, Event]:
-    """Locks the rows of every event where the participant holds a seat, a place or a pending
-    request, then the account's row, and returns the events as they stand.
+    """Locks the rows of every event where the participant holds a seat, a place or a request
+    (_holdings), then the account's row, and returns the events as they stand.
 
     The events' locks come first, in id order, as every writer takes them: the admission consumer,
     a promotion or a seat holds an event's lock when its commit takes its key-share lock on the
@@ -665,7 +665,7 @@ def _events_held_by(participant_id: int) -> set[int]:
 
 def takes_part(participant_id: int) -> bool:
     """Whether the account holds a seat, a place or a request in any event."""
-    return bool(_events_held_by(participant_id))
+    return any(held.exists() for held in _holdings(participant_id))
 
 
 def _release_seat(*, event: Event, participant_id: int, now: dt.datetime | None = None) -> None:

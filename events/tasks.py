@@ -8,8 +8,9 @@ from events import admission, reminders, services
 @shared_task(name=admission.DECIDE_TASK, batched=True)
 def decide_admissions(items: list[dict[str, Any]]) -> int:
     """The admission consumer's task: decides the pending requests of the events named, in queue
-    order. One message wakes it for many requests (each process's waker gathers them); a message that finds
-    its requests decided already (redelivered, or decided by an earlier wake-up) does nothing."""
+    order. One message wakes it for many requests (each process's waker gathers them); a message
+    that finds its requests decided already (redelivered, or decided by an earlier wake-up) does
+    nothing."""
     return admission.decide_pending(event_ids={item["event_id"] for item in items})
 
 

@@ -268,14 +268,21 @@ def in_another_thread(work):
     return join
 
 
+def seat_holder_and_another_event():
+    """one_seat_two_waiting()'s event, its holder and the first waiting; another event with seats
+    left; and the holder's enrollment in it, to run when a test needs it."""
+    event, holder, first, _ = one_seat_two_waiting()
+    other = EventFactory(capacity=3)
+    seat_there = functools.partial(services.enroll, event_id=other.pk, participant_id=holder.pk)
+    return event, holder, first, other, seat_there
+
+
 @needs_service("DATABASE_URL")
 def test_a_seat_committed_while_the_withdrawal_locks_is_found_and_given_back(monkeypatch):
     # Committed after the withdrawal read where the account takes part, before it locked: the read
     # under the account's lock finds the new event, and the locks are taken again with it.
-    event, holder, first, second = one_seat_two_waiting()
-    other = EventFactory(capacity=3)
+    event, holder, first, other, seat_elsewhere = seat_holder_and_another_event()
     real_read = services._events_held_by
-    seat_elsewhere = functools.partial(services.enroll, event_id=other.pk, participant_id=holder.pk)
     reads = []
 
     def read_then_seat_elsewhere(participant_id):
@@ -298,10 +305,8 @@ def test_no_seat_can_be_taken_once_the_withdrawal_holds_the_account(monkeypatch)
     # A seat in another event, taken once the withdrawal holds the account's row, cannot commit
     # before the account is gone (its foreign key waits for the row): it fails, and no seat is
     # left uncounted. (Without the account's lock, the deletion's cascade removed it uncounted.)
-    event, holder, first, second = one_seat_two_waiting()
-    other = EventFactory(capacity=3)
+    event, holder, first, other, seat_elsewhere = seat_holder_and_another_event()
     real_lock = services._lock_events_then_account
-    seat_elsewhere = functools.partial(services.enroll, event_id=other.pk, participant_id=holder.pk)
     seating = []
 
     def lock_then_seat_elsewhere(participant_id):
