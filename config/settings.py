@@ -334,6 +334,10 @@ else:
     EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.filebased.EmailBackend")
     EMAIL_FILE_PATH = str(EMAIL_DIR)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="events@example.com")
+# Seconds any one step of an SMTP exchange may wait (connect, each command, each write). Django's
+# default is no limit: a mail server that accepts the connection and then goes quiet held a
+# notification worker for good, and every notification after it.
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10.0)
 
 # --- Auth -----------------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

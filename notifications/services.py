@@ -25,7 +25,7 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 from django.core.mail import EmailMessage, get_connection
 from django.core.mail.backends import filebased
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from config.outbox import services as outbox
@@ -43,6 +43,13 @@ CRASH_ATTEMPTS_ALLOWANCE = 3
 # New notifications are sent and marked sent in transactions of at most this many: the first ones
 # of a big batch are visible as sent without waiting for the last.
 SEND_CHUNK = 25
+# The advisory locks that keep two senders of one notification apart (`_hold_for_sending`): the
+# first key names this use (the platform takes no other advisory locks), the second is the id's
+# int4 residue.
+SENDING_LOCK_CLASS = 0x6E6F7469  # "noti"
+SENDING_LOCK_KEYS = 2**31 - 1
+RECORD_ATTEMPTS = 3
+DEADLOCK = "40P01"  # PostgreSQL's SQLSTATE for deadlock_detected
 
 
 class DeliveryFailed(Exception):
@@ -345,17 +352,36 @@ def existing_events(event_ids: set[int]) -> set[int]:
         return {row[0] for row in cursor.fetchall()}
 
 
+def _hold_for_sending(notification_ids: Sequence[int]) -> None:
+    """Makes every other sender of these notifications wait until this transaction ends, so that
+    one email is not sent twice at the same moment (the second sender then finds it sent).
+
+    Advisory locks, not the rows' own: a row lock held through an SMTP exchange made everything that
+    writes those rows wait for the mail server (an account's or an event's deletion, whose cascade
+    deletes or updates its notifications, while holding the locks of its events). SQLite has one
+    writer at a time, whose transaction already excludes every other sender.
+    """
+    if connection.vendor != "postgresql":
+        return
+    # Two-key advisory locks take int4 keys: an id beyond that range shares a key with another one,
+    # which costs at most a wait. Taken in the keys' order, so that two senders never deadlock.
+    keys = sorted({notification_id % SENDING_LOCK_KEYS for notification_id in notification_ids})
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s, key) FROM unnest(%s::integer[]) AS key",
+            [SENDING_LOCK_CLASS, keys],
+        )
+
+
 def _send_new(notifications: Sequence[Notification]) -> list[tuple[int, str]]:
-    """Sends the emails of freshly created notifications over one connection, under their row
-    locks, and marks those that went out sent in the same transaction. Returns (id, error) of the
-    others."""
+    """Sends the emails of freshly created notifications over one connection, while holding them
+    for sending, and marks those that went out sent in the same transaction. Returns (id, error) of
+    the others."""
     failures: list[tuple[int, str]] = []
     with transaction.atomic():
-        locked = list(
-            Notification.objects.select_for_update()
-            .filter(pk__in=[n.pk for n in notifications], status=Status.QUEUED)
-            .order_by("id")
-        )
+        ids = [n.pk for n in notifications]
+        _hold_for_sending(ids)
+        queued = list(Notification.objects.filter(pk__in=ids, status=Status.QUEUED).order_by("id"))
         sent: list[Notification] = []
         mail = get_connection()
         # One connection for the batch (an SMTP session, not one per email); the file backend
@@ -370,7 +396,7 @@ def _send_new(notifications: Sequence[Notification]) -> list[tuple[int, str]]:
                 mail.open()
         except Exception as exc:  # e.g. the SMTP server is away: every email of the batch failed
             opened = exc
-        for notification in locked:
+        for notification in queued:
             try:
                 if opened is not None:
                     raise opened
@@ -390,17 +416,36 @@ def _send_new(notifications: Sequence[Notification]) -> list[tuple[int, str]]:
                 log.warning("closing the email connection failed", exc_info=True)
         sent_at = timezone.now()  # the batch's emails went out within milliseconds of each other
         sent_ids = {n.pk for n in sent}
-        Notification.objects.filter(pk__in=sent_ids).update(status=Status.SENT, sent_at=sent_at, error="")
         for notification in sent:
             notification.status, notification.sent_at, notification.error = Status.SENT, sent_at, ""
-        unsent = [n for n in locked if n.pk not in sent_ids]
-        if unsent:
-            Notification.objects.bulk_update(unsent, ["error"])
+        _record_sending(sent, [n for n in queued if n.pk not in sent_ids])
         for notification in sent:
             realtime.push_on_commit(notification)
         if sent:
             transaction.on_commit(lambda: metrics.SENT.inc(len(sent)))
     return failures
+
+
+def _record_sending(sent: Sequence[Notification], unsent: Sequence[Notification]) -> None:
+    """Marks the sent notifications sent and records the others' errors.
+
+    Tried again after a deadlock: the emails are out, and rolling back would leave them queued, to
+    be sent twice. A deletion (its cascade, or an event's SET NULL) may lock some of these rows in
+    another order; once it has committed, this finds them gone or updated and writes the rest.
+    """
+    for attempt in range(1, RECORD_ATTEMPTS + 1):
+        try:
+            with transaction.atomic():  # a savepoint: a deadlock fails the statement, not the batch
+                if sent:
+                    Notification.objects.filter(pk__in=[n.pk for n in sent]).update(
+                        status=Status.SENT, sent_at=sent[0].sent_at, error=""
+                    )
+                if unsent:
+                    Notification.objects.bulk_update(unsent, ["error"])
+            return
+        except OperationalError as exc:
+            if getattr(exc.__cause__, "sqlstate", None) != DEADLOCK or attempt == RECORD_ATTEMPTS:
+                raise
 
 
 def deliver(*, notification_id: int) -> str | None:
@@ -420,23 +465,26 @@ def deliver(*, notification_id: int) -> str | None:
         mark_failed(notification_id=notification_id, error="Gave up: delivery was interrupted too often.")
         return Status.FAILED
 
-    try:
-        with transaction.atomic():
-            # Under the row lock: a duplicate delivery waits here, then finds the email sent.
-            notification = Notification.objects.select_for_update().get(pk=notification_id)
-            if notification.status != Status.QUEUED:
-                return notification.status
+    failure: Exception | None = None
+    with transaction.atomic():
+        # A duplicate delivery waits here, then finds the email sent.
+        _hold_for_sending([notification_id])
+        notification = Notification.objects.filter(pk=notification_id).first()
+        if notification is None or notification.status != Status.QUEUED:
+            return notification.status if notification else None
+        try:
             _email(notification).send()
-            notification.status = Status.SENT
-            notification.sent_at = timezone.now()
-            notification.error = ""
-            notification.save(update_fields=["status", "sent_at", "error"])
+        except Exception as exc:  # any failure of the backend (or of the attachment's storage)
+            failure = exc
+        else:
+            notification.status, notification.sent_at, notification.error = Status.SENT, timezone.now(), ""
+            _record_sending([notification], [])
             realtime.push_on_commit(notification)
             transaction.on_commit(metrics.SENT.inc)
-    except Exception as exc:
-        error = f"{type(exc).__name__}: {exc}"[:2000]
+    if failure is not None:
+        error = f"{type(failure).__name__}: {failure}"[:2000]
         Notification.objects.filter(pk=notification_id).update(error=error)
-        raise DeliveryFailed(error) from exc
+        raise DeliveryFailed(error) from failure
     return Status.SENT
 
 

@@ -20,6 +20,7 @@ print(json.dumps({
     "debug": settings.DEBUG,
     "email": settings.EMAIL_BACKEND,
     "email_path": getattr(settings, "EMAIL_FILE_PATH", None),
+    "email_timeout": settings.EMAIL_TIMEOUT,
     "broker": settings.CELERY_BROKER_URL,
 }))
 """
@@ -79,8 +80,11 @@ def test_services_by_environment(tmp_path):
     assert config["db"] == "django.db.backends.postgresql"
     assert config["cache"] == "django_redis.cache.RedisCache"
     assert config["email"] == "django.core.mail.backends.smtp.EmailBackend"
+    assert config["email_timeout"] == 10.0  # Django's own default waits for a quiet server for ever
     assert config["broker"].startswith("amqp://")
     assert config["debug"] is False
+    configured = probe({"EMAIL_URL": "smtp://mail.example.com:25", "EMAIL_TIMEOUT": "2.5"}, tmp_path)
+    assert configured["email_timeout"] == 2.5
 
 
 def test_debug_off_requires_a_secret_key(tmp_path):
