@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import logging
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -30,7 +31,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import Exists, F, Max, OuterRef
 from django.utils import timezone
 
@@ -42,9 +43,15 @@ from notifications import services as notifications
 from notifications.domain import Kind
 from participants.selectors import active_participant_params, active_participant_sql, active_participants
 
+log = logging.getLogger(__name__)
+
 DECIDE_TASK = wakeups.DECIDE_TASK
 # Requests decided in one transaction.
 BATCH_SIZE = 1000
+# How long the consumer waits for the requests being inserted before it decides (`_committed_bound`):
+# normally microseconds; every accept waits behind it meanwhile.
+BOUND_LOCK_TIMEOUT_MS = 500
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for a lock_timeout that expired
 
 Status = domain.RequestStatus
 
@@ -306,16 +313,29 @@ _sleep = time.sleep  # (replaced in tests)
 
 
 def _committed_bound() -> int | None:
-    """The highest request id below which every request has committed (or never will)."""
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            # SHARE waits for every transaction that is inserting a request, and holds new ones
-            # back for as long as this transaction lasts: one index look-up.
-            with connection.cursor() as cursor:
-                cursor.execute(f"LOCK TABLE {AdmissionRequest._meta.db_table} IN SHARE MODE")
-        # (SQLite runs one write transaction at a time: ids commit in order.)
-        bound: int | None = AdmissionRequest.objects.aggregate(bound=Max("id"))["bound"]
-        return bound
+    """The highest request id below which every request has committed (or never will). None when
+    there is no request, or when the table stayed busy longer than BOUND_LOCK_TIMEOUT_MS."""
+    try:
+        with transaction.atomic():
+            if connection.vendor == "postgresql":
+                # SHARE waits for every transaction that is inserting a request, and holds new ones
+                # back for as long as this transaction lasts: one index look-up. Only briefly: while
+                # it waits, every accept queues behind it, and a writer that kept the table long (an
+                # account's withdrawal waiting on a slow lock) stopped the whole rush. Requests left
+                # pending are woken again by the relay's sweep (events.wakeups.wake_stale).
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        "SELECT set_config('lock_timeout', %s, true)", [f"{BOUND_LOCK_TIMEOUT_MS}ms"]
+                    )
+                    cursor.execute(f"LOCK TABLE {AdmissionRequest._meta.db_table} IN SHARE MODE")
+            # (SQLite runs one write transaction at a time: ids commit in order.)
+            bound: int | None = AdmissionRequest.objects.aggregate(bound=Max("id"))["bound"]
+            return bound
+    except OperationalError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+            raise
+        log.warning("admission: the requests' table stayed busy; deciding at the next wake-up")
+        return None
 
 
 def _decide_batch(*, event_id: int, bound: int, now: dt.datetime | None) -> int:
