@@ -172,6 +172,12 @@ if not DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # prepared_cursor(), which prepares at once.
     if DB_PREPARED_STATEMENTS:
         DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5
+    # psycopg waits 130 s for a database that does not answer (a host gone without a reset): longer
+    # than gunicorn's 30 s, so a request died as a 502 instead of failing as a 503 with Retry-After.
+    # A `connect_timeout` in DATABASE_URL's query wins.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=5)
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache ----------------------------------------------------------------------------------------

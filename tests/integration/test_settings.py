@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -85,6 +86,32 @@ def test_services_by_environment(tmp_path):
     assert config["debug"] is False
     configured = probe({"EMAIL_URL": "smtp://mail.example.com:25", "EMAIL_TIMEOUT": "2.5"}, tmp_path)
     assert configured["email_timeout"] == 2.5
+
+
+def test_a_database_that_does_not_answer_fails_the_connection_within_its_timeout(tmp_path):
+    """psycopg's own default waits 130 s, beyond gunicorn's 30 s: the request died without its 503."""
+    quiet = socket.create_server(("127.0.0.1", 0))  # the kernel completes the handshake; nobody answers
+    connect = """
+import time, django
+django.setup()
+from django.db import connection
+started = time.monotonic()
+try:
+    connection.ensure_connection()
+except Exception as exc:
+    print(type(exc).__name__, time.monotonic() - started)
+"""
+    try:
+        url = f"postgres://postgres@127.0.0.1:{quiet.getsockname()[1]}/events"
+        result = run(connect, {"DATABASE_URL": url, "DB_CONNECT_TIMEOUT": "2"}, tmp_path)
+    finally:
+        quiet.close()
+    error, seconds = result.stdout.split()[-2:]
+    assert error == "OperationalError"  # answered as a 503 by the API's error handler
+    assert float(seconds) < 10
+    assert probe({"DATABASE_URL": url}, tmp_path)["db_options"]["connect_timeout"] == 5
+    with_query = probe({"DATABASE_URL": url + "?connect_timeout=3"}, tmp_path)["db_options"]
+    assert with_query["connect_timeout"] in (3, "3")  # the URL's own wins
 
 
 def test_debug_off_requires_a_secret_key(tmp_path):
