@@ -117,20 +117,31 @@ def _build(report_id: int) -> str | None:
     report = Report.objects.select_related("event").filter(pk=report_id).first()
     if report is None:
         return None
-    with DocumentOutput() as output:
-        participants, waiting = write_document(report.event, output, generated_at=timezone.now().isoformat())
+    stored: list[str] = []
+    kept = False
+    try:
+        with DocumentOutput() as output:
+            generated_at = timezone.now().isoformat()
+            participants, waiting = write_document(report.event, output, generated_at=generated_at)
+            # Stored before the report and its event are locked: a slow storage (a network volume)
+            # would otherwise hold the event's deletion, and everything waiting behind it, meanwhile.
+            for document, name, content in (
+                (report.document, report.filename, output.plain),
+                (report.document_gzip, report.gzip_filename, output.gzip),
+            ):
+                document.save(name, File(content), save=False)
+                stored.append(document.name)
         with transaction.atomic():
-            report = _locked(report_id)
-            if report is None:
+            locked = _locked(report_id)
+            if locked is None:
                 return None
-            if report.status != Status.RUNNING:
-                return report.status  # finished meanwhile by another delivery of this task
-            report.document.save(report.filename, File(output.plain), save=False)
-            report.document_gzip.save(report.gzip_filename, File(output.gzip), save=False)
-            report.status, report.participant_count = Status.DONE, participants
-            report.document_bytes, report.gzip_bytes = output.plain_bytes, output.gzip_bytes
-            report.completed_at = timezone.now()
-            report.save(
+            if locked.status != Status.RUNNING:
+                return locked.status  # finished meanwhile by another delivery of this task
+            locked.document.name, locked.document_gzip.name = report.document.name, report.document_gzip.name
+            locked.status, locked.participant_count = Status.DONE, participants
+            locked.document_bytes, locked.gzip_bytes = output.plain_bytes, output.gzip_bytes
+            locked.completed_at = timezone.now()
+            locked.save(
                 update_fields=[
                     "document",
                     "document_gzip",
@@ -141,7 +152,12 @@ def _build(report_id: int) -> str | None:
                     "completed_at",
                 ]
             )
-            _queue_emails(report, waiting=waiting)
+            _queue_emails(locked, waiting=waiting)
+        kept = True
+    finally:
+        if not kept:  # the report went, another delivery finished it, or the commit failed
+            for name in stored:
+                report.document.storage.delete(name)
     return Status.DONE
 
 

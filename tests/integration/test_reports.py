@@ -3,9 +3,14 @@
 import gzip
 import json
 import os
+import threading
+import time
 
 import pytest
+from django.conf import settings
 from django.core import mail
+from django.core.files.storage import FileSystemStorage
+from django.db import connection
 from django.test import Client
 
 from events import services as event_services
@@ -442,6 +447,49 @@ def test_a_report_deleted_while_it_is_built_is_dropped_quietly(admin, event_with
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
     assert set(withdrawn_emails()) == {admin.email}  # told once, when it was deleted
     assert not [m for m in mail.outbox if m.subject.startswith("Participant report ready")]
+
+
+def stored_reports() -> set[str]:
+    folder = os.path.join(settings.MEDIA_ROOT, "reports")
+    return set(os.listdir(folder)) if os.path.isdir(folder) else set()
+
+
+@needs_service("DATABASE_URL")
+def test_deleting_an_event_does_not_wait_for_its_report_being_stored(admin, event_with_two, monkeypatch):
+    """The documents were stored while the report and its event were locked: a slow storage (a
+    network volume) held the event's deletion meanwhile. A report that went meanwhile leaves no
+    documents behind."""
+    event, _ = event_with_two
+    report = ReportFactory(event=event, requested_by=admin, recipients=[admin.email])
+    before = stored_reports()
+    pause, save = Pause(), FileSystemStorage.save
+
+    def slow_save(storage, name, content, **kwargs):
+        pause()
+        return save(storage, name, content, **kwargs)
+
+    monkeypatch.setattr(FileSystemStorage, "save", slow_save)
+    outcome: list[str | None] = []
+
+    def build() -> None:
+        try:
+            outcome.append(services.build(report_id=report.pk))
+        finally:
+            connection.close()
+
+    builder = threading.Thread(target=build)
+    builder.start()
+    try:
+        assert pause.reached.wait(10)
+        started = time.monotonic()
+        event_services.delete_event(event_id=event.pk)
+        assert time.monotonic() - started < 5
+    finally:
+        pause.released.set()
+        builder.join(20)
+    assert outcome == [None]
+    assert not Report.objects.exists()
+    assert stored_reports() == before
 
 
 def while_telling(first, second, monkeypatch) -> list[Exception]:
