@@ -26,7 +26,7 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
 
-from config.celery import app as celery_app
+from config.outbox import services as outbox
 from config.process_threads import ProcessThread
 from events.domain import RequestStatus
 
@@ -58,10 +58,11 @@ def wake(event_id: int) -> None:
 
 
 def publish(event_ids: Iterable[int]) -> None:
-    """One wake-up for these events (raises when the broker refuses)."""
+    """One wake-up for these events (raises when the broker refuses, or does not confirm within
+    outbox.PUBLISH_TIMEOUT_SECONDS)."""
     items = [{"event_id": event_id} for event_id in sorted(set(event_ids))]
     if items:
-        celery_app.send_task(DECIDE_TASK, kwargs={"items": items}, retry=False)
+        outbox.send_task(DECIDE_TASK, kwargs={"items": items})
 
 
 def wake_stale(*, older_than: float = STALE_SECONDS) -> int:

@@ -60,6 +60,16 @@ IN_PROCESS_CLAIM_SECONDS = 300
 IN_PROCESS_RETRY_SECONDS = 60
 # A publisher thread idle this long closes its database connection.
 PUBLISHER_IDLE_SECONDS = 5.0
+# How long a publish waits for RabbitMQ to take the message (the socket write) and to confirm it
+# before it counts as failed. A broker under a memory or disk alarm stops reading and answering its
+# publishers; unbounded, the publisher thread, the relay and the admission waker waited for the alarm
+# to clear, and publish() held its transaction, with the row locks of up to BATCH_SIZE messages, all
+# the while. Bounded, the messages stay pending for the relay (publishing one again is safe: tasks
+# are idempotent, and a confirm that was only late means one duplicate). Not the connect timeout
+# (CELERY_BROKER_CONNECTION_TIMEOUT, 2 s): a healthy but busy broker confirms only once the message
+# is written to disk (and, on a quorum queue, to a majority of the cluster), which can take longer
+# than opening a connection, and each spurious timeout is a duplicate task.
+PUBLISH_TIMEOUT_SECONDS = 5.0
 # A publisher thread publishes at most once per this interval: an idle one publishes a message at
 # once, a busy one gathers what commits meanwhile into its next batch, so that under load one
 # broker message of a batched task carries many items (and the workers run fewer, bigger tasks).
@@ -352,10 +362,35 @@ def _dispatch(task: str, messages: Sequence[_Pending]) -> None:
     batched = is_batched(task)
     # Celery's own kwargsrepr (None) is a bounded repr of the kwargs; a batch's names its ids.
     kwargs_repr = batch_repr(messages) if batched else None
-    # retry=False: fail at once when the broker is away instead of blocking the caller.
-    celery_app.send_task(
-        task, kwargs=_task_kwargs(messages, batched=batched), retry=False, kwargsrepr=kwargs_repr
-    )
+    send_task(task, kwargs=_task_kwargs(messages, batched=batched), kwargsrepr=kwargs_repr)
+
+
+def send_task(name: str, **options: Any) -> None:
+    """Celery's send_task, failing instead of waiting: at once when the broker is away (no retry),
+    after PUBLISH_TIMEOUT_SECONDS when it neither takes nor confirms the message (raised as kombu's
+    OperationalError, from TimeoutError). The outbox's publishes and the admission wake-ups go
+    through here.
+
+    A connection whose publish failed is dropped, not given back to the pool as it is: after a
+    timeout py-amqp still takes it for connected, and its channel's confirm is still due, so the
+    next publish on it would wait behind a blocked broker again, or take that late confirm (py-amqp
+    does not match delivery tags) for its own. Dropped, the next publish connects afresh, within the
+    connect timeout. (A connection the broker closed needs none of this: kombu sees it closed and
+    reconnects.)"""
+    with celery_app.producer_or_acquire() as producer:
+        try:
+            celery_app.send_task(
+                name,
+                producer=producer,
+                retry=False,
+                timeout=PUBLISH_TIMEOUT_SECONDS,
+                confirm_timeout=PUBLISH_TIMEOUT_SECONDS,
+                **options,
+            )
+        except Exception:
+            # Closes the socket without AMQP's closing handshake, which a blocked broker would not answer.
+            producer.connection.collect()
+            raise
 
 
 def batch_repr(messages: Sequence[_Pending]) -> str:
