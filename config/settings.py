@@ -282,6 +282,16 @@ CELERY_TASK_IGNORE_RESULT = True
 # worker died is delivered again.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# A task still running after this long is killed (its pool process replaced) and its message put
+# back in the queue, as if its worker had died: something it waits for has hung without a timeout of
+# its own, and a pool process lost to it for good went unnoticed (the worker still answers its
+# liveness probe). Far beyond any task's normal run: a report of a million participants takes
+# seconds, a batch of emails at most its SMTP timeouts. Redeliveries are bounded where a task can
+# loop (notifications' attempt counter). The limit travels in each message, as the process that
+# publishes it has it (Celery copies a registered task's options into the message): set it alike
+# on every process, web and relay included.
+CELERY_TASK_TIME_LIMIT = env.float("TASK_TIME_LIMIT_SECONDS", default=900.0)
+CELERY_TASK_ACKS_ON_TIMEOUT = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Publisher confirms: without them RabbitMQ may drop a message silently under a resource alarm.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}

@@ -228,11 +228,12 @@ def serving(
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def notifications_worker_process(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """A real Celery worker process on the notifications queue (solo pool), to kill and restart."""
+def notifications_worker_process(env: dict[str, str], *, pool: str = "solo") -> subprocess.Popen[bytes]:
+    """A real Celery worker process on the notifications queue, to kill and restart: the solo pool,
+    or one prefork process (the deployed pool: time limits need it)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "notifications", "-P", "solo",
-         "--without-heartbeat", "--without-mingle", "--without-gossip", "-l", "warning"],
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "notifications", "-P", pool,
+         "-c", "1", "--without-heartbeat", "--without-mingle", "--without-gossip", "-l", "warning"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
 

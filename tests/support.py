@@ -18,8 +18,19 @@ class FailingEmailBackend(BaseEmailBackend):
 
 
 class SlowFileEmailBackend(FileEmailBackend):
-    """Writes files like the file backend, after SLOW_EMAIL_SECONDS: time to kill the worker mid-send."""
+    """Writes files like the file backend, after SLOW_EMAIL_SECONDS: time to kill the worker mid-send.
+    With SLOW_EMAIL_ONCE_FILE, only the first send of all processes is slow (it creates that file)."""
 
     def send_messages(self, email_messages: Any) -> int:
-        time.sleep(float(os.environ.get("SLOW_EMAIL_SECONDS", "0")))
+        once = os.environ.get("SLOW_EMAIL_ONCE_FILE")
+        if once is None or _created(once):
+            time.sleep(float(os.environ.get("SLOW_EMAIL_SECONDS", "0")))
         return super().send_messages(email_messages)
+
+
+def _created(path: str) -> bool:
+    try:
+        with open(path, "x"):
+            return True
+    except FileExistsError:
+        return False

@@ -22,6 +22,8 @@ print(json.dumps({
     "email": settings.EMAIL_BACKEND,
     "email_path": getattr(settings, "EMAIL_FILE_PATH", None),
     "email_timeout": settings.EMAIL_TIMEOUT,
+    "task_time_limit": settings.CELERY_TASK_TIME_LIMIT,
+    "task_acks_on_timeout": settings.CELERY_TASK_ACKS_ON_TIMEOUT,
     "broker": settings.CELERY_BROKER_URL,
 }))
 """
@@ -82,6 +84,8 @@ def test_services_by_environment(tmp_path):
     assert config["cache"] == "django_redis.cache.RedisCache"
     assert config["email"] == "django.core.mail.backends.smtp.EmailBackend"
     assert config["email_timeout"] == 10.0  # Django's own default waits for a quiet server for ever
+    # A hung task is killed and its message queued again (Celery's defaults: never, and acknowledged).
+    assert (config["task_time_limit"], config["task_acks_on_timeout"]) == (900.0, False)
     assert config["broker"].startswith("amqp://")
     assert config["debug"] is False
     configured = probe({"EMAIL_URL": "smtp://mail.example.com:25", "EMAIL_TIMEOUT": "2.5"}, tmp_path)

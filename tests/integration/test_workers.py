@@ -71,23 +71,28 @@ def test_rabbitmq_outage_loses_nothing(celery_worker, participant_api):
     assert len(mail.outbox) == 1
 
 
-def test_worker_killed_mid_send_redelivers_and_sends_once(participant_api, tmp_path):
-    from config.celery import app as celery_app
-
-    celery_app.control.purge()
+def slow_email_worker_env(tmp_path, **settings: str) -> dict[str, str]:
+    """The environment of a worker process on the test's database, whose emails are slow to send."""
     db = connection.settings_dict
     database_url = (
         f"sqlite:///{db['NAME']}"
         if db["ENGINE"].endswith("sqlite3")
         else f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
     )
-    env = {
+    return {
         **os.environ,
         "DATABASE_URL": database_url,
         "VAR_DIR": str(tmp_path),
         "EMAIL_BACKEND": "tests.support.SlowFileEmailBackend",
-        "SLOW_EMAIL_SECONDS": "30",
+        **settings,
     }
+
+
+def test_worker_killed_mid_send_redelivers_and_sends_once(participant_api, tmp_path):
+    from config.celery import app as celery_app
+
+    celery_app.control.purge()
+    env = slow_email_worker_env(tmp_path, SLOW_EMAIL_SECONDS="30")
     doomed = notifications_worker_process(env)
     try:
         event = EventFactory()
@@ -124,6 +129,36 @@ def test_worker_killed_mid_send_redelivers_and_sends_once(participant_api, tmp_p
             doomed.kill()
     notification = Notification.objects.get()
     assert notification.attempts == 2
+    assert len(list((tmp_path / "mail").iterdir())) == 1
+
+
+def test_a_task_past_its_time_limit_is_killed_and_delivered_again(participant_api, tmp_path, monkeypatch):
+    """A send that hangs (a dependency without a timeout of its own) held its pool process for
+    good; past TASK_TIME_LIMIT_SECONDS the process is replaced and the message queued again, and the
+    next delivery sends the email."""
+    from config.celery import app as celery_app
+
+    celery_app.control.purge()
+    # The limit travels in each message, as the publishing process has it (here this one's outbox).
+    notify = celery_app.tasks["notifications.notify"]
+    monkeypatch.setattr(notify, "_exec_options", {**notify._get_exec_options(), "time_limit": 3})
+    env = slow_email_worker_env(
+        tmp_path,
+        SLOW_EMAIL_SECONDS="60",
+        SLOW_EMAIL_ONCE_FILE=str(tmp_path / "slow-once"),  # only the first send hangs
+        TASK_TIME_LIMIT_SECONDS="3",
+    )
+    worker = notifications_worker_process(env, pool="prefork")
+    try:
+        event = EventFactory()
+        with broker(os.environ["CELERY_BROKER_URL"]):
+            assert participant_api.post(f"/api/v1/events/{event.pk}/enrollments/").status_code == 201
+        wait_until(lambda: Notification.objects.filter(status="sent").exists(), timeout=40)  # before: 60 s
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+    assert (tmp_path / "slow-once").exists()  # the first send did hang
+    assert Notification.objects.get().attempts == 2
     assert len(list((tmp_path / "mail").iterdir())) == 1
 
 
