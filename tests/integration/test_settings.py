@@ -41,6 +41,7 @@ def run(code_or_args, env, tmp_path):
             "EMAIL_URL",
             "SECRET_KEY",
             "DEBUG",
+            "DB_POOL",  # set in this process once an ASGI test has imported config.asgi
         }
     }
     clean.update({"DJANGO_SETTINGS_MODULE": "config.settings", "VAR_DIR": str(tmp_path), **env})
