@@ -49,8 +49,11 @@ DECIDE_TASK = wakeups.DECIDE_TASK
 # Requests decided in one transaction.
 BATCH_SIZE = 1000
 # How long the consumer waits for the requests being inserted before it decides (`_committed_bound`):
-# normally microseconds; every accept waits behind it meanwhile.
-BOUND_LOCK_TIMEOUT_MS = 500
+# normally microseconds to a few milliseconds; every accept waits behind it meanwhile. It tries
+# BOUND_LOCK_ATTEMPTS times, as long apart, then lets the accepts be for TABLE_BUSY_PAUSE_SECONDS.
+BOUND_LOCK_TIMEOUT_MS = 100
+BOUND_LOCK_ATTEMPTS = 3
+TABLE_BUSY_PAUSE_SECONDS = 1.0
 LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for a lock_timeout that expired
 
 Status = domain.RequestStatus
@@ -262,6 +265,7 @@ def _check_repeated(request: AdmissionRequest) -> None:
 # A wake-up after a quiet spell is decided at once; the decision target (2 s) leaves room.
 DECIDE_INTERVAL_SECONDS = 0.5
 _last_decided = 0.0  # time.monotonic() of this process's last decision (the consumer's own)
+_table_busy_until = 0.0  # time.monotonic() before which this process does not lock the table again
 
 
 def decide_pending(*, event_ids: Iterable[int] | None = None, now: dt.datetime | None = None) -> int:
@@ -294,12 +298,12 @@ def decide_pending(*, event_ids: Iterable[int] | None = None, now: dt.datetime |
 
 def _pace(event_ids: set[int] | None) -> None:
     """In the consumer: waits until DECIDE_INTERVAL_SECONDS after its last decision, if that was
-    more recent and there is something to decide (a wake-up for requests decided already returns
-    at once). In-process deciding (the embedded default, CELERY_TASK_ALWAYS_EAGER) never waits: it
-    runs inside the accepting request."""
+    more recent, or until the pause after finding the table busy, if there is something to decide
+    (a wake-up for requests decided already returns at once). In-process deciding (the embedded
+    default, CELERY_TASK_ALWAYS_EAGER) never waits: it runs inside the accepting request."""
     if settings.CELERY_TASK_ALWAYS_EAGER:
         return
-    wait = _last_decided + DECIDE_INTERVAL_SECONDS - time.monotonic()
+    wait = max(_last_decided + DECIDE_INTERVAL_SECONDS, _table_busy_until) - time.monotonic()
     if wait <= 0:
         return
     pending = AdmissionRequest.objects.filter(status=Status.PENDING)
@@ -314,28 +318,34 @@ _sleep = time.sleep  # (replaced in tests)
 
 def _committed_bound() -> int | None:
     """The highest request id below which every request has committed (or never will). None when
-    there is no request, or when the table stayed busy longer than BOUND_LOCK_TIMEOUT_MS."""
-    try:
-        with transaction.atomic():
-            if connection.vendor == "postgresql":
-                # SHARE waits for every transaction that is inserting a request, and holds new ones
-                # back for as long as this transaction lasts: one index look-up. Only briefly: while
-                # it waits, every accept queues behind it, and a writer that kept the table long (an
-                # account's withdrawal waiting on a slow lock) stopped the whole rush. Requests left
-                # pending are woken again by the relay's sweep (events.wakeups.wake_stale).
-                with connection.cursor() as cursor:
-                    cursor.execute(
-                        "SELECT set_config('lock_timeout', %s, true)", [f"{BOUND_LOCK_TIMEOUT_MS}ms"]
-                    )
-                    cursor.execute(f"LOCK TABLE {AdmissionRequest._meta.db_table} IN SHARE MODE")
-            # (SQLite runs one write transaction at a time: ids commit in order.)
-            bound: int | None = AdmissionRequest.objects.aggregate(bound=Max("id"))["bound"]
-            return bound
-    except OperationalError as exc:
-        if getattr(exc.__cause__, "sqlstate", None) != LOCK_NOT_AVAILABLE:
-            raise
-        log.warning("admission: the requests' table stayed busy; deciding at the next wake-up")
-        return None
+    there is no request, or when the table stayed busy through BOUND_LOCK_ATTEMPTS tries."""
+    global _table_busy_until
+    for attempt in range(1, BOUND_LOCK_ATTEMPTS + 1):
+        try:
+            with transaction.atomic():
+                if connection.vendor == "postgresql":
+                    # SHARE waits for every transaction that is inserting a request, and holds new
+                    # ones back for as long as this transaction lasts: one index look-up. Only
+                    # briefly: while it waits, every accept queues behind it, and a writer that kept
+                    # the table long (an account's withdrawal waiting on a slow lock) stopped the
+                    # whole rush. An autovacuum (its analyze) also holds SHARE off, for a moment.
+                    with connection.cursor() as cursor:
+                        timeout = f"{BOUND_LOCK_TIMEOUT_MS}ms"
+                        cursor.execute("SELECT set_config('lock_timeout', %s, true)", [timeout])
+                        cursor.execute(f"LOCK TABLE {AdmissionRequest._meta.db_table} IN SHARE MODE")
+                # (SQLite runs one write transaction at a time: ids commit in order.)
+                bound: int | None = AdmissionRequest.objects.aggregate(bound=Max("id"))["bound"]
+                return bound
+        except OperationalError as exc:
+            if getattr(exc.__cause__, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+                raise
+        if attempt < BOUND_LOCK_ATTEMPTS:
+            time.sleep(BOUND_LOCK_TIMEOUT_MS / 1000)  # the accepts queued behind the lock go on
+    # The requests left pending are decided at the next wake-up after a pause (`_pace`); the relay's
+    # sweep (events.wakeups.wake_stale) wakes them if no wake-up comes.
+    _table_busy_until = time.monotonic() + TABLE_BUSY_PAUSE_SECONDS
+    log.warning("admission: the requests' table stayed busy; deciding at the next wake-up")
+    return None
 
 
 def _decide_batch(*, event_id: int, bound: int, now: dt.datetime | None) -> int:

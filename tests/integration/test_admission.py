@@ -176,40 +176,6 @@ def test_a_request_of_an_account_retired_while_it_was_being_accepted_takes_nothi
     assert not Notification.objects.filter(user__in=[deactivated, made_admin]).exists()
 
 
-@needs_service("DATABASE_URL")
-def test_a_writer_keeping_the_requests_table_holds_the_consumer_back_only_briefly():
-    """The consumer's SHARE lock waits for every writer of the table, and every accept waits behind
-    it: a writer that keeps the table (an account's withdrawal waiting on a slow lock) must not
-    stop the rush. The consumer gives up after BOUND_LOCK_TIMEOUT_MS; the relay's sweep wakes the
-    requests again, and they are decided once the table is free."""
-    event = EventFactory(capacity=1, admission="queue")
-    [request, kept] = queue(event, UserFactory.create_batch(2))
-    holding, release = threading.Event(), threading.Event()
-
-    def keep_the_table() -> None:
-        try:
-            with transaction.atomic():
-                AdmissionRequest.objects.filter(pk=kept.pk).delete()  # ROW EXCLUSIVE until commit
-                holding.set()
-                release.wait(20)
-        finally:
-            connection.close()
-
-    writer = threading.Thread(target=keep_the_table)
-    writer.start()
-    try:
-        assert holding.wait(10)
-        started = time.monotonic()
-        assert admission.decide_pending(event_ids=[event.pk]) == 0  # before: waited for the writer
-        assert time.monotonic() - started < admission.BOUND_LOCK_TIMEOUT_MS / 1000 + 2
-        assert AdmissionRequest.objects.get(pk=request.pk).status == "pending"
-    finally:
-        release.set()
-        writer.join(20)
-    assert admission.decide_pending(event_ids=[event.pk]) == 1  # the sweep's wake-up, once free
-    assert AdmissionRequest.objects.get(pk=request.pk).status == "confirmed"
-
-
 def test_a_decision_failing_in_process_leaves_the_request_to_the_sweep(settings, monkeypatch):
     """The embedded default decides right after the accept's commit; a failure there (SQLite busy
     for too long in a rush) must not turn the stored request's 202 into an error: the outbox

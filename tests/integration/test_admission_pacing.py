@@ -2,12 +2,17 @@
 (events.admission._pace): fewer, larger batches during a rush. A wake-up with nothing left to decide
 and in-process deciding (the embedded default) never wait."""
 
+import threading
+import time
+
 import pytest
+from django.db import connection, transaction
 from django.test import override_settings
 
 from events import admission
 from events.models import AdmissionRequest
 from tests.factories import EventFactory, UserFactory
+from tests.helpers import needs_service
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -17,6 +22,7 @@ def sleeps(monkeypatch):
     waited: list[float] = []
     monkeypatch.setattr(admission, "_sleep", waited.append)
     monkeypatch.setattr(admission, "_last_decided", 0.0)
+    monkeypatch.setattr(admission, "_table_busy_until", 0.0)
     return waited
 
 
@@ -49,3 +55,45 @@ def test_deciding_in_process_never_waits(sleeps, settings):
     ask(event, 2)
     assert admission.decide_pending(event_ids=[event.pk]) == 2
     assert sleeps == []
+
+
+@needs_service("DATABASE_URL")
+@override_settings(CELERY_TASK_ALWAYS_EAGER=False)
+def test_a_writer_keeping_the_requests_table_holds_the_consumer_back_only_briefly(sleeps):
+    """The consumer's SHARE lock waits for every writer of the table, and every accept waits behind
+    it: a writer that keeps the table (an account's withdrawal waiting on a slow lock) must not stop
+    the rush. The consumer gives up after BOUND_LOCK_ATTEMPTS short waits and lets the accepts be
+    for TABLE_BUSY_PAUSE_SECONDS before it tries again; the requests are decided once it is free."""
+    event = EventFactory(capacity=1, admission="queue")
+    ask(event, 2)
+    [request, kept] = AdmissionRequest.objects.filter(event=event).order_by("id")
+    holding, release = threading.Event(), threading.Event()
+
+    def keep_the_table() -> None:
+        try:
+            with transaction.atomic():
+                AdmissionRequest.objects.filter(pk=kept.pk).delete()  # ROW EXCLUSIVE until commit
+                holding.set()
+                release.wait(20)
+        finally:
+            connection.close()
+
+    writer = threading.Thread(target=keep_the_table)
+    writer.start()
+    try:
+        assert holding.wait(10)
+        for attempt in range(2):
+            started = time.monotonic()
+            assert admission.decide_pending(event_ids=[event.pk]) == 0  # before: waited for the writer
+            tries = admission.BOUND_LOCK_ATTEMPTS * 2 * admission.BOUND_LOCK_TIMEOUT_MS / 1000
+            assert time.monotonic() - started < tries + 1
+            if attempt == 0:
+                assert sleeps == []  # nothing decided lately: it tried at once
+            else:  # the next wake-up paused before it tried again
+                assert len(sleeps) == 1 and 0.5 < sleeps[0] <= admission.TABLE_BUSY_PAUSE_SECONDS
+        assert AdmissionRequest.objects.get(pk=request.pk).status == "pending"
+    finally:
+        release.set()
+        writer.join(20)
+    assert admission.decide_pending(event_ids=[event.pk]) == 1
+    assert AdmissionRequest.objects.get(pk=request.pk).status == "confirmed"
