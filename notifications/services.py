@@ -455,7 +455,10 @@ def deliver(*, notification_id: int) -> str | None:
     when the email backend fails (the notification stays queued, with the error recorded).
     """
     with transaction.atomic():
-        # Count the attempt in its own commit, so that a worker dying mid-send leaves a trace.
+        # Count the attempt in its own commit, so that a worker dying mid-send leaves a trace. Held
+        # for sending first: a duplicate delivery waits for the send in progress and finds it sent,
+        # instead of counting an attempt against the crash-loop guard.
+        _hold_for_sending([notification_id])
         notification = Notification.objects.select_for_update().filter(pk=notification_id).first()
         if notification is None or notification.status != Status.QUEUED:
             return notification.status if notification else None
@@ -467,8 +470,7 @@ def deliver(*, notification_id: int) -> str | None:
 
     failure: Exception | None = None
     with transaction.atomic():
-        # A duplicate delivery waits here, then finds the email sent.
-        _hold_for_sending([notification_id])
+        _hold_for_sending([notification_id])  # (again: the first hold ended with its commit)
         notification = Notification.objects.filter(pk=notification_id).first()
         if notification is None or notification.status != Status.QUEUED:
             return notification.status if notification else None
