@@ -153,9 +153,11 @@ def _build(report_id: int) -> str | None:
                 ]
             )
             _queue_emails(locked, waiting=waiting)
-        kept = True
+            # Set before the commit, not after it: a failing on-commit callback must not delete the
+            # files of a report that is done (a commit that fails leaves them behind instead).
+            kept = True
     finally:
-        if not kept:  # the report went, another delivery finished it, or the commit failed
+        if not kept:  # the report went, another delivery finished it, or storing failed
             for name in stored:
                 report.document.storage.delete(name)
     return Status.DONE

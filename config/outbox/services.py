@@ -371,12 +371,12 @@ def send_task(name: str, **options: Any) -> None:
     OperationalError, from TimeoutError). The outbox's publishes and the admission wake-ups go
     through here.
 
-    A connection whose publish failed is dropped, not given back to the pool as it is: after a
-    timeout py-amqp still takes it for connected, and its channel's confirm is still due, so the
-    next publish on it would wait behind a blocked broker again, or take that late confirm (py-amqp
-    does not match delivery tags) for its own. Dropped, the next publish connects afresh, within the
-    connect timeout. (A connection the broker closed needs none of this: kombu sees it closed and
-    reconnects.)"""
+    A connection whose publish failed is dropped without a word to the broker: kombu replaces a
+    pooled connection after an error, but by closing it with AMQP's closing handshake, which a
+    blocked broker never answers, so the publisher would hang there instead. (Kept, it would be
+    worse: py-amqp still takes it for connected, and its late confirm would be taken for the next
+    publish's, since py-amqp does not match delivery tags.) The next publish connects afresh, within
+    the connect timeout."""
     with celery_app.producer_or_acquire() as producer:
         try:
             celery_app.send_task(
@@ -388,7 +388,7 @@ def send_task(name: str, **options: Any) -> None:
                 **options,
             )
         except Exception:
-            # Closes the socket without AMQP's closing handshake, which a blocked broker would not answer.
+            # Closes the socket at once: kombu's replacement of the pooled connection then says nothing.
             producer.connection.collect()
             raise
 
