@@ -286,11 +286,12 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # back in the queue, as if its worker had died: something it waits for has hung without a timeout of
 # its own, and a pool process lost to it for good went unnoticed (the worker still answers its
 # liveness probe). Far beyond any task's normal run: a report of a million participants takes
-# seconds, a decision batch milliseconds. The one task whose run grows with an event's size, the
-# notifications' batch (one event's cancellation emails every participant), has a limit of its own
-# (notifications.tasks). The limit travels in each message, as the process that publishes it has
-# it (Celery copies a registered task's options into the message): set it alike on every process,
-# web and relay included.
+# seconds, a decision batch milliseconds, a notifications' batch at most 10,000 emails
+# (notifications.services.PARTICIPANTS_PER_MESSAGE). And within RabbitMQ's consumer timeout (30
+# minutes by default), past which the broker takes an unacknowledged message back and delivers it
+# again while the first run goes on. The limit travels in each message, as the process that
+# publishes it has it (Celery copies a registered task's options into the message): set it alike
+# on every process, web and relay included.
 CELERY_TASK_TIME_LIMIT = env.float("TASK_TIME_LIMIT_SECONDS", default=900.0)
 CELERY_TASK_ACKS_ON_TIMEOUT = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

@@ -183,7 +183,7 @@ def _reopen_closed_requests(event_id: int) -> None:
 
 def delete_event(*, event_id: int, now: dt.datetime | None = None) -> None:
     """Deletes the event; if it had not started yet, its participants and those on its waiting list
-    are told it is cancelled (one outbox message for all of them)."""
+    are told it is cancelled (one outbox message for every 200 of them)."""
     now = now or timezone.now()
     with transaction.atomic():
         event = Event.objects.select_for_update().filter(pk=event_id).first()

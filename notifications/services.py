@@ -43,6 +43,12 @@ CRASH_ATTEMPTS_ALLOWANCE = 3
 # New notifications are sent and marked sent in transactions of at most this many: the first ones
 # of a big batch are visible as sent without waiting for the last.
 SEND_CHUNK = 25
+# Participants per outbox message of notify_participants. A broker message carries up to 50 outbox
+# messages (notifications.tasks), so one task sends at most 10,000 emails: minutes at SMTP's pace,
+# within the tasks' time limit and RabbitMQ's consumer timeout (30 minutes by default, past which it
+# takes an unacknowledged message back and delivers it again). An event's cancellation used to email
+# all its participants from one message, however many they were.
+PARTICIPANTS_PER_MESSAGE = 200
 # The advisory locks that keep two senders of one notification apart (`_hold_for_sending`): the
 # first key names this use (the platform takes no other advisory locks), the second is the id's
 # int4 residue.
@@ -127,7 +133,8 @@ def notify_participants(
     participants: Sequence[tuple[int, int | None]],
     checkin_codes: Mapping[int, str] | None = None,
 ) -> None:
-    """Notifies many participants about one event with ONE outbox message, in the caller's transaction.
+    """Notifies many participants about one event, in the caller's transaction: one outbox message
+    for every PARTICIPANTS_PER_MESSAGE of them.
 
     `participants`: `(participant_id, position)` pairs, `position` being the waiting-list position
     (for `waitlisted`) or None. `checkin_codes`: participant id → their enrollment's check-in code,
@@ -141,13 +148,15 @@ def notify_participants(
     """
     if not participants:
         return
-    outbox.enqueue(
-        NOTIFY_TASK,
-        **_notify_kwargs(
-            kind=kind, event_id=event.pk, participants=participants, checkin_codes=checkin_codes
-        ),
-        event=event_context(event),
-    )
+    snapshot, all_codes = event_context(event), checkin_codes or {}
+    for start in range(0, len(participants), PARTICIPANTS_PER_MESSAGE):
+        some = participants[start : start + PARTICIPANTS_PER_MESSAGE]
+        codes = {pid: all_codes[pid] for pid, _ in some if pid in all_codes}
+        outbox.enqueue(
+            NOTIFY_TASK,
+            **_notify_kwargs(kind=kind, event_id=event.pk, participants=some, checkin_codes=codes),
+            event=snapshot,
+        )
 
 
 def notify_participant_statement(

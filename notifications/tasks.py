@@ -39,23 +39,9 @@ def send_notification(self, notification_id: int) -> None:
         raise self.retry(exc=exc, countdown=delay) from exc
 
 
-# How long one batch may run before it is killed and delivered again (settings.CELERY_TASK_TIME_LIMIT:
-# why). Not the other tasks' 15 minutes: one item may name every participant of an event (its
-# cancellation, a change, the reminders), and tens of thousands of emails at SMTP's pace take that
-# long while nothing hangs; the chunks already sent are committed and not sent again.
-NOTIFY_TIME_LIMIT_SECONDS = 6 * 60 * 60
-
-
 # At most 50 items per broker message: a backlog (the relay after an outage) is shared by the
 # worker's processes instead of landing in one task.
-@shared_task(
-    bind=True,
-    name=services.NOTIFY_TASK,
-    max_retries=None,
-    batched=True,
-    batch_max_items=50,
-    time_limit=NOTIFY_TIME_LIMIT_SECONDS,
-)
+@shared_task(bind=True, name=services.NOTIFY_TASK, max_retries=None, batched=True, batch_max_items=50)
 def notify(self, items: Sequence[Mapping[str, Any]]) -> None:
     """Creates, pushes and sends the notifications of many outbox messages (one per item).
 

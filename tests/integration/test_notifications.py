@@ -208,6 +208,41 @@ def test_the_business_transaction_writes_one_outbox_message_and_no_notification(
     assert message.kwargs["participants"] == [[participant.pk, 4]]
 
 
+def test_many_participants_are_notified_through_outbox_messages_of_a_bounded_size(monkeypatch):
+    """One task sends at most a broker message's items × PARTICIPANTS_PER_MESSAGE emails: an event's
+    cancellation once wrote one message for all its participants, however many, and its task could
+    outlive the time limit and RabbitMQ's consumer timeout."""
+    from django.db import transaction
+
+    monkeypatch.setattr(services, "PARTICIPANTS_PER_MESSAGE", 2)
+    event = EventFactory(title="Offsite")
+    people = UserFactory.create_batch(5)
+    with broker(DEAD_BROKER), transaction.atomic():
+        services.notify_participants(
+            kind=Kind.ENROLLMENT_CONFIRMED,
+            event=event,
+            participants=[(person.pk, None) for person in people],
+            checkin_codes={people[0].pk: "CODE-0", people[3].pk: "CODE-3"},
+        )
+    messages = [message.kwargs for message in OutboxMessage.objects.order_by("id")]
+    assert [[pid for pid, _ in message["participants"]] for message in messages] == [
+        [people[0].pk, people[1].pk],
+        [people[2].pk, people[3].pk],
+        [people[4].pk],
+    ]
+    assert [message["checkin_codes"] for message in messages] == [
+        {str(people[0].pk): "CODE-0"},
+        {str(people[3].pk): "CODE-3"},
+        {},
+    ]
+    assert len({message["key"] for message in messages}) == 3
+    tasks = __import__("notifications.tasks", fromlist=["notify"])
+    tasks.notify.apply(kwargs={"items": messages})
+    codes = dict(Notification.objects.filter(status="sent").values_list("user_id", "checkin_code"))
+    assert codes == {person.pk: "" for person in people} | {people[0].pk: "CODE-0", people[3].pk: "CODE-3"}
+    assert len(mail.outbox) == 5
+
+
 def test_a_redelivered_message_creates_one_notification_and_one_email(participant):
     event = EventFactory(title="Town hall")
     with broker(DEAD_BROKER):
