@@ -2,12 +2,14 @@
 (events.admission._pace): fewer, larger batches during a rush. A wake-up with nothing left to decide
 and in-process deciding (the embedded default) never wait."""
 
+import contextlib
 import threading
 import time
 
 import pytest
 from django.db import connection, transaction
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 
 from events import admission
 from events.models import AdmissionRequest
@@ -57,6 +59,35 @@ def test_deciding_in_process_never_waits(sleeps, settings):
     assert sleeps == []
 
 
+@contextlib.contextmanager
+def table_kept_busy(request):
+    """A writer holding the requests' table (ROW EXCLUSIVE) in a transaction of its own meanwhile,
+    having deleted `request`."""
+    holding, release = threading.Event(), threading.Event()
+
+    def keep_the_table() -> None:
+        try:
+            with transaction.atomic():
+                AdmissionRequest.objects.filter(pk=request.pk).delete()
+                holding.set()
+                release.wait(20)
+        finally:
+            connection.close()
+
+    writer = threading.Thread(target=keep_the_table)
+    writer.start()
+    try:
+        assert holding.wait(10)
+        yield
+    finally:
+        release.set()
+        writer.join(20)
+
+
+def table_locks(queries) -> int:
+    return sum("LOCK TABLE" in query["sql"] for query in queries.captured_queries)
+
+
 @needs_service("DATABASE_URL")
 @override_settings(CELERY_TASK_ALWAYS_EAGER=False)
 def test_a_writer_keeping_the_requests_table_holds_the_consumer_back_only_briefly(sleeps):
@@ -67,33 +98,36 @@ def test_a_writer_keeping_the_requests_table_holds_the_consumer_back_only_briefl
     event = EventFactory(capacity=1, admission="queue")
     ask(event, 2)
     [request, kept] = AdmissionRequest.objects.filter(event=event).order_by("id")
-    holding, release = threading.Event(), threading.Event()
-
-    def keep_the_table() -> None:
-        try:
-            with transaction.atomic():
-                AdmissionRequest.objects.filter(pk=kept.pk).delete()  # ROW EXCLUSIVE until commit
-                holding.set()
-                release.wait(20)
-        finally:
-            connection.close()
-
-    writer = threading.Thread(target=keep_the_table)
-    writer.start()
-    try:
-        assert holding.wait(10)
+    with table_kept_busy(kept):
         for attempt in range(2):
             started = time.monotonic()
-            assert admission.decide_pending(event_ids=[event.pk]) == 0  # before: waited for the writer
+            with CaptureQueriesContext(connection) as queries:
+                assert admission.decide_pending(event_ids=[event.pk]) == 0  # before: waited for the writer
             tries = admission.BOUND_LOCK_ATTEMPTS * 2 * admission.BOUND_LOCK_TIMEOUT_MS / 1000
             assert time.monotonic() - started < tries + 1
+            assert table_locks(queries) == admission.BOUND_LOCK_ATTEMPTS
             if attempt == 0:
                 assert sleeps == []  # nothing decided lately: it tried at once
             else:  # the next wake-up paused before it tried again
                 assert len(sleeps) == 1 and 0.5 < sleeps[0] <= admission.TABLE_BUSY_PAUSE_SECONDS
         assert AdmissionRequest.objects.get(pk=request.pk).status == "pending"
-    finally:
-        release.set()
-        writer.join(20)
+    assert admission.decide_pending(event_ids=[event.pk]) == 1
+    assert AdmissionRequest.objects.get(pk=request.pk).status == "confirmed"
+
+
+@needs_service("DATABASE_URL")
+@override_settings(CELERY_TASK_ALWAYS_EAGER=True)
+def test_deciding_in_an_accepting_request_tries_the_busy_table_once_then_leaves_it_to_the_sweep(sleeps):
+    """Without a broker the accepting request decides: it must not sleep or lock again and again."""
+    event = EventFactory(capacity=1, admission="queue")
+    ask(event, 2)
+    [request, kept] = AdmissionRequest.objects.filter(event=event).order_by("id")
+    with table_kept_busy(kept):
+        for expected_locks in (1, 0):  # once, then not at all during the pause
+            with CaptureQueriesContext(connection) as queries:
+                assert admission.decide_pending(event_ids=[event.pk]) == 0
+            assert table_locks(queries) == expected_locks
+        assert sleeps == []
+    admission._table_busy_until = 0.0  # the pause is over (the fixture restores it afterwards)
     assert admission.decide_pending(event_ids=[event.pk]) == 1
     assert AdmissionRequest.objects.get(pk=request.pk).status == "confirmed"
