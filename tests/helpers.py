@@ -316,6 +316,29 @@ def while_paused(first, second, pause: Pause, *, second_must_wait: bool = False)
     return errors
 
 
+def in_another_thread(work):
+    """Starts work() on a connection of its own; the returned join() gives what it raised."""
+    errors: list[Exception] = []
+
+    def run():
+        try:
+            work()
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+
+    def join():
+        thread.join(20)
+        assert not thread.is_alive()
+        return errors
+
+    return join
+
+
 def while_held(first, second):
     """Runs first() in a transaction kept open until second(), started meanwhile, has waited for a
     second on what first() locked; then both finish. Returns what either raised."""

@@ -6,14 +6,12 @@ go, and the counts stay exact also when the participant's own cancellation runs 
 from __future__ import annotations
 
 import functools
-import threading
 import time
 
 import pytest
 from django.apps import apps
 from django.conf import settings
 from django.core.management import call_command
-from django.db import connection
 from django.test import Client
 
 from config.celery import app as celery_app
@@ -25,7 +23,7 @@ from participants.models import User
 from participants.proxies import ACCOUNT_SENDERS
 from reports.models import Report
 from tests.factories import AdminFactory, EventFactory, NotificationFactory, ReportFactory, UserFactory
-from tests.helpers import client_for, form_as_posted, needs_service, while_held
+from tests.helpers import client_for, form_as_posted, in_another_thread, needs_service, while_held
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -243,29 +241,6 @@ def test_making_a_participant_an_admin_while_the_consumer_seats_them_frees_the_s
     assert not errors
     assert User.objects.get(pk=first.pk).is_staff
     assert_seat_went_on(event, first, second)
-
-
-def in_another_thread(work):
-    """Starts work() on a connection of its own; the returned join() gives what it raised."""
-    errors: list[Exception] = []
-
-    def run():
-        try:
-            work()
-        except Exception as exc:  # noqa: BLE001
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-
-    def join():
-        thread.join(20)
-        assert not thread.is_alive()
-        return errors
-
-    return join
 
 
 def seat_holder_and_another_event():
