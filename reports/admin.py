@@ -92,6 +92,7 @@ class ReportAdmin(admin.ModelAdmin):
         "error",
         "created_at",
         "started_at",
+        "attempts",
         "completed_at",
         "download_link",
     ]

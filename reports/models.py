@@ -24,6 +24,9 @@ class Report(models.Model):
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(
+        default=0, help_text="Builds started: more than one means one was interrupted (a worker lost)."
+    )
     completed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

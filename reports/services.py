@@ -36,6 +36,9 @@ from reports.output import DocumentOutput
 log = logging.getLogger(__name__)
 
 BUILD_TASK = "reports.build_report"
+# Builds of one report that may be interrupted before the next start gives up on it: a rolling
+# deploy or two, not a build that hangs the same way each time it runs.
+INTERRUPTED_BUILDS_ALLOWED = 3
 # Participants fetched from the database per round trip while a report streams out (Python builder).
 CHUNK_SIZE = 2000
 # "database": PostgreSQL writes the JSON rows (reports.database); "python": the ORM and the json
@@ -73,11 +76,20 @@ def build(*, report_id: int) -> str | None:
     done, so however often the task runs, they are queued once.
     """
     with transaction.atomic():
+        # The start is counted in its own commit, so that a build that never ends (its worker lost,
+        # or killed past the tasks' time limit, then delivered again) is given up on, not repeated
+        # for ever at the head of the reports queue.
         report = Report.objects.select_for_update().filter(pk=report_id).first()
         if report is None or report.status in (Status.DONE, Status.FAILED):
             return report.status if report else None
         report.status, report.started_at = Status.RUNNING, timezone.now()
-        report.save(update_fields=["status", "started_at"])
+        report.attempts += 1
+        report.save(update_fields=["status", "started_at", "attempts"])
+    if report.attempts > 1 + INTERRUPTED_BUILDS_ALLOWED:
+        interrupted = report.attempts - 1
+        error = f"Gave up: the build was interrupted {interrupted} times (a worker lost, or timed out)."
+        _fail(report_id, error)
+        return Status.FAILED
     try:
         with metrics.BUILD_DURATION.time():
             return _build(report_id)
@@ -85,14 +97,18 @@ def build(*, report_id: int) -> str | None:
         raise  # not the report's fault: it stays running, and the task builds it again later
     except Exception as exc:
         log.exception("report %s failed", report_id)
-        with transaction.atomic():
-            report = _locked(report_id)
-            if report is not None and report.status == Status.RUNNING:
-                report.status, report.completed_at = Status.FAILED, timezone.now()
-                report.error = f"{type(exc).__name__}: {exc}"[:2000]
-                report.save(update_fields=["status", "error", "completed_at"])
-                _tell(report, Kind.REPORT_FAILED, event_id=report.event_id)
+        _fail(report_id, f"{type(exc).__name__}: {exc}")
         return Status.FAILED
+
+
+def _fail(report_id: int, error: str) -> None:
+    """Marks a running report failed, with the error (for admins), and tells its addressees."""
+    with transaction.atomic():
+        report = _locked(report_id)
+        if report is not None and report.status == Status.RUNNING:
+            report.status, report.completed_at, report.error = Status.FAILED, timezone.now(), error[:2000]
+            report.save(update_fields=["status", "error", "completed_at"])
+            _tell(report, Kind.REPORT_FAILED, event_id=report.event_id)
 
 
 def _locked(report_id: int) -> Report | None:

@@ -449,6 +449,26 @@ def test_a_report_deleted_while_it_is_built_is_dropped_quietly(admin, event_with
     assert not [m for m in mail.outbox if m.subject.startswith("Participant report ready")]
 
 
+def test_a_build_interrupted_again_and_again_is_given_up(admin, event_with_two):
+    """A build that never ends (its worker lost, or killed past the tasks' time limit) was delivered
+    again for ever, at the head of the reports queue: after INTERRUPTED_BUILDS_ALLOWED the next
+    start marks it failed and tells its addressees; one interruption fewer still builds."""
+    event, _ = event_with_two
+    allowed = services.INTERRUPTED_BUILDS_ALLOWED
+    given_up, built = (
+        ReportFactory(event=event, requested_by=admin, recipients=[admin.email], status="running", attempts=n)
+        for n in (1 + allowed, allowed)  # starts so far: the first build and its interruptions
+    )
+    assert services.build(report_id=given_up.pk) == "failed"
+    given_up.refresh_from_db()
+    assert given_up.error.startswith(f"Gave up: the build was interrupted {allowed + 1} times")
+    assert (given_up.attempts, bool(given_up.document)) == (allowed + 2, False)
+    assert [m.subject for m in mail.outbox] == ["Participant report failed: Town hall"]
+    assert services.build(report_id=built.pk) == "done"
+    built.refresh_from_db()
+    assert (built.status, built.attempts) == ("done", allowed + 1)
+
+
 def stored_reports() -> set[str]:
     folder = os.path.join(settings.MEDIA_ROOT, "reports")
     return set(os.listdir(folder)) if os.path.isdir(folder) else set()
