@@ -339,6 +339,40 @@ def in_another_thread(work):
     return join
 
 
+@contextlib.contextmanager
+def held_open(work):
+    """Runs work() in a transaction of its own, on a thread with its own connection, and keeps that
+    transaction open, whatever it locked still locked, until the with-block ends; then it commits.
+    What work() raised is raised at the end."""
+    holding, release = threading.Event(), threading.Event()
+    errors: list[Exception] = []
+
+    def hold() -> None:
+        try:
+            with transaction.atomic():
+                work()
+                holding.set()
+                release.wait(20)
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            holding.set()
+            connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert holding.wait(10)
+        if errors:
+            raise errors[0]
+        yield
+    finally:
+        release.set()
+        holder.join(20)
+    if errors:
+        raise errors[0]
+
+
 def while_held(first, second):
     """Runs first() in a transaction kept open until second(), started meanwhile, has waited for a
     second on what first() locked; then both finish. Returns what either raised."""

@@ -9,7 +9,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +24,7 @@ from events import admission, services, wakeups
 from events.models import AdmissionRequest, Enrollment, Event, WaitlistEntry
 from notifications.models import Notification
 from tests.factories import EventFactory, UserFactory
-from tests.helpers import broker, database_url_for_children, needs_service, wait_until
+from tests.helpers import broker, database_url_for_children, held_open, needs_service, wait_until
 from tests.integration.test_concurrency import fire_together
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -203,16 +202,6 @@ def test_joining_the_list_while_the_last_seat_is_being_taken_is_counted():
     event = EventFactory(capacity=2)
     services.enroll(event_id=event.pk, participant_id=UserFactory().pk)
     last, joiner = UserFactory(), UserFactory()
-    taken, release = threading.Event(), threading.Event()
-
-    def take_the_last_seat() -> None:
-        try:
-            with transaction.atomic():
-                services.enroll(event_id=event.pk, participant_id=last.pk)
-                taken.set()
-                release.wait(10)
-        finally:
-            connection.close()
 
     def join() -> object:
         try:
@@ -220,19 +209,12 @@ def test_joining_the_list_while_the_last_seat_is_being_taken_is_counted():
         finally:
             connection.close()
 
-    holder = threading.Thread(target=take_the_last_seat)
-    holder.start()
-    try:
-        assert taken.wait(10)
-        with ThreadPoolExecutor(max_workers=1) as pool:
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        with held_open(lambda: services.enroll(event_id=event.pk, participant_id=last.pk)):  # the last seat
             joining = pool.submit(join)
             time.sleep(0.5)
             assert not joining.done(), joining.result()  # it waits for the seat's transaction
-            release.set()
-            place = joining.result(timeout=20)
-    finally:
-        release.set()
-        holder.join(10)
+        place = joining.result(timeout=20)
     assert place.position == 1
     event.refresh_from_db()
     assert (event.enrolled_count, event.waitlist_count) == (2, 1)

@@ -2,19 +2,17 @@
 (events.admission._pace): fewer, larger batches during a rush. A wake-up with nothing left to decide
 and in-process deciding (the embedded default) never wait."""
 
-import contextlib
-import threading
 import time
 
 import pytest
-from django.db import connection, transaction
+from django.db import connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
 from events import admission
 from events.models import AdmissionRequest
 from tests.factories import EventFactory, UserFactory
-from tests.helpers import needs_service
+from tests.helpers import held_open, needs_service
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -59,31 +57,6 @@ def test_deciding_in_process_never_waits(sleeps, settings):
     assert sleeps == []
 
 
-@contextlib.contextmanager
-def table_kept_busy(request):
-    """A writer holding the requests' table (ROW EXCLUSIVE) in a transaction of its own meanwhile,
-    having deleted `request`."""
-    holding, release = threading.Event(), threading.Event()
-
-    def keep_the_table() -> None:
-        try:
-            with transaction.atomic():
-                AdmissionRequest.objects.filter(pk=request.pk).delete()
-                holding.set()
-                release.wait(20)
-        finally:
-            connection.close()
-
-    writer = threading.Thread(target=keep_the_table)
-    writer.start()
-    try:
-        assert holding.wait(10)
-        yield
-    finally:
-        release.set()
-        writer.join(20)
-
-
 def table_locks(queries) -> int:
     return sum("LOCK TABLE" in query["sql"] for query in queries.captured_queries)
 
@@ -98,7 +71,7 @@ def test_a_writer_keeping_the_requests_table_holds_the_consumer_back_only_briefl
     event = EventFactory(capacity=1, admission="queue")
     ask(event, 2)
     [request, kept] = AdmissionRequest.objects.filter(event=event).order_by("id")
-    with table_kept_busy(kept):
+    with held_open(AdmissionRequest.objects.filter(pk=kept.pk).delete):  # the table kept busy
         for attempt in range(2):
             started = time.monotonic()
             with CaptureQueriesContext(connection) as queries:
@@ -122,7 +95,7 @@ def test_deciding_in_an_accepting_request_tries_the_busy_table_once_then_leaves_
     event = EventFactory(capacity=1, admission="queue")
     ask(event, 2)
     [request, kept] = AdmissionRequest.objects.filter(event=event).order_by("id")
-    with table_kept_busy(kept):
+    with held_open(AdmissionRequest.objects.filter(pk=kept.pk).delete):  # the table kept busy
         for expected_locks in (1, 0):  # once, then not at all during the pause
             with CaptureQueriesContext(connection) as queries:
                 assert admission.decide_pending(event_ids=[event.pk]) == 0
